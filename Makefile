@@ -1,0 +1,44 @@
+# Two commands do all the set-up:  `make demo` (main job)  and  `make test` (test suite).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+export OMP_WAIT_POLICY := PASSIVE
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install test test-fast demo lint bench clean-venv
+
+$(PY):
+	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# torch first: a CPU wheel of exactly this version lies on local disk; any other spec pulls CUDA.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[dev,model-qwen-0p5b]"
+	touch $@
+
+$(VENV)/.installed-1p5b: $(VENV)/.installed
+	$(PIP) install --quiet -e ".[model-qwen-1p5b]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow"
+
+demo: $(VENV)/.installed-1p5b
+	$(VENV)/bin/memento-lab demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check memento_lab servers tests benchmarks notebooks
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_retrieval.py
+
+clean-venv:
+	rm -rf $(VENV)

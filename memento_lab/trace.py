@@ -1,0 +1,180 @@
+"""Plain typed records of one episode: what was retrieved, planned, executed, called and judged.
+
+Every layer writes into these; widgets, dataframes and the runner read them. They serialise to
+one JSON object per line (``Trace.to_jsonl`` / ``read_traces``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from memento_lab.jsonl import FormatError, append_jsonl, read_jsonl
+
+
+def now() -> float:
+    """Wall-clock timestamp (seconds since the epoch) used in every record."""
+    return time.time()
+
+
+class Usage(BaseModel):
+    """Token usage of one or more LLM calls; ``cost`` only when a price table is configured."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        cost = None if self.cost is None and other.cost is None else (self.cost or 0.0) + (other.cost or 0.0)
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost=cost,
+        )
+
+
+class LLMCall(BaseModel):
+    """One chat completion: who asked, which model, how long, how many tokens, what went wrong."""
+
+    role: str  # planner | executor | judge | other
+    model: str
+    latency_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    request_hash: str | None = None  # cassette key, when recorded
+    replayed: bool = False
+    error: str | None = None
+    started_at: float = Field(default_factory=now)
+
+
+class ToolCall(BaseModel):
+    """One MCP tool call, as the executor made it."""
+
+    server: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    result: str | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+    started_at: float = Field(default_factory=now)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class PlanStep(BaseModel):
+    """One step of a planner's JSON plan ``{"plan": [{"id", "description"}]}``."""
+
+    id: int
+    description: str
+
+
+class PlanCycle(BaseModel):
+    """One planner turn: a plan, or a final answer, or a parse error."""
+
+    index: int
+    plan: list[PlanStep] = Field(default_factory=list)
+    final_answer: str | None = None
+    raw: str = ""
+    error: str | None = None
+    llm: LLMCall | None = None
+
+
+class ExecStep(BaseModel):
+    """The executor working on one plan step with tools."""
+
+    cycle: int
+    step_id: int
+    description: str
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    result: str = ""
+    error: str | None = None
+    llm_calls: list[LLMCall] = Field(default_factory=list)
+    duration_s: float = 0.0
+
+
+class RetrievedCase(BaseModel):
+    """A case shown to the planner, with the retriever's score."""
+
+    case_id: str
+    question: str
+    label: str  # positive | negative
+    score: float
+    reward: float | None = None
+    rank: int = 0
+
+
+class JudgeVerdict(BaseModel):
+    """One judge's score of the final answer (0..1) and whether it counts as correct."""
+
+    judge: str
+    score: float
+    correct: bool
+    detail: str = ""
+
+
+class Trace(BaseModel):
+    """Everything that happened in one episode."""
+
+    task_id: str
+    question: str
+    run_id: str | None = None
+    iteration: int = 0
+    memory_mode: str = "none"
+    retriever: str | None = None
+    retrieved: list[RetrievedCase] = Field(default_factory=list)
+    cycles: list[PlanCycle] = Field(default_factory=list)
+    steps: list[ExecStep] = Field(default_factory=list)
+    final_answer: str | None = None
+    expected: str | None = None
+    verdicts: list[JudgeVerdict] = Field(default_factory=list)
+    judge_calls: list[LLMCall] = Field(default_factory=list)
+    reward: float = 0.0
+    case_id: str | None = None  # the case written from this episode
+    error: str | None = None
+    started_at: float = Field(default_factory=now)
+    latency_s: float = 0.0
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def llm_calls(self) -> list[LLMCall]:
+        calls = [c.llm for c in self.cycles if c.llm is not None]
+        for s in self.steps:
+            calls.extend(s.llm_calls)
+        calls.extend(self.judge_calls)
+        return calls
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [t for s in self.steps for t in s.tool_calls]
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for call in self.llm_calls:
+            total = total + call.usage
+        return total
+
+
+def write_traces(path: str | Path, traces: Iterable[Trace]) -> None:
+    """Append traces to a JSONL file (one durable write: flush + fsync)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    append_jsonl(path, [t.model_dump(mode="json") for t in traces])
+
+
+def read_traces(path: str | Path, *, strict: bool = True) -> Iterator[Trace]:
+    """Read traces from JSONL; a bad line raises (or, ``strict=False``, skips) naming file and line."""
+    for line, obj in read_jsonl(path, strict=strict):
+        try:
+            yield Trace.model_validate(obj)
+        except ValidationError as e:
+            if strict:
+                raise FormatError(path, line, f"not a valid trace: {e.errors()[0]['msg']}", field=".".join(map(str, e.errors()[0]["loc"]))) from e
