@@ -112,7 +112,79 @@ def add_tools_commands(sub: argparse._SubParsersAction) -> None:
 
 # --------------------------------------------------------------------------- retriever
 def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
-    pass
+    r = sub.add_parser("retriever", help="train and evaluate the parametric retriever Q(query, case)")
+    rs = r.add_subparsers(dest="retriever_cmd", required=True)
+
+    p = rs.add_parser("train", help="train on a pair file (original training_data.jsonl or a workbench pair log)")
+    p.add_argument("--pairs", required=True)
+    p.add_argument("--bank", default=None, help="bank folder: its embedding cache and case plans")
+    p.add_argument("--out", default="checkpoints/retriever")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--freeze-encoder", dest="freeze", action="store_true", default=True, help="head only (default)")
+    mode.add_argument("--fine-tune", dest="freeze", action="store_false", help="fine-tune the encoder too")
+    p.add_argument("--train-layers", type=int, default=0, help="with --fine-tune: top N layers (0 = all)")
+    p.add_argument("--target", default="helped", choices=["helped", "advantage", "delta"])
+    p.add_argument("--case-text", default="question", choices=["question", "question+plan"])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--accelerator", default="auto")
+    p.add_argument("--devices", default="auto")
+    p.add_argument("--strategy", default="auto", help="e.g. ddp (multi-GPU / multi-node)")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_retriever_train)
+
+    p = rs.add_parser("eval", help="learned vs similarity-only metrics of a checkpoint on a pair file")
+    p.add_argument("--pairs", required=True)
+    p.add_argument("--checkpoint", required=True, help="a .ckpt file or a folder with best.ckpt")
+    p.add_argument("--split", default="auto", choices=["auto", "val", "all"])
+    p.add_argument("--target", default=None, choices=["helped", "advantage", "delta"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_retriever_eval)
+
+
+def _retriever_train(args: argparse.Namespace) -> int:
+    from memento_lab.retriever_model import fit
+
+    devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
+    result = fit(
+        args.pairs, out=args.out, bank=args.bank, target=args.target, freeze_encoder=args.freeze,
+        train_layers=args.train_layers, case_text=args.case_text, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, accelerator=args.accelerator, devices=devices,
+        strategy=args.strategy, num_nodes=args.num_nodes, progress=not args.no_progress,
+    )
+    if args.json:
+        _print_json(result.model_dump())
+        return 0
+    s, lr_, sim = result.split, result.learned, result.similarity
+    print(f"split by query: train {s.train_pairs} pairs / {s.train_queries} queries ({s.train_positive} positive), "
+          f"val {s.val_pairs} / {s.val_queries} ({s.val_positive} positive)")
+    for name, m in (("learned", lr_), ("similarity", sim)):
+        print(f"  {name:>10}: pair AUC {_fmt(m.get('auc'))}  within-query AUC {_fmt(m.get('wq_auc'))}  "
+              f"p@1 {_fmt(m.get('p_at_1'))}" + (f"  F1 {_fmt(m.get('f1'))}  acc {_fmt(m.get('acc'))}" if name == "learned" else ""))
+    print(f"  mixed-label val queries: {lr_.get('n_mixed_queries')} of {lr_.get('n_queries')}")
+    print(f"best: {result.best_checkpoint}\nlast: {result.last_checkpoint}\nmetrics: {result.metrics_csv}  ({result.seconds} s)")
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _retriever_eval(args: argparse.Namespace) -> int:
+    from memento_lab.retriever_model import evaluate
+
+    rep = evaluate(args.checkpoint, args.pairs, split=args.split, target=args.target)
+    if args.json:
+        print(json.dumps(rep))
+        return 0
+    for key, val in rep.items():
+        print(f"{key:>22}: {_fmt(val) if isinstance(val, float) else val}")
+    return 0
 
 
 # --------------------------------------------------------------------------- run / report / demo

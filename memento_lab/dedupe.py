@@ -64,7 +64,7 @@ def find_duplicates(
             i = start + off
             if i in absorbed:
                 continue
-            hits = [j for j in np.flatnonzero(row >= threshold) if j > i and j not in absorbed and (not same_label or labels[j] == labels[i])]
+            hits = [int(j) for j in np.flatnonzero(row >= threshold) if j > i and j not in absorbed and (not same_label or labels[j] == labels[i])]
             if hits:
                 absorbed.update(hits)
                 groups.append(

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,7 +32,9 @@ class Encoder(Protocol):
     """Anything that turns texts into L2-normalised float32 rows."""
 
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int: ...
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -58,7 +60,7 @@ class SentenceEncoder:
         self.name = model
         self.device = device or ("cuda" if _cuda_available() else "cpu")
         self.batch_size = batch_size
-        self._model = None
+        self._model: Any = None
         self._lock = threading.Lock()
         self.calls = 0  # texts encoded by this instance (tests check caching with it)
 

@@ -1,0 +1,183 @@
+"""The agent's memory: read (retrieve cases for a task) and write (case, pairs, retriever update).
+
+``Memory`` ties a ``CaseBank``, a ``Retriever`` and a ``PairLog`` together so the agent loop has
+two calls: ``memory.read(question)`` before planning and ``memory.write(...)`` after judging. A
+write appends the episode as a case *and* one retrieval pair per case that was shown, with the
+per-case signals the parametric retriever can learn from (``advantage`` = reward minus the task's
+baseline reward so far), and gives a learnable retriever its online update.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from memento_lab.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
+from memento_lab.pairs import PairLog, RetrievalPair
+from memento_lab.retrieval import DEFAULT_K, NoMemory, Retrieved, Retriever
+from memento_lab.trace import RetrievedCase, Trace
+
+PROMPT_ANSWER_CHARS = 300  # how much of a past answer / step result a prompt example shows
+
+
+class Memory:
+    """Read and write the case bank around one episode."""
+
+    def __init__(
+        self,
+        bank: CaseBank,
+        retriever: Retriever | None = None,
+        *,
+        pairs: PairLog | None = None,
+        k: int = DEFAULT_K,
+        k_positive: int | None = None,
+        k_negative: int | None = None,
+        temperature: float | None = None,
+        exclude_question: bool = False,
+        threshold: float = DEFAULT_THRESHOLD,
+        write: bool = True,
+    ):
+        self.bank = bank
+        self.retriever = retriever or NoMemory(bank)
+        self.pairs = pairs
+        self.k, self.k_positive, self.k_negative = k, k_positive, k_negative
+        self.temperature = temperature
+        self.exclude_question = exclude_question
+        self.threshold = threshold
+        self.write_enabled = write
+        self._rewards: dict[str, list[float]] = defaultdict(list)  # task id -> rewards seen so far
+
+    @property
+    def mode(self) -> str:
+        return self.retriever.name
+
+    def read(self, question: str, *, seed: int = 0) -> list[Retrieved]:
+        """The cases to show for ``question``, from the bank as it is now."""
+        return self.retriever.retrieve(
+            question,
+            self.k,
+            k_positive=self.k_positive,
+            k_negative=self.k_negative,
+            temperature=self.temperature,
+            exclude_question=self.exclude_question,
+            seed=seed,
+        )
+
+    def baseline(self, task_id: str) -> float | None:
+        past = self._rewards.get(task_id)
+        return sum(past) / len(past) if past else None
+
+    def write(self, trace: Trace, *, benchmark: str | None = None, family: str | None = None, split: str | None = None) -> Case | None:
+        """Append the episode as a case and its retrieval pairs; returns the case (None if writing is off)."""
+        if not self.write_enabled:
+            return None
+        last_plan = next((c.plan for c in reversed(trace.cycles) if c.plan), [])
+        case = Case.from_episode(
+            trace.question,
+            trace.reward,
+            threshold=self.threshold,
+            plan=last_plan,
+            answer=trace.final_answer,
+            trajectory=Trajectory(
+                tools_used=[t.name for t in trace.tool_calls],
+                step_results=[s.result for s in trace.steps],
+            ),
+            source=Source(
+                benchmark=benchmark, split=split, run_id=trace.run_id, iteration=trace.iteration, family=family, task_id=trace.task_id
+            ),
+            metadata={"expected": trace.expected, "memory_mode": trace.memory_mode},
+        )
+        self.bank.add(case)
+        trace.case_id = case.id
+        baseline = self.baseline(trace.task_id)
+        self._rewards[trace.task_id].append(trace.reward)
+        pairs = [
+            RetrievalPair(
+                query=trace.question,
+                case_id=r.case_id,
+                case_question=r.question,
+                case_label=r.label,
+                case_plan=self.bank.get(r.case_id).plan_json if r.case_id in self.bank else "",
+                reward=trace.reward,
+                helped=trace.reward >= self.threshold,
+                baseline=baseline,
+                advantage=None if baseline is None else trace.reward - baseline,
+                rank=r.rank,
+                score=r.score,
+                task_id=trace.task_id,
+                run_id=trace.run_id,
+                iteration=trace.iteration,
+            )
+            for r in trace.retrieved
+        ]
+        if self.pairs is not None:
+            self.pairs.append(pairs)
+        update = getattr(self.retriever, "update", None)
+        if pairs and callable(update):
+            update(pairs)
+        return case
+
+
+def counterfactual_pair(with_case: Trace, without_case: Trace, dropped: RetrievedCase, case_plan: str = "") -> RetrievalPair:
+    """A pair whose target is the case's own effect: reward with it minus reward without it."""
+    return RetrievalPair(
+        query=with_case.question,
+        case_id=dropped.case_id,
+        case_question=dropped.question,
+        case_label=dropped.label,
+        case_plan=case_plan,
+        reward=with_case.reward,
+        helped=with_case.reward > without_case.reward,
+        baseline=without_case.reward,
+        advantage=with_case.reward - without_case.reward,
+        delta=with_case.reward - without_case.reward,
+        rank=dropped.rank,
+        score=dropped.score,
+        task_id=with_case.task_id,
+        run_id=with_case.run_id,
+        iteration=with_case.iteration,
+        source="counterfactual",
+    )
+
+
+def format_cases(retrieved: Sequence[Retrieved], template: str) -> str:
+    """The memory block of the planner prompt: positive cases as examples, negative ones as warnings."""
+    pos = [r.case for r in retrieved if r.case.positive]
+    neg = [r.case for r in retrieved if not r.case.positive]
+    return template.format(
+        positive_header=f"Successful past cases ({len(pos)}):" if pos else "",
+        positive="\n".join(_example(i, c, good=True) for i, c in enumerate(pos, 1)),
+        negative_header=f"Failed past cases ({len(neg)}) - avoid these patterns:" if neg else "",
+        negative="\n".join(_example(i, c, good=False) for i, c in enumerate(neg, 1)),
+    ).strip()
+
+
+def _example(i: int, case: Case, *, good: bool) -> str:
+    lines = [f"Case {i}:", f"Task: {case.question}"]
+    if case.plan:
+        lines.append("Plan:")
+        lines.extend(f"  {s.id}. {s.description}" for s in case.plan)
+    if good and case.trajectory.step_results:
+        lines.append("Step results: " + " | ".join(_clip(r, 120) for r in case.trajectory.step_results))
+    if case.answer:
+        lines.append(f"{'Answer' if good else 'Wrong answer'}: {_clip(case.answer, PROMPT_ANSWER_CHARS)}")
+    return "\n".join(lines) + "\n"
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def describe(memory: Memory) -> dict[str, Any]:
+    return {
+        "mode": memory.mode,
+        "k": memory.k,
+        "k_positive": memory.k_positive,
+        "k_negative": memory.k_negative,
+        "temperature": memory.temperature,
+        "bank_version": memory.bank.version,
+        "retriever": json.loads(json.dumps(memory.retriever.describe(), default=str)),
+    }

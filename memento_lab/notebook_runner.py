@@ -1,0 +1,96 @@
+"""Execute the numbered notebooks with papermill: the main job (``make demo``) and the CI smoke run.
+
+Notebook sources live in ``notebooks/`` as jupytext py:percent files (readable diffs, no outputs
+in git). Each run converts them to ``.ipynb``, executes them in order with papermill into one
+folder under ``data/runs/`` (the notebooks share that folder: 01 writes the bank that 02 trains
+on, and so on), and exports HTML next to each executed notebook.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = ("01_build_case_bank", "02_train_retriever", "03_agent_run", "04_learning_curves")
+
+
+def to_ipynb(name: str, dest: Path) -> Path:
+    """Convert ``notebooks/<name>.py`` (py:percent) to an output-free ``.ipynb`` at ``dest``."""
+    import jupytext
+
+    src = NOTEBOOK_DIR / f"{name}.py"
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such notebook source")
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(nb, dest, fmt="ipynb")
+    return dest
+
+
+def declared_parameters(name: str) -> dict[str, Any]:
+    """The names and defaults of a notebook's ``parameters`` cell (as papermill sees them)."""
+    import tempfile
+
+    import papermill
+
+    with tempfile.TemporaryDirectory() as tmp:
+        nb = to_ipynb(name, Path(tmp) / f"{name}.ipynb")
+        params = papermill.inspect_notebook(str(nb))
+    return {k: v["default"] for k, v in params.items()}
+
+
+def execute(name: str, out_dir: Path, parameters: dict[str, Any], *, html: bool = True, progress: bool = True) -> Path:
+    """Execute one notebook into ``out_dir`` (papermill writes the output even when a cell fails)."""
+    import papermill
+
+    declared = declared_parameters(name)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:  # papermill only logs a warning for these
+        raise ValueError(f"{name}: unknown parameters {unknown}; declared: {sorted(declared)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = to_ipynb(name, out_dir / "src" / f"{name}.ipynb")
+    out = out_dir / f"{name}.ipynb"
+    try:
+        papermill.execute_notebook(
+            str(src), str(out), parameters=parameters, kernel_name="python3", cwd=str(ROOT), progress_bar=progress
+        )
+    finally:
+        if html and out.exists():
+            export_html(out)
+    return out
+
+
+def export_html(notebook: Path) -> Path:
+    """HTML next to the executed notebook (plots and saved widget state included)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    html = notebook.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def run_all(
+    out_root: str | Path = "data/runs",
+    *,
+    smoke: bool = False,
+    names: tuple[str, ...] = NOTEBOOKS,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """Execute the notebooks in order into ``<out_root>/demo-<time>/``; returns that folder."""
+    folder = Path(out_root).resolve() / time.strftime("demo-%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    for name in names:
+        t0 = time.perf_counter()
+        params = {"out_dir": str(folder), "smoke": smoke, **(extra or {}).get(name, {})}
+        execute(name, folder, params)
+        timings[name] = round(time.perf_counter() - t0, 1)
+        print(f"{name}: {timings[name]} s -> {folder / (name + '.html')}", flush=True)
+    (folder / "timings.txt").write_text("\n".join(f"{k}\t{v}" for k, v in timings.items()) + "\n")
+    return folder
