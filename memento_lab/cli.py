@@ -33,7 +33,7 @@ def add_bank_commands(sub: argparse._SubParsersAction) -> None:
 
     p = bank.add_parser("stats", help="counts by label and source, and the version")
     p.add_argument("dir")
-    p.set_defaults(handler=lambda a: _print_json(_open_bank(a.dir, embed=False).stats()) or 0)
+    p.set_defaults(handler=_bank_stats)
 
     p = bank.add_parser("export", help="export a bank to the original memory.jsonl format")
     p.add_argument("dir")
@@ -101,8 +101,23 @@ def _retrieve(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- llm
+def _bank_stats(args: argparse.Namespace) -> int:
+    _print_json(_open_bank(args.dir, embed=False).stats())
+    return 0
+
+
 def add_llm_commands(sub: argparse._SubParsersAction) -> None:
-    pass
+    from memento_lab.llm import cli_llm_models, cli_llm_smoke
+
+    r = sub.add_parser("llm", help="the language models: smoke-test the endpoint or embedded model, list packaged models")
+    rs = r.add_subparsers(dest="llm_command", required=True)
+    p = rs.add_parser("smoke", help="start the model (or use the endpoint) and ask for a short JSON plan")
+    p.add_argument("--model", default=None, help="packaged model name or .gguf path (embedded) / model id (endpoint)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cli_llm_smoke)
+    p = rs.add_parser("models", help="packaged models with pins, sha256 and licence")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cli_llm_models)
 
 
 # --------------------------------------------------------------------------- tools

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     judge_model: str | None = Field(None, validation_alias=AliasChoices("judge_model", "MEMENTO_JUDGE_MODEL"))
     llm_timeout_s: float = Field(120.0, validation_alias=AliasChoices("llm_timeout_s", "MEMENTO_LLM_TIMEOUT"))
     llm_max_retries: int = Field(3, validation_alias=AliasChoices("llm_max_retries", "MEMENTO_LLM_MAX_RETRIES"))
+    # auto: native tools/tool_calls on an endpoint, JSON-schema-forced calls on the embedded model.
+    tool_mode: Literal["auto", "native", "schema"] = Field(
+        "auto", validation_alias=AliasChoices("tool_mode", "MEMENTO_TOOL_MODE")
+    )
 
     # --- Embedded model (used when no endpoint is configured).
     local_model: str = Field(

