@@ -13,6 +13,7 @@ episode is written to memory. Every call lands in the returned ``Trace``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -157,7 +158,9 @@ class Agent:
         # 4. judge
         if self.suite is not None and not isinstance(task, str):
             try:
-                trace.verdicts = await self.suite.score(task, trace.final_answer, ctx=self.judge_ctx)  # type: ignore[arg-type]
+                ctx = dataclasses.replace(self.judge_ctx, calls=[]) if self.judge_ctx is not None else None
+                trace.verdicts = await self.suite.score(task, trace.final_answer, ctx=ctx)  # type: ignore[arg-type]
+                trace.judge_calls = list(ctx.calls) if ctx is not None else []
                 trace.reward = trace.verdicts[0].score if trace.verdicts else 0.0
             except Exception as e:
                 trace.error = (trace.error or "") + f" | judge: {type(e).__name__}: {e}"

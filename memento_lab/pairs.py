@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from memento_lab.cases import content_id
 from memento_lab.jsonl import FormatError, ReadReport, append_jsonl, read_jsonl
 from memento_lab.trace import now
+
+if TYPE_CHECKING:
+    from memento_lab.cases import CaseBank
+    from memento_lab.retrieval import Retriever
 
 PairSource = Literal["episode", "counterfactual", "memento"]
 
@@ -105,3 +109,16 @@ def read_memento_pairs(path: str | Path, *, strict: bool = True, report: ReadRep
             )
         )
     return out
+
+
+def pairs_from_bank(bank: CaseBank, retriever: Retriever, k: int = 4) -> list[RetrievalPair]:
+    """Pairs derived from a bank alone (no run needed): every case, as a query, with its ``k`` most
+    similar other cases, each labelled by the query case's outcome (the original's copying rule)."""
+    return [
+        RetrievalPair(
+            query=q.question, case_id=r.case.id, case_question=r.case.question, case_label=r.case.label,
+            case_plan=r.case.plan_json, reward=q.reward, helped=q.positive, rank=r.rank, score=r.score,
+        )
+        for q in bank.cases()
+        for r in retriever.retrieve(q.question, k, exclude_ids={q.id}, exclude_question=True)
+    ]

@@ -35,7 +35,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import polars as pl
-from IPython.display import display
+from IPython.display import HTML, display
 from tqdm.auto import tqdm
 
 from memento_lab.agent import Agent, AgentConfig
@@ -50,7 +50,7 @@ from memento_lab.retrieval import make_retriever
 from memento_lab.suites import JudgeContext, load_suite
 from memento_lab.tools import ToolBox
 from memento_lab.trace import read_traces, write_traces
-from memento_lab.widgets import trace_viewer, traces_browser
+from memento_lab.widgets import trace_html, trace_viewer, traces_browser
 
 if smoke:  # CI: the small model, two tasks, one plan cycle
     model, n_tasks = "qwen2.5-coder-0.5b", min(n_tasks, 2)
@@ -128,14 +128,15 @@ pl.DataFrame(
 
 # %% [markdown]
 # ## Replay
-# A saved trace is data: read it back and view it. And because every call went through the
+# A saved trace is data: read it back and view it (here as static HTML, which needs no widget
+# JavaScript and so also shows in an exported HTML file offline). And because every call went through the
 # cassette, the first episode re-executes from it exactly, with the bank as it was then
 # (`bank.at(version)` — time travel), without the model or the tool servers.
 
 # %%
 saved = list(read_traces(run / "traces.jsonl"))
 print(f"{len(saved)} traces in {run / 'traces.jsonl'}")
-display(trace_viewer(saved[-1]))
+display(HTML(trace_html(saved[-1])))
 
 # %%
 await stack.aclose()  # stop the model and the tool servers

@@ -24,7 +24,7 @@ suite = "reasoning-gym:spell_backward"
 n = 4  # tasks per family
 iterations = 2
 memories = "none,similarity,parametric"  # parametric runs only when notebook 02 left a checkpoint
-orders = "0,1"  # task orders (0 = suite order, else seeded shuffles): the CI spread
+orders = "0,1"  # task orders (0: suite order, else seeded shuffles), the CI spread
 seed = 0
 k = 4
 k_sweep = "1,4"  # K values for the similarity K sweep ('' to skip)

