@@ -122,7 +122,21 @@ def add_llm_commands(sub: argparse._SubParsersAction) -> None:
 
 # --------------------------------------------------------------------------- tools
 def add_tools_commands(sub: argparse._SubParsersAction) -> None:
-    pass
+    from memento_lab.tools import cli_tools_call, cli_tools_list
+
+    servers = ["code", "search", "documents", "math", "web"]
+    tools = sub.add_parser("tools", help="start MCP tool servers, list their tools, call one").add_subparsers(dest="tools_cmd", required=True)
+    p = tools.add_parser("list", help="start the servers and print their tools")
+    p.add_argument("--servers", default=None, help=f"comma-separated subset of {','.join(servers)} (default: all)")
+    p.add_argument("--workspace", default=None, help="folder the servers share (default: a temporary one)")
+    p.add_argument("--json", action="store_true", help='print {"servers": {server: [tool names]}}')
+    p.set_defaults(handler=cli_tools_list)
+    p = tools.add_parser("call", help="call one tool and print its result (exit 1 on a tool error)")
+    p.add_argument("server", choices=servers)
+    p.add_argument("tool")
+    p.add_argument("arguments", nargs="?", default="{}", help="the arguments as a JSON object (default: {})")
+    p.add_argument("--workspace", default=None, help="folder the server works in (default: a temporary one)")
+    p.set_defaults(handler=cli_tools_call)
 
 
 # --------------------------------------------------------------------------- retriever

@@ -1,0 +1,406 @@
+"""The MCP client side: start tool servers over stdio, list their tools as OpenAI schemas, route calls.
+
+    async with ToolBox(["code", "math"], workspace=run_dir / "ws") as tb:
+        tools = tb.openai_tools()                     # -> chat.completions(tools=...)
+        call = await tb.call("calculate", {"expression": "2^100"})
+        call.result, call.error, call.duration_s      # a memento_lab.trace.ToolCall
+
+Each server is ``python -m servers.<module>`` in its own process with an explicit environment (the
+child sees only what is listed in ``server_env``). ``call`` never raises for a tool's failure: a
+``ToolError``, an unknown tool, bad arguments, a timeout or a crashed server all end up in
+``ToolCall.error``. A server that dies is restarted once and the call retried once (``restarts``
+counts them, ``events`` says what happened). With a ``Cassette`` every listing and call goes through
+it; in replay mode no server is ever started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from memento_lab.config import Settings
+from memento_lab.trace import ToolCall
+
+if TYPE_CHECKING:
+    from mcp import Client
+
+    from memento_lab.cassette import Cassette
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_MODULES = {"code": "code", "search": "search", "documents": "documents", "math": "math_server", "web": "web"}
+PASS_THROUGH_ENV = ("MEMENTO_SANDBOX", "MEMENTO_SEARCH_INDEX", "MEMENTO_CODE_TIMEOUT", "MEMENTO_DOC_MAX_BYTES",
+                    "MEMENTO_SERVER_LOG_LEVEL", "TRANSFORMERS_OFFLINE", "LANG", "TMPDIR")
+ERROR_PREFIX = "Error executing tool "
+
+
+def available_servers() -> list[str]:
+    """Names accepted by ``ToolBox``: code, search, documents, math, web."""
+    return list(SERVER_MODULES)
+
+
+def server_env(workspace: Path, settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The whole environment a server process gets (nothing else leaks from ours)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", str(workspace)),
+        "PYTHONPATH": str(ROOT),
+        "MEMENTO_WORKSPACE": str(workspace),
+        "MEMENTO_ALLOW_NETWORK": "1" if settings.allow_network else "0",
+        "MEMENTO_CACHE_DIR": str(settings.cache_dir),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if settings.searxng_url:
+        env["SEARXNG_URL"] = settings.searxng_url
+    env |= {k: os.environ[k] for k in PASS_THROUGH_ENV if k in os.environ}
+    return env | (extra or {})
+
+
+def _tool_record(tool: Any) -> dict[str, Any]:
+    return {"name": tool.name, "description": tool.description or "", "input_schema": tool.input_schema}
+
+
+def _text(result: Any) -> str:
+    parts = []
+    for item in result.content:
+        text = getattr(item, "text", None)
+        parts.append(text if text is not None else f"[{item.type} content]")
+    if not parts and result.structured_content is not None:
+        parts.append(json.dumps(result.structured_content, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+class _Server:
+    """One server process and its MCP client, owned by a runner task in the toolbox's task group."""
+
+    def __init__(self, name: str, log_path: Path):
+        self.name, self.module, self.log_path = name, SERVER_MODULES[name], log_path
+        self.client: Client | None = None
+        self.stop = anyio.Event()
+        self.done = anyio.Event()
+        self.lock = anyio.Lock()
+
+    def stderr_tail(self, n: int = 8) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def pids(self) -> list[int]:
+        """Pids of this toolbox's process(es) for the server (children of us running the module)."""
+        me, want = os.getpid(), f"servers.{self.module}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == me and want in argv:
+                found.append(int(entry.name))
+        return found
+
+
+class ToolBox:
+    """A set of MCP tool servers behind one ``call(name, arguments) -> ToolCall``."""
+
+    def __init__(
+        self,
+        servers: list[str],
+        *,
+        workspace: Path | str | None = None,
+        cassette: Cassette | None = None,
+        settings: Settings | None = None,
+        call_timeout_s: float = 120.0,
+        env: dict[str, str] | None = None,
+    ):
+        unknown = [s for s in servers if s not in SERVER_MODULES]
+        if unknown:
+            raise ValueError(f"unknown tool server(s) {unknown}; available: {available_servers()}")
+        if len(set(servers)) != len(servers):
+            raise ValueError(f"tool servers listed twice: {servers}")
+        self.servers = list(servers)
+        self.settings = settings or Settings()
+        self.cassette = cassette
+        self.call_timeout_s = call_timeout_s
+        self._own_workspace = workspace is None
+        self._workspace_arg = workspace
+        self._extra_env = env
+        self.restarts = 0
+        self.events: list[str] = []
+        self._tools: dict[str, list[dict[str, Any]]] = {}
+        self._route: dict[str, str] = {}
+        self._procs: dict[str, _Server] = {}
+        self._tg: TaskGroup | None = None
+        self._tmp: Path | None = None
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> ToolBox:
+        self._tmp = Path(tempfile.mkdtemp(prefix="memento-toolbox-"))
+        self.workspace = (self._tmp / "workspace") if self._workspace_arg is None else Path(self._workspace_arg)
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.workspace = self.workspace.resolve()
+        self._env = server_env(self.workspace, self.settings, self._extra_env)
+        self._procs = {s: _Server(s, self._tmp / f"{s}.stderr.log") for s in self.servers}
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            try:
+                async with anyio.create_task_group() as listing:  # start / list all servers concurrently
+                    for name in self.servers:
+                        listing.start_soon(self._list, name)
+            except BaseExceptionGroup as group:  # report the first failure itself, not a group of one
+                raise group.exceptions[0] from None
+            self._check_unique()
+        except BaseException as e:
+            await self.__aexit__(type(e), e, e.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        for srv in self._procs.values():
+            srv.stop.set()
+        if self._tg is not None:
+            tg, self._tg = self._tg, None
+            await tg.__aexit__(None, None, None)
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    async def _run_server(self, srv: _Server, *, task_status: TaskStatus[None]) -> None:
+        """Runner task: own the client (anyio scopes must close in the task that opened them)."""
+        from mcp import Client, StdioServerParameters
+        from mcp.client.stdio import stdio_client
+
+        params = StdioServerParameters(command=sys.executable, args=["-m", f"servers.{srv.module}"],
+                                       cwd=str(ROOT), env=self._env)
+        started = False
+        try:
+            with srv.log_path.open("a") as errlog:
+                async with Client(stdio_client(params, errlog=errlog), read_timeout_seconds=self.call_timeout_s) as client:
+                    srv.client = client
+                    started = True
+                    task_status.started()
+                    await srv.stop.wait()
+        except Exception as e:
+            if not started:
+                raise RuntimeError(f"tool server {srv.name!r} (python -m servers.{srv.module}) failed to start: "
+                                   f"{e}\n{srv.stderr_tail()}") from e
+            log.debug("tool server %s closed with %r", srv.name, e)  # e.g. it had already died
+        finally:
+            srv.client = None
+            srv.done.set()
+
+    async def _client(self, name: str) -> Client:
+        """The live client of server ``name``, starting the server on first use."""
+        srv = self._procs[name]
+        async with srv.lock:
+            if srv.client is None:
+                if self._tg is None:
+                    raise RuntimeError("ToolBox is not open: use `async with ToolBox(...) as tb`")
+                srv.stop, srv.done = anyio.Event(), anyio.Event()
+                await self._tg.start(self._run_server, srv)
+            assert srv.client is not None
+            return srv.client
+
+    async def restart(self, name: str, reason: str) -> None:
+        """Stop server ``name`` (killing it if needed) and start it again."""
+        srv = self._procs[name]
+        self.restarts += 1
+        self.events.append(f"restarted {name}: {reason}")
+        log.warning("restarting tool server %s: %s", name, reason)
+        srv.stop.set()
+        with anyio.move_on_after(5):
+            await srv.done.wait()
+        for pid in srv.pids():
+            with suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        await self._client(name)
+
+    # -------------------------------------------------------------------------------------- listing
+    async def _list(self, name: str) -> None:
+        async def live() -> dict[str, Any]:
+            client = await self._client(name)
+            listed = await client.list_tools()
+            return {"tools": [_tool_record(t) for t in listed.tools]}
+
+        if self.cassette is not None:
+            response = await self.cassette.through("tool_list", {"server": name}, live)
+        else:
+            response = await live()
+        self._tools[name] = response["tools"]
+
+    def _check_unique(self) -> None:
+        self._route = {}
+        for name in self.servers:
+            for tool in self._tools[name]:
+                if tool["name"] in self._route:
+                    raise ValueError(f"tool {tool['name']!r} is served by both {self._route[tool['name']]!r} "
+                                     f"and {name!r}; tool names must be unique")
+                self._route[tool["name"]] = name
+
+    def tool_names(self) -> dict[str, list[str]]:
+        """Server name -> its tool names."""
+        return {s: [t["name"] for t in self._tools.get(s, [])] for s in self.servers}
+
+    def openai_tools(self) -> list[dict[str, Any]]:
+        """OpenAI function-tool schemas for every tool of every server."""
+        return [
+            {"type": "function", "function": {"name": t["name"], "description": t["description"],
+                                              "parameters": t["input_schema"] or {"type": "object", "properties": {}}}}
+            for s in self.servers for t in self._tools.get(s, [])
+        ]
+
+    def server_of(self, tool: str) -> str | None:
+        return self._route.get(tool)
+
+    # ---------------------------------------------------------------------------------------- calls
+    async def call(self, name: str, arguments: dict[str, Any] | None = None) -> ToolCall:
+        """Call tool ``name``; every failure lands in ``ToolCall.error`` (never raised)."""
+        arguments = {} if arguments is None else arguments
+        server = self._route.get(name)
+        started = time.time()
+        if server is None:
+            return ToolCall(server="", name=name, arguments=arguments if isinstance(arguments, dict) else {},
+                            error=f"unknown tool {name!r}; available tools: {sorted(self._route)}", started_at=started)
+        if not isinstance(arguments, dict):
+            return ToolCall(server=server, name=name, error=f"arguments must be a JSON object, got {type(arguments).__name__}",
+                            started_at=started)
+
+        async def live() -> dict[str, Any]:
+            t0 = time.perf_counter()
+            result, error = await self._call_live(server, name, arguments)
+            return {"server": server, "result": result, "error": error, "duration_s": time.perf_counter() - t0}
+
+        if self.cassette is not None:
+            response = await self.cassette.through("tool", {"name": name, "arguments": arguments}, live)
+        else:
+            response = await live()
+        return ToolCall(server=response.get("server", server), name=name, arguments=arguments,
+                        result=response.get("result"), error=response.get("error"),
+                        duration_s=float(response.get("duration_s", 0.0)), started_at=started)
+
+    async def _call_live(self, server: str, name: str, arguments: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(result, error) of one live call, restarting a crashed server once and retrying once."""
+        from mcp import MCPError
+        from mcp.types import REQUEST_TIMEOUT
+
+        first_error = ""
+        for attempt in (1, 2):
+            try:
+                client = await self._client(server)
+                with anyio.fail_after(self.call_timeout_s + 5):
+                    result = await client.call_tool(name, arguments, read_timeout_seconds=self.call_timeout_s)
+            except Exception as e:
+                if isinstance(e, TimeoutError) or (isinstance(e, MCPError) and e.code == REQUEST_TIMEOUT):
+                    # a hung call: do not retry it (it would hang again), but leave a working server behind
+                    await self._safe_restart(server, f"{name} timed out after {self.call_timeout_s:g} s")
+                    return None, f"tool {name!r} timed out after {self.call_timeout_s:g} s (server {server!r} restarted)"
+                detail = f"{type(e).__name__}: {e}"  # the server died or the connection broke
+                if attempt == 2:
+                    tail = self._procs[server].stderr_tail()
+                    return None, (f"tool server {server!r} failed during {name!r} ({first_error}); restarted and "
+                                  f"retried once, which failed too: {detail}" + (f"\nserver stderr:\n{tail}" if tail else ""))
+                first_error = detail
+                if not await self._safe_restart(server, f"{name} failed: {detail}"):
+                    return None, f"tool server {server!r} failed during {name!r} ({detail}) and could not be restarted"
+                continue
+            text = _text(result)
+            if result.is_error:
+                prefix = f"{ERROR_PREFIX}{name}: "
+                return None, text[len(prefix):] if text.startswith(prefix) else text
+            return text, None
+        raise AssertionError("unreachable")
+
+    async def _safe_restart(self, server: str, reason: str) -> bool:
+        try:
+            await self.restart(server, reason)
+            return True
+        except Exception as e:
+            self.events.append(f"restart of {server} failed: {e}")
+            log.error("could not restart tool server %s: %s", server, e)
+            return False
+
+    def pids(self, server: str) -> list[int]:
+        """Process ids of a running server (for diagnostics and tests)."""
+        return self._procs[server].pids()
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def _servers_arg(value: str | None) -> list[str]:
+    return [s.strip() for s in value.split(",") if s.strip()] if value else available_servers()
+
+
+def cli_tools_list(args: argparse.Namespace) -> int:
+    """``memento-lab tools list [--servers code,math] [--json]``: start the servers, print their tools."""
+
+    async def run() -> dict[str, Any]:
+        async with ToolBox(_servers_arg(args.servers), workspace=getattr(args, "workspace", None)) as tb:
+            return {"servers": tb.tool_names(), "schemas": tb.openai_tools()}
+
+    try:
+        listing = anyio.run(run)
+    except (ValueError, RuntimeError) as e:  # unknown server name, server that cannot start
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"servers": listing["servers"]}, indent=2))
+        return 0
+    described = {t["function"]["name"]: t["function"]["description"] for t in listing["schemas"]}
+    for server, names in listing["servers"].items():
+        print(f"{server}:")
+        for n in names:
+            print(f"  {n:12s} {described[n].splitlines()[0][:100]}")
+    return 0
+
+
+def cli_tools_call(args: argparse.Namespace) -> int:
+    """``memento-lab tools call SERVER TOOL '{"arg": 1}'``: print the result; exit 1 on a tool error."""
+    try:
+        arguments = json.loads(args.arguments)
+    except json.JSONDecodeError as e:
+        print(f"error: ARGUMENTS is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): {args.arguments!r}",
+              file=sys.stderr)
+        return 2
+    if not isinstance(arguments, dict):
+        print(f"error: ARGUMENTS must be a JSON object, got {type(arguments).__name__}", file=sys.stderr)
+        return 2
+
+    async def run() -> ToolCall | str:
+        async with ToolBox([args.server], workspace=getattr(args, "workspace", None)) as tb:
+            names = tb.tool_names()[args.server]
+            if args.tool not in names:
+                return f"server {args.server!r} has no tool {args.tool!r}; its tools: {names}"
+            return await tb.call(args.tool, arguments)
+
+    try:
+        outcome = anyio.run(run)
+    except (ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if isinstance(outcome, str):
+        print(f"error: {outcome}", file=sys.stderr)
+        return 2
+    if outcome.error is not None:
+        print(outcome.error, file=sys.stderr)
+        return 1
+    print(outcome.result)
+    return 0

@@ -1,0 +1,37 @@
+"""MCP tool servers for the executor, each runnable as ``python -m servers.<module>`` over stdio.
+
+    code         servers.code         run Python in a bubblewrap sandbox (servers.sandbox)
+    search       servers.search       BM25 over Wikipedia summaries offline, SearxNG when configured
+    documents    servers.documents    read txt/md/html/pdf/csv/xlsx from the workspace
+    math         servers.math_server  exact arithmetic and algebra (sympy)
+    web          servers.web          fetch a URL (only with MEMENTO_ALLOW_NETWORK=1)
+
+Shared by all: the workspace (``MEMENTO_WORKSPACE``) and the server log level
+(``MEMENTO_SERVER_LOG_LEVEL``, default WARNING). Clients: ``memento_lab.tools.ToolBox``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+
+from mcp.server import MCPServer
+
+MODULES = {"code": "code", "search": "search", "documents": "documents", "math": "math_server", "web": "web"}
+
+
+@cache
+def workspace() -> Path:
+    """The episode's workspace: ``MEMENTO_WORKSPACE``, else one temp dir for this process's lifetime."""
+    env = os.environ.get("MEMENTO_WORKSPACE")
+    path = Path(env) if env else Path(tempfile.mkdtemp(prefix="memento-workspace-"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def make_server(name: str, instructions: str) -> MCPServer:
+    """An ``MCPServer`` logging at ``MEMENTO_SERVER_LOG_LEVEL`` (tool failures are INFO: quiet by default)."""
+    level = os.environ.get("MEMENTO_SERVER_LOG_LEVEL", "WARNING").upper()
+    return MCPServer(name, instructions=instructions, log_level=level)  # type: ignore[arg-type]
