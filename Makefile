@@ -39,6 +39,10 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_retrieval.py
+	$(PY) benchmarks/bench_parametric.py
+	$(PY) benchmarks/bench_search.py
+	$(PY) benchmarks/bench_concurrency.py
+	$(PY) benchmarks/bench_llm.py --model qwen2.5-coder-0.5b
 
 clean-venv:
 	rm -rf $(VENV)

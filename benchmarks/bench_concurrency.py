@@ -50,6 +50,12 @@ async def one(concurrency: int, fake: FakeOpenAI, tasks: int, out: Path) -> floa
     return time.perf_counter() - t0
 
 
+def _rows(out: Path):
+    from memento_lab.runner import load_results
+
+    return load_results([out]).select("task_id", "answer", "reward").sort("task_id")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--latency", type=float, default=0.2)
@@ -58,10 +64,12 @@ def main() -> None:
     with FakeOpenAI(handler, delay=args.latency) as fake, tempfile.TemporaryDirectory() as tmp:
         asyncio.run(one(2, fake, 2, Path(tmp) / "warm-up"))  # loads the sentence encoder once, outside the timings
         times = {c: asyncio.run(one(c, fake, args.tasks, Path(tmp))) for c in (1, 8)}
+        same = _rows(Path(tmp) / "c1").equals(_rows(Path(tmp) / "c8"))
     calls = 3  # planner, executor, planner (the suite's own scorer judges: no judge call)
     print(f"{args.tasks} episodes x {calls} calls, {args.latency * 1000:.0f} ms per call")
     for c, t in times.items():
         print(f"concurrency {c}: {t:6.2f} s  ({args.tasks / t:5.1f} episodes/s)")
+    print(f"same results at concurrency 1 and 8 (task, answer, reward): {same}")
     print(f"concurrency 8 is {times[1] / times[8]:.1f}x faster than 1 (ideal 8x); "
           f"floor at concurrency 1: {args.tasks * calls * args.latency:.1f} s of pure latency")
 

@@ -16,6 +16,7 @@ it; in replay mode no server is ever started.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
 
 from memento_lab.config import Settings
 from memento_lab.trace import ToolCall
@@ -149,7 +149,8 @@ class ToolBox:
         self._tools: dict[str, list[dict[str, Any]]] = {}
         self._route: dict[str, str] = {}
         self._procs: dict[str, _Server] = {}
-        self._tg: TaskGroup | None = None
+        self._open = False
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # one owner task per server
         self._tmp: Path | None = None
 
     # ------------------------------------------------------------------------------------ lifecycle
@@ -160,8 +161,7 @@ class ToolBox:
         self.workspace = self.workspace.resolve()
         self._env = server_env(self.workspace, self.settings, self._extra_env)
         self._procs = {s: _Server(s, self._tmp / f"{s}.stderr.log") for s in self.servers}
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
+        self._open = True
         try:
             try:
                 async with anyio.create_task_group() as listing:  # start / list all servers concurrently
@@ -178,15 +178,18 @@ class ToolBox:
     async def __aexit__(self, *exc: Any) -> None:
         for srv in self._procs.values():
             srv.stop.set()
-        if self._tg is not None:
-            tg, self._tg = self._tg, None
-            await tg.__aexit__(None, None, None)
+        self._open = False
+        tasks, self._tasks = list(self._tasks.values()), {}
+        if tasks:  # each owner task closes its own client (anyio scopes must exit where they were entered)
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    async def _run_server(self, srv: _Server, *, task_status: TaskStatus[None]) -> None:
-        """Runner task: own the client (anyio scopes must close in the task that opened them)."""
+    async def _run_server(self, srv: _Server, ready: asyncio.Future[None]) -> None:
+        """Owner task of one server's client. The toolbox may be opened and closed in different tasks
+        (Jupyter runs each cell in its own task), but a client's anyio scopes must close in the task
+        that opened them: so each client lives in a plain asyncio task of its own."""
         from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
 
@@ -198,26 +201,31 @@ class ToolBox:
                 async with Client(stdio_client(params, errlog=errlog), read_timeout_seconds=self.call_timeout_s) as client:
                     srv.client = client
                     started = True
-                    task_status.started()
+                    ready.set_result(None)
                     await srv.stop.wait()
         except Exception as e:
             if not started:
-                raise RuntimeError(f"tool server {srv.name!r} (python -m servers.{srv.module}) failed to start: "
-                                   f"{e}\n{srv.stderr_tail()}") from e
+                ready.set_exception(RuntimeError(f"tool server {srv.name!r} (python -m servers.{srv.module}) failed to start: "
+                                                 f"{e}\n{srv.stderr_tail()}"))
+                return
             log.debug("tool server %s closed with %r", srv.name, e)  # e.g. it had already died
         finally:
             srv.client = None
             srv.done.set()
+            if not ready.done():  # cancelled before it started: never leave the starter waiting
+                ready.set_exception(RuntimeError(f"tool server {srv.name!r} stopped before it started"))
 
     async def _client(self, name: str) -> Client:
         """The live client of server ``name``, starting the server on first use."""
         srv = self._procs[name]
         async with srv.lock:
             if srv.client is None:
-                if self._tg is None:
+                if not self._open:
                     raise RuntimeError("ToolBox is not open: use `async with ToolBox(...) as tb`")
                 srv.stop, srv.done = anyio.Event(), anyio.Event()
-                await self._tg.start(self._run_server, srv)
+                ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._tasks[name] = asyncio.create_task(self._run_server(srv, ready), name=f"mcp-{name}")
+                await ready
             assert srv.client is not None
             return srv.client
 

@@ -122,3 +122,14 @@ async def test_runner_resumes_and_reports(tmp_path) -> None:
     rep = report([tmp_path / "run"])
     assert rep["episodes"] == 4 and "spell_backward" in rep["trivial_baseline"]
     assert (tmp_path / "run" / "results.parquet").exists() and (tmp_path / "run" / "pairs.jsonl").exists()
+
+    # replay the whole recorded run from its cassette into a fresh folder: identical rows, offline
+    import shutil
+
+    (tmp_path / "replay").mkdir()
+    shutil.copy(tmp_path / "run" / "cassette.sqlite", tmp_path / "replay" / "cassette.sqlite")
+    replayed = await run_experiment(cfg.model_copy(update={"out": str(tmp_path / "replay"), "cassette": "replay"}), progress=False)
+    assert replayed.accuracy_by_iteration == second.accuracy_by_iteration
+    key = ["task_id", "iteration", "answer", "reward", "n_retrieved"]
+    again = load_results([tmp_path / "replay"]).select(key).sort(key[:2])
+    assert again.equals(df.select(key).sort(key[:2]))

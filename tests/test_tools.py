@@ -209,3 +209,20 @@ def test_cli_tools_call(capsys, tmp_path):
     ns.arguments, ns.tool = "{}", "fetch_url"
     assert cli_tools_call(ns) == 2
     assert "server 'math' has no tool 'fetch_url'" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_toolbox_opened_and_closed_in_different_tasks(tmp_path):
+    """Jupyter runs every cell in its own task: opening in one cell and closing in another must work."""
+    import asyncio
+
+    tb = ToolBox(["math"], workspace=tmp_path)
+    await asyncio.create_task(tb.__aenter__())
+    call = await asyncio.create_task(tb.call("calculate", {"expression": "6*7"}))
+    assert call.error is None and "42" in (call.result or "")
+    pids = tb._procs["math"].pids()
+    assert pids
+    await asyncio.create_task(tb.__aexit__(None, None, None))
+    assert not tb._procs["math"].pids()
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
