@@ -275,7 +275,7 @@ def _report(args: argparse.Namespace) -> int:
     for row in rep.get("overall", []):
         print(f"  {row['memory']:>10}  iter {row['iteration']}:  acc {row['accuracy']:.3f} ± {row['ci95']:.3f}  (runs={row['runs']})")
     for fam, acc in sorted(rep.get("trivial_baseline", {}).items()):
-        print(f"  trivial baseline {fam}: {acc:.3f}")
+        print(f"  trivial baseline {fam} (most common answer of the other tasks): {acc:.3f}")
     return 0
 
 

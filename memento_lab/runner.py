@@ -328,7 +328,8 @@ def summarize(df: pl.DataFrame, by: Sequence[str] = ("memory", "iteration")) -> 
 
 def report(runs: Sequence[str | Path]) -> dict[str, Any]:
     """The numbers a reader wants first: accuracy per memory mode and iteration, per family, and
-    the honest baselines (no memory, and always answering the family's most common answer)."""
+    the honest baselines (no memory, and always answering the most common answer of the family's
+    other tasks: ``trivial_baseline(..., leave_one_out=True)``)."""
     from memento_lab.suites import load_suite, trivial_baseline
 
     df = load_results(runs)
@@ -344,7 +345,8 @@ def report(runs: Sequence[str | Path]) -> dict[str, Any]:
             continue
         seen.add(key)
         try:
-            baselines.update(trivial_baseline(load_suite(cfg.suite, n=cfg.n, seed=cfg.seed).tasks()))
+            # leave-one-out: with a handful of distinct answers the plain constant matches its own task (1/n)
+            baselines.update(trivial_baseline(load_suite(cfg.suite, n=cfg.n, seed=cfg.seed).tasks(), leave_one_out=True))
         except (FileNotFoundError, ValueError):  # a suite not rebuildable here (missing data) has no baseline
             continue
     return {

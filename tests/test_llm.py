@@ -208,3 +208,25 @@ async def test_embedded_model_plan_tool_call_and_final_answer() -> None:
         assert final.error is None and "paris" in final.parsed["final_answer"].lower()
         server = llms.local
     assert not server.running  # stopped on exit
+
+
+# --------------------------------------------------------------------------- packaged weights
+def test_model_file_checks_names_paths_and_checksums(tmp_path, monkeypatch) -> None:
+    from memento_lab import local_model
+    from memento_lab.local_model import MODELS, model_file, provenance
+
+    with pytest.raises(ValueError, match="unknown model 'nope'.*qwen2.5-coder-0.5b"):
+        model_file("nope")
+    gguf = tmp_path / "mine.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert model_file(str(gguf)) == gguf  # any local GGUF by path
+
+    rows = {r["name"]: r for r in provenance()}
+    assert rows[SMALL]["installed"] and rows[SMALL]["sha256"] == MODELS[SMALL].sha256
+
+    # a corrupted download (wrong checksum) is refused and leaves nothing behind in the cache
+    bad = MODELS[SMALL].model_copy(update={"sha256": "0" * 64})
+    monkeypatch.setitem(local_model.MODELS, SMALL, bad)
+    with pytest.raises(ValueError, match="sha256"):
+        model_file(SMALL, cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache" / "models").glob("*"))
