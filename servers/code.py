@@ -3,7 +3,7 @@
     python -m servers.code          # stdio; workspace from MEMENTO_WORKSPACE (else a temp dir)
 
 Env: ``MEMENTO_WORKSPACE`` (writable working directory, shared by the calls of one episode),
-``MEMENTO_CODE_TIMEOUT`` (seconds, default 10), ``MEMENTO_SANDBOX`` (auto | bwrap | rlimits).
+``MEMENTO_CODE_TIMEOUT`` (seconds, default 10), ``MEMENTO_SANDBOX`` (auto | bwrap | unshare | rlimits).
 A failing run (exception, non-zero exit, timeout) is a ``ToolError`` carrying the captured output.
 """
 
@@ -15,7 +15,7 @@ import os
 from mcp.server.mcpserver.exceptions import ToolError
 
 from servers import make_server, workspace
-from servers.sandbox import SandboxResult, bwrap_available, describe_signal, run_python
+from servers.sandbox import SandboxResult, bwrap_available, describe_signal, run_python, unshare_available
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def isolation_note() -> str:
-    if os.environ.get("MEMENTO_SANDBOX", "auto").lower() != "rlimits" and bwrap_available():
+    mode = os.environ.get("MEMENTO_SANDBOX", "auto").lower()
+    if mode in ("auto", "bwrap") and bwrap_available():
         return ("Runs in a bubblewrap sandbox: read-only filesystem except the working directory, "
                 "no network, resource limits and a wall-clock timeout.")
+    if mode in ("auto", "unshare") and unshare_available():
+        return ("WARNING: bubblewrap is NOT available - code runs in its own pid/network namespaces with "
+                "resource limits, but the filesystem is NOT isolated.")
     return ("WARNING: bubblewrap is NOT available - code runs with resource limits ONLY "
             "(no filesystem or network isolation).")
 

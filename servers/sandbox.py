@@ -16,9 +16,11 @@ Layers, outermost first:
    down its pid namespace, so no child survives. The launcher also dies with its parent
    (``PR_SET_PDEATHSIG``), so a crashed or killed caller leaves no sandbox running.
 
-Without bwrap (``MEMENTO_SANDBOX=rlimits`` forces it) only layers 2-3 apply, a WARNING is logged
-once and ``SandboxResult.isolation == "rlimits"``: code can then read and write whatever the user
-running it can. Output is captured through pipes and truncated to ``max_output`` bytes per stream.
+Without bwrap, util-linux ``unshare`` still gives the code its own pid, network, ipc and uts
+namespaces (``isolation == "unshare"``: it cannot signal host processes or reach the network, but
+the filesystem is NOT isolated). Without either (``MEMENTO_SANDBOX=rlimits`` forces it) only layers
+2-3 apply and ``isolation == "rlimits"``: code can then read, write and signal whatever the user
+running it can. Both fallbacks log a WARNING once. Output is captured through pipes and truncated to ``max_output`` bytes per stream.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
-Isolation = Literal["bwrap", "rlimits"]
+Isolation = Literal["bwrap", "unshare", "rlimits"]
 TMPFS_BYTES = 256 * 1024 * 1024  # private /tmp inside the sandbox
 FILE_SIZE_BYTES = 64 * 1024 * 1024  # RLIMIT_FSIZE: largest file the code may write
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup"))
@@ -99,20 +101,43 @@ def bwrap_available() -> bool:
         return False
 
 
+UNSHARE_FLAGS = ["--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--ipc", "--uts"]
+
+
+@cache
+def unshare_available() -> bool:
+    """True when util-linux ``unshare`` can create pid + network namespaces here (root or user namespaces)."""
+    exe = shutil.which("unshare")
+    if exe is None:
+        return False
+    try:
+        return subprocess.run([exe, *UNSHARE_FLAGS, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 _warned = False
 
 
 def _choose_isolation(requested: str | None) -> Isolation:
     global _warned
     mode = (requested or os.environ.get("MEMENTO_SANDBOX") or "auto").lower()
-    if mode not in ("auto", "bwrap", "rlimits"):
-        raise ValueError(f"sandbox isolation {mode!r} is not one of auto, bwrap, rlimits (MEMENTO_SANDBOX)")
+    if mode not in ("auto", "bwrap", "unshare", "rlimits"):
+        raise ValueError(f"sandbox isolation {mode!r} is not one of auto, bwrap, unshare, rlimits (MEMENTO_SANDBOX)")
     if mode == "rlimits":
         return "rlimits"
-    if bwrap_available():
+    if mode in ("auto", "bwrap") and bwrap_available():
         return "bwrap"
     if mode == "bwrap":
         raise RuntimeError("bubblewrap isolation requested but bwrap is missing or cannot create namespaces")
+    if unshare_available():
+        if mode == "auto" and not _warned:
+            _warned = True
+            log.warning("bubblewrap (bwrap) is not available: sandboxed code gets its own pid/network namespaces "
+                        "(unshare) but NO filesystem isolation. Install it: apt-get install bubblewrap")
+        return "unshare"
+    if mode == "unshare":
+        raise RuntimeError("unshare isolation requested but unshare is missing or cannot create namespaces")
     if not _warned:
         _warned = True
         log.warning("bubblewrap (bwrap) is not available: sandboxed code runs with rlimits ONLY "
@@ -281,6 +306,9 @@ def run_python(
     script.write_text(code, encoding="utf-8")
     if mode == "bwrap":
         argv = _bwrap_argv(ws, script, allow_network)
+    elif mode == "unshare":
+        flags = [f for f in UNSHARE_FLAGS if not (allow_network and f == "--net")]
+        argv = [shutil.which("unshare") or "unshare", *flags, sys.executable, "-B", str(script)]
     else:
         argv = [sys.executable, "-B", str(script)]
 

@@ -22,6 +22,7 @@ from servers.sandbox import bwrap_available, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_bwrap = pytest.mark.skipif(not bwrap_available(), reason="bubblewrap (bwrap) is not installed or cannot create namespaces here")
+needs_unshare = pytest.mark.skipif(not sandbox.unshare_available(), reason="util-linux unshare cannot create pid/network namespaces here")
 
 
 def procs_with_cwd_under(path: Path) -> list[int]:
@@ -99,7 +100,7 @@ def test_exception_traceback_reaches_stderr(tmp_path):
 
 
 # -------------------------------------------------------------------------------------- attacks
-@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "rlimits"])
+@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare), "rlimits"])
 def test_infinite_loop_is_killed_by_the_wall_clock(tmp_path, mode):
     r = run_python("while True:\n    pass", workspace=tmp_path, timeout_s=1.5, isolation=mode)
     assert r.timed_out and r.exit_code is None and not r.ok
@@ -109,7 +110,7 @@ def test_infinite_loop_is_killed_by_the_wall_clock(tmp_path, mode):
     assert procs_with_cwd_under(tmp_path.resolve()) == []
 
 
-@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "rlimits"])
+@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare), "rlimits"])
 def test_memory_bomb_fails_and_host_is_fine(tmp_path, mode):
     r = run_python("chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))",
                    workspace=tmp_path, memory_mb=512, timeout_s=20, isolation=mode)
@@ -217,6 +218,7 @@ def test_fallback_is_forced_by_env_and_reported(tmp_path, monkeypatch):
 
 def test_fallback_without_bwrap_warns_once(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(sandbox, "bwrap_available", lambda: False)
+    monkeypatch.setattr(sandbox, "unshare_available", lambda: False)
     monkeypatch.setattr(sandbox, "_warned", False)
     monkeypatch.delenv("MEMENTO_SANDBOX", raising=False)
     with caplog.at_level(logging.WARNING, logger="servers.sandbox"):
@@ -241,7 +243,7 @@ def test_sandboxed_python_is_the_project_interpreter(tmp_path):
     assert str(tuple(sys.version_info[:2])) in r.stdout
 
 
-@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "rlimits"])
+@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare), "rlimits"])
 def test_no_sandbox_outlives_a_killed_caller(tmp_path, mode):
     """The caller (e.g. the code server) is SIGKILLed mid-run: its sandboxed program must die too."""
     caller = subprocess.Popen(
@@ -260,3 +262,29 @@ def test_no_sandbox_outlives_a_killed_caller(tmp_path, mode):
         time.sleep(0.05)
     left = {pid: describe(pid) for pid in procs_with_cwd_under(ws)}
     assert left == {}
+
+
+# ------------------------------------------------------------------------------ unshare fallback
+@needs_unshare
+def test_without_bwrap_unshare_isolates_processes_and_network(tmp_path, monkeypatch, listener):
+    monkeypatch.setattr(sandbox, "bwrap_available", lambda: False)
+    port = listener.getsockname()[1]
+    probe = run_python(
+        "import os, socket\nprint('pid', os.getpid())\n"
+        f"try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n    print('CONNECTED')\n"
+        "except OSError as e:\n    print('BLOCKED', type(e).__name__)\n",
+        workspace=tmp_path,
+    )
+    assert probe.isolation == "unshare" and probe.ok
+    assert "pid 1" in probe.stdout  # its own pid namespace ...
+    assert "BLOCKED" in probe.stdout and accepted(listener) == 0  # ... and no network
+    # only now (the namespace is proven) try to kill everything: the host must not notice
+    sentinel = subprocess.Popen(["sleep", "60"])
+    try:
+        r = run_python(f"import os\nos.system('kill -9 {sentinel.pid} 2>/dev/null; echo kill_sentinel=$?')\nos.system('kill -9 -1')\nprint('done')",
+                       workspace=tmp_path, timeout_s=10)
+        assert "kill_sentinel=1" in r.stdout  # the host pid does not exist in the namespace
+        assert sentinel.poll() is None
+    finally:
+        sentinel.kill()
+        sentinel.wait()
