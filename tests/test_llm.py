@@ -230,3 +230,13 @@ def test_model_file_checks_names_paths_and_checksums(tmp_path, monkeypatch) -> N
     with pytest.raises(ValueError, match="sha256"):
         model_file(SMALL, cache_dir=tmp_path / "cache")
     assert not list((tmp_path / "cache" / "models").glob("*"))
+
+
+@pytest.mark.anyio
+async def test_cost_from_a_price_table() -> None:
+    with FakeOpenAI(lambda req: (200, completion("ok"), {})) as fake:
+        async with open_llms(endpoint_settings(fake, planner_model="m", judge_model="j"), prices={"m": (2.0, 8.0)}) as llms:
+            priced = await llms.planner.chat([{"role": "user", "content": "hi"}])
+            unpriced = await llms.judge.chat([{"role": "user", "content": "hi"}])
+    assert priced.call.usage.cost == pytest.approx((11 * 2.0 + 7 * 8.0) / 1e6)  # 11 prompt, 7 completion tokens
+    assert unpriced.call.usage.cost is None and unpriced.call.model == "j"
