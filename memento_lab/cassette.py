@@ -63,7 +63,8 @@ class Cassette:
                 raise FileNotFoundError(f"{self.path}: no cassette to replay")
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            # the default rollback journal, not WAL: every committed call is inside the one .sqlite
+            # file, so a run's cassette can be copied or shared while the run is still open
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
                 "request TEXT NOT NULL, response TEXT NOT NULL, recorded_at REAL NOT NULL)"

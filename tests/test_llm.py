@@ -240,3 +240,20 @@ async def test_cost_from_a_price_table() -> None:
             unpriced = await llms.judge.chat([{"role": "user", "content": "hi"}])
     assert priced.call.usage.cost == pytest.approx((11 * 2.0 + 7 * 8.0) / 1e6)  # 11 prompt, 7 completion tokens
     assert unpriced.call.usage.cost is None and unpriced.call.model == "j"
+
+
+@pytest.mark.anyio
+async def test_an_open_cassette_file_can_be_copied_and_replayed(tmp_path) -> None:
+    """Every recorded call is in the .sqlite file itself (no write-ahead log beside it)."""
+    import shutil
+
+    live = Cassette(tmp_path / "a.sqlite", "record")
+
+    async def answer() -> dict:
+        return completion("42")
+
+    await live.through("chat", {"q": 1}, answer)  # the recording cassette stays open
+    shutil.copy(tmp_path / "a.sqlite", tmp_path / "b.sqlite")
+    assert not list(tmp_path.glob("a.sqlite-*"))  # no -wal / -shm files holding recent writes
+    again = await Cassette(tmp_path / "b.sqlite", "replay").through("chat", {"q": 1}, answer)
+    assert again["choices"][0]["message"]["content"] == "42"
