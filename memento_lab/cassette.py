@@ -53,7 +53,6 @@ class Cassette:
         self.mode: CassetteMode = mode
         self.path = Path(path) if path is not None else None
         self.hits = 0
-        self.misses = 0
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         if mode != "off":
@@ -104,7 +103,6 @@ class Cassette:
                 self.hits += 1
                 return stored
             if self.mode == "replay":
-                self.misses += 1
                 raise CassetteMiss(
                     f"{self.path}: no recorded {kind!r} call for request {request_key(kind, request)[:12]} "
                     f"{_summary(request)} (replay never makes live calls; record the run first)"
@@ -122,13 +120,6 @@ class Cassette:
             return 0
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
-
-    def kinds(self) -> dict[str, int]:
-        """How many recorded calls of each kind."""
-        if self._db is None:
-            return {}
-        with self._lock:
-            return dict(self._db.execute("SELECT kind, COUNT(*) FROM calls GROUP BY kind").fetchall())
 
     def close(self) -> None:
         if self._db is not None:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import openai
 from openai import AsyncOpenAI
 
-from memento_lab.cassette import Cassette
+from memento_lab.cassette import Cassette, request_key
 from memento_lab.config import Settings
 from memento_lab.trace import LLMCall, Usage
 
@@ -188,8 +188,6 @@ class ChatClient:
 
     async def _complete(self, request: dict[str, Any]) -> tuple[dict[str, Any] | None, LLMCall]:
         """Send (or replay) one request; errors after the client's retries land in ``LLMCall.error``."""
-        from memento_lab.cassette import request_key
-
         t0 = time.perf_counter()
         hits = self.cassette.hits
         call = LLMCall(role=self.role, model=self.model, request_hash=request_key("chat", request)[:16])
@@ -309,19 +307,15 @@ class LLMs:
             "executor": self.executor.model,
             "judge": self.judge.model,
             "tool_mode": self.executor.tool_mode,
-            "embedded": self.local is not None or self.endpoint.startswith("embedded"),
+            "embedded": self.endpoint.startswith("embedded:"),
         }
 
 
-def _first_served_model(client: AsyncOpenAI) -> Any:
-    async def pick() -> str:
-        models = await client.models.list()
-        ids = [m.id for m in models.data]
-        if not ids:
-            raise RuntimeError(f"{client.base_url} serves no models; set MEMENTO_PLANNER_MODEL etc.")
-        return ids[0]
-
-    return pick()
+async def _first_served_model(client: AsyncOpenAI) -> str:
+    ids = [m.id for m in (await client.models.list()).data]
+    if not ids:
+        raise RuntimeError(f"{client.base_url} serves no models; set MEMENTO_PLANNER_MODEL etc.")
+    return ids[0]
 
 
 @asynccontextmanager

@@ -100,14 +100,6 @@ def _part_files(spec: ModelSpec) -> list[Path]:
     return files
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def model_file(name_or_path: str, cache_dir: str | Path | None = None) -> Path:
     """The GGUF file for a packaged model name (assembled and verified once) or an existing path."""
     if name_or_path not in MODELS:

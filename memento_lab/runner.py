@@ -179,10 +179,7 @@ async def run_experiment(
         memory._rewards[row["task_id"]].append(row["reward"])
 
     async with AsyncExitStack() as stack:
-        if llms is None:
-            llms = await stack.enter_async_context(_open_llms(config, settings, out))
-        if tools is None and config.tools:
-            tools = await stack.enter_async_context(_open_tools(config, settings, out))
+        llms, tools = await _open_io(stack, config, settings, out, llms=llms, tools=tools)
         agent = Agent(
             llms,
             tools=tools,
@@ -226,27 +223,31 @@ async def run_experiment(
     return RunResult(out=str(out), run_id=run_id, rows=len(rows), accuracy_by_iteration={i: sum(v) / len(v) for i, v in sorted(acc.items())})
 
 
-def _open_llms(config: ExperimentConfig, settings: Settings | None, out: Path) -> Any:
+async def _open_io(
+    stack: AsyncExitStack, config: ExperimentConfig, settings: Settings | None, out: Path, *, llms: Any = None, tools: Any = None
+) -> tuple[Any, Any]:
+    """The model clients and tool servers of a run, opening those not given; both record into the
+    one cassette ``<out>/cassette.sqlite``."""
+    need_tools = tools is None and bool(config.tools)
+    if llms is not None and not need_tools:
+        return llms, tools
     from memento_lab.cassette import Cassette
-    from memento_lab.llm import open_llms
 
-    settings = settings or Settings()
-    settings = settings.model_copy(update={"local_parallel": max(settings.local_parallel, config.concurrency)})
     cassette = Cassette(out / "cassette.sqlite", mode=config.cassette)
-    return open_llms(settings, local_model=config.model, cassette=cassette)
+    if llms is None:
+        from memento_lab.llm import open_llms
 
+        settings = settings or Settings()
+        settings = settings.model_copy(update={"local_parallel": max(settings.local_parallel, config.concurrency)})
+        llms = await stack.enter_async_context(open_llms(settings, local_model=config.model, cassette=cassette))
+    if need_tools:
+        from memento_lab.tools import ToolBox
 
-def _open_tools(config: ExperimentConfig, settings: Settings | None, out: Path) -> Any:
-    from memento_lab.cassette import Cassette
-    from memento_lab.tools import ToolBox
-
-    (out / "workspace").mkdir(exist_ok=True)
-    return ToolBox(
-        config.tools,
-        workspace=out / "workspace",
-        cassette=Cassette(out / "cassette.sqlite", mode=config.cassette),
-        settings=settings,
-    )
+        (out / "workspace").mkdir(exist_ok=True)
+        tools = await stack.enter_async_context(
+            ToolBox(config.tools, workspace=out / "workspace", cassette=cassette, settings=settings)
+        )
+    return llms, tools
 
 
 def _read_rows(out: Path) -> list[dict[str, Any]]:
@@ -300,8 +301,7 @@ async def run_sweep(
     combos = [(m, k, s, o) for m in memories for k in (ks or [base.k]) for s in seeds for o in orders]
     paths: list[Path] = []
     async with AsyncExitStack() as stack:
-        llms = await stack.enter_async_context(_open_llms(base, settings, out))
-        tools = await stack.enter_async_context(_open_tools(base, settings, out)) if base.tools else None
+        llms, tools = await _open_io(stack, base, settings, out)
         for m, k, s, o in tqdm(combos, desc="sweep", disable=not progress):
             cfg = base.model_copy(update={"memory": m, "k": k, "seed": s, "order": o, "out": str(out / f"{m}-k{k}-s{s}-o{o}"), "run_id": None})
             await run_experiment(cfg, llms=llms, tools=tools, settings=settings, progress=progress)

@@ -145,7 +145,8 @@ if cassette in ("record", "auto"):
     async with open_llms(settings, local_model=model, cassette=Cassette(run / "cassette.sqlite", mode="replay")) as replay_llms, ToolBox(
         tool_list, workspace=run / "workspace", cassette=Cassette(run / "cassette.sqlite", mode="replay"), settings=settings
     ) as replay_tools:
-        past = Memory(bank.at(version_before), make_retriever(memory, bank.at(version_before), encoder=bank.encoder, checkpoint=str(checkpoint) if memory == "parametric" else None, seed=seed), k=k)
+        past_bank = bank.at(version_before)
+        past = Memory(past_bank, make_retriever(memory, past_bank, encoder=bank.encoder, checkpoint=str(checkpoint) if memory == "parametric" else None, seed=seed), k=k)
         replayer = Agent(replay_llms, tools=replay_tools, memory=past, suite=the_suite, judge_ctx=JudgeContext(judge=replay_llms.judge), config=config, run_id="notebook-03")
         again = await replayer.arun(the_suite.tasks()[0], learn=False)
     print(f"live answer: {traces[0].final_answer!r}  replayed: {again.final_answer!r}  identical: {again.final_answer == traces[0].final_answer}")
