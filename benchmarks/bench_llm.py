@@ -21,9 +21,9 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from memento_lab.cassette import Cassette
+from memento_lab.agent.cassette import Cassette
 from memento_lab.config import Settings
-from memento_lab.llm import open_llms
+from memento_lab.agent.llm import open_llms
 
 QUESTIONS = [
     "Compute 17 * 23 and check the result.",

@@ -31,11 +31,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memento_lab.cases import Case, CaseBank
+from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.config import shared_seed_dir
-from memento_lab.encoders import CachedEncoder, EmbeddingStore, SentenceEncoder, text_hash
-from memento_lab.memento_formats import import_file
-from memento_lab.retriever_model import ParametricRetriever, RetrieverModule
+from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore, SentenceEncoder, text_hash
+from memento_lab.memory.formats import import_file
+from memento_lab.memory.parametric import ParametricRetriever
+from memento_lab.memory.qnet import RetrieverModule
 
 DEMO = Path(__file__).resolve().parent.parent / "memento_lab" / "data" / "demo_memory.jsonl"
 N_SEED = 1278

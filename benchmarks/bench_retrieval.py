@@ -27,11 +27,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memento_lab.cases import Case, CaseBank
+from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.config import shared_seed_dir
-from memento_lab.encoders import CachedEncoder, EmbeddingStore, SentenceEncoder, text_hash
-from memento_lab.memento_formats import import_file
-from memento_lab.retrieval import SimilarityRetriever
+from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore, SentenceEncoder, text_hash
+from memento_lab.memory.formats import import_file
+from memento_lab.memory.retrieval import SimilarityRetriever
 
 DEMO = Path(__file__).resolve().parent.parent / "memento_lab" / "data" / "demo_memory.jsonl"
 

@@ -55,14 +55,14 @@ def add_bank_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _open_bank(path: str, *, embed: bool = True):
-    from memento_lab.cases import CaseBank
-    from memento_lab.encoders import bank_encoder
+    from memento_lab.memory.cases import CaseBank
+    from memento_lab.memory.encoders import bank_encoder
 
     return CaseBank(path, encoder=bank_encoder(path) if embed else None)
 
 
 def _bank_import(args: argparse.Namespace) -> int:
-    from memento_lab.memento_formats import import_file
+    from memento_lab.memory.formats import import_file
 
     result = import_file(args.path, args.format, strict=not args.lenient)
     bank = _open_bank(args.out, embed=not args.no_embed)
@@ -76,7 +76,7 @@ def _bank_import(args: argparse.Namespace) -> int:
 
 
 def _bank_export(args: argparse.Namespace) -> int:
-    from memento_lab.memento_formats import export_memory
+    from memento_lab.memory.formats import export_memory
 
     bank = _open_bank(args.dir, embed=False)
     if args.version is not None:
@@ -87,7 +87,7 @@ def _bank_export(args: argparse.Namespace) -> int:
 
 
 def _retrieve(args: argparse.Namespace) -> int:
-    from memento_lab.retrieval import make_retriever
+    from memento_lab.memory.memory import make_retriever
 
     bank = _open_bank(args.dir)
     retriever = make_retriever(args.mode, bank, encoder=bank.encoder, checkpoint=args.checkpoint)
@@ -107,7 +107,7 @@ def _bank_stats(args: argparse.Namespace) -> int:
 
 
 def add_llm_commands(sub: argparse._SubParsersAction) -> None:
-    from memento_lab.llm import cli_llm_models, cli_llm_smoke
+    from memento_lab.agent.llm import cli_llm_models, cli_llm_smoke
 
     r = sub.add_parser("llm", help="the language models: smoke-test the endpoint or embedded model, list packaged models")
     rs = r.add_subparsers(dest="llm_command", required=True)
@@ -122,7 +122,7 @@ def add_llm_commands(sub: argparse._SubParsersAction) -> None:
 
 # --------------------------------------------------------------------------- tools
 def add_tools_commands(sub: argparse._SubParsersAction) -> None:
-    from memento_lab.tools import cli_tools_call, cli_tools_list
+    from memento_lab.agent.mcp_client import cli_tools_call, cli_tools_list
 
     servers = ["code", "search", "documents", "math", "web"]
     tools = sub.add_parser("tools", help="start MCP tool servers, list their tools, call one").add_subparsers(dest="tools_cmd", required=True)
@@ -177,7 +177,7 @@ def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _retriever_train(args: argparse.Namespace) -> int:
-    from memento_lab.retriever_model import fit
+    from memento_lab.memory.training import fit
 
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
     result = fit(
@@ -205,7 +205,7 @@ def _fmt(v: Any) -> str:
 
 
 def _retriever_eval(args: argparse.Namespace) -> int:
-    from memento_lab.retriever_model import evaluate
+    from memento_lab.memory.training import evaluate
 
     rep = evaluate(args.checkpoint, args.pairs, split=args.split, target=args.target)
     if args.json:
@@ -218,7 +218,7 @@ def _retriever_eval(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- run / report / demo
 def add_run_commands(sub: argparse._SubParsersAction) -> None:
-    from memento_lab.runner import ExperimentConfig
+    from memento_lab.experiments.run import ExperimentConfig
 
     defaults = ExperimentConfig()
     p = sub.add_parser("run", help="run the agent over a task stream (a continual-learning experiment)")
@@ -252,7 +252,7 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from memento_lab.runner import ExperimentConfig, run_experiment
+    from memento_lab.experiments.run import ExperimentConfig, run_experiment
 
     cfg = ExperimentConfig(
         suite=args.suite, n=args.n, iterations=args.iterations, memory=args.memory, k=args.k, seed=args.seed,
@@ -265,7 +265,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from memento_lab.runner import report
+    from memento_lab.experiments.run import report
 
     rep = report(args.runs)
     if args.json:

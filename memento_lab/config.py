@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 CassetteMode = Literal["off", "record", "replay", "auto"]
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout: servers/, notebooks/, data/
+
+
 def default_cache_dir() -> Path:
     """Where assembled model files and indexes live: outside the repo, shared across clones."""
     return Path.home() / ".cache" / "memento-lab"
@@ -71,7 +74,7 @@ class Settings(BaseSettings):
 
 def shared_seed_dir() -> Path | None:
     """``../shared/data/memento-seed`` beside the project root, when this machine has it."""
-    root = Path(__file__).resolve().parent.parent
+    root = PROJECT_ROOT
     for candidate in (root.parent / "shared" / "data" / "memento-seed", Path.cwd().parent / "shared" / "data" / "memento-seed"):
         if candidate.is_dir():
             return candidate

@@ -31,14 +31,14 @@ import polars as pl
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
-from memento_lab import plots, widgets
-from memento_lab.cases import CaseBank
+from memento_lab.views import plots, widgets
+from memento_lab.memory.cases import CaseBank
 from memento_lab.config import shared_seed_dir
-from memento_lab.dedupe import dedupe, leakage_report
-from memento_lab.encoders import bank_encoder
-from memento_lab.memento_formats import import_file
-from memento_lab.retrieval import SimilarityRetriever
-from memento_lab.suites import load_suite
+from memento_lab.memory.dedupe import dedupe, leakage_report
+from memento_lab.memory.encoders import bank_encoder
+from memento_lab.memory.formats import import_file
+from memento_lab.memory.retrieval import SimilarityRetriever
+from memento_lab.agent.suites import load_suite
 
 plots.use_notebook_renderer()
 pl.Config.set_fmt_str_lengths(80)

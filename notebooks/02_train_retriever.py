@@ -41,14 +41,15 @@ from pathlib import Path
 import polars as pl
 from IPython.display import Markdown, display
 
-from memento_lab import plots, widgets
-from memento_lab.cases import CaseBank
+from memento_lab.views import plots, widgets
+from memento_lab.memory.cases import CaseBank
 from memento_lab.config import shared_seed_dir
-from memento_lab.encoders import bank_encoder
+from memento_lab.memory.encoders import bank_encoder
 from memento_lab.jsonl import atomic_write_bytes
-from memento_lab.pairs import pairs_from_bank
-from memento_lab.retrieval import SimilarityRetriever
-from memento_lab.retriever_model import ParametricRetriever, fit, load_pairs, split_by_query
+from memento_lab.memory.pairs import pairs_from_bank
+from memento_lab.memory.retrieval import SimilarityRetriever
+from memento_lab.memory.parametric import ParametricRetriever
+from memento_lab.memory.training import fit, load_pairs, split_by_query
 
 plots.use_notebook_renderer()
 run = Path(out_dir)

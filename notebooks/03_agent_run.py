@@ -38,19 +38,19 @@ import polars as pl
 from IPython.display import HTML, display
 from tqdm.auto import tqdm
 
-from memento_lab.agent import Agent, AgentConfig
-from memento_lab.cases import CaseBank
-from memento_lab.cassette import Cassette
+from memento_lab.agent.loop import Agent, AgentConfig
+from memento_lab.memory.cases import CaseBank
+from memento_lab.agent.cassette import Cassette
 from memento_lab.config import Settings
-from memento_lab.encoders import bank_encoder
-from memento_lab.llm import open_llms
-from memento_lab.memory import Memory
-from memento_lab.pairs import PairLog
-from memento_lab.retrieval import make_retriever
-from memento_lab.suites import JudgeContext, load_suite
-from memento_lab.tools import ToolBox
+from memento_lab.memory.encoders import bank_encoder
+from memento_lab.agent.llm import open_llms
+from memento_lab.memory.memory import Memory
+from memento_lab.memory.pairs import PairLog
+from memento_lab.memory.memory import make_retriever
+from memento_lab.agent.suites import JudgeContext, load_suite
+from memento_lab.agent.mcp_client import ToolBox
 from memento_lab.trace import read_traces, write_traces
-from memento_lab.widgets import trace_html, trace_viewer, traces_browser
+from memento_lab.views.widgets import trace_html, trace_viewer, traces_browser
 
 if smoke:  # CI: the small model, two tasks, one plan cycle
     model, n_tasks = "qwen2.5-coder-0.5b", min(n_tasks, 2)

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import polars as pl
 
-from memento_lab import plots
-from memento_lab.pairs import PairLog
-from memento_lab.runner import ExperimentConfig, load_results, report, run_sweep, summarize
+from memento_lab.views import plots
+from memento_lab.memory.pairs import PairLog
+from memento_lab.experiments.run import ExperimentConfig, load_results, report, run_sweep, summarize
 
 plots.use_notebook_renderer()
 if smoke:  # CI: the small model, two tasks, two memory modes, one order, one K

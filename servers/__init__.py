@@ -1,13 +1,13 @@
 """MCP tool servers for the executor, each runnable as ``python -m servers.<module>`` over stdio.
 
-    code         servers.code         run Python in a bubblewrap sandbox (servers.sandbox)
+    code         servers.code         run Python in a bubblewrap sandbox (memento_lab.sandbox)
     search       servers.search       BM25 over Wikipedia summaries offline, SearxNG when configured
     documents    servers.documents    read txt/md/html/pdf/csv/xlsx from the workspace
     math         servers.math_server  exact arithmetic and algebra (sympy)
     web          servers.web          fetch a URL (only with MEMENTO_ALLOW_NETWORK=1)
 
 Shared by all: the workspace (``MEMENTO_WORKSPACE``) and the server log level
-(``MEMENTO_SERVER_LOG_LEVEL``, default WARNING). Clients: ``memento_lab.tools.ToolBox``.
+(``MEMENTO_SERVER_LOG_LEVEL``, default WARNING). Clients: ``memento_lab.agent.mcp_client.ToolBox``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MCP server ``code``: run Python in the sandbox of ``servers.sandbox``.
+"""MCP server ``code``: run Python in the sandbox of ``memento_lab.sandbox``.
 
     python -m servers.code          # stdio; workspace from MEMENTO_WORKSPACE (else a temp dir)
 
@@ -15,7 +15,7 @@ import os
 from mcp.server.mcpserver.exceptions import ToolError
 
 from servers import make_server, workspace
-from servers.sandbox import SandboxResult, bwrap_available, describe_signal, run_python, unshare_available
+from memento_lab.sandbox import SandboxResult, bwrap_available, describe_signal, run_python, unshare_available
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,14 @@ import json
 import polars as pl
 import pytest
 
-from memento_lab.agent import Agent, AgentConfig, parse_planner_reply
-from memento_lab.cases import CaseBank
-from memento_lab.cassette import Cassette
+from memento_lab.agent.loop import Agent, AgentConfig, parse_planner_reply
+from memento_lab.memory.cases import CaseBank
+from memento_lab.agent.cassette import Cassette
 from memento_lab.config import Settings
-from memento_lab.llm import ChatResult, open_llms
-from memento_lab.memory import Memory
-from memento_lab.retrieval import SimilarityRetriever
-from memento_lab.runner import ExperimentConfig, load_results, report, run_experiment, summarize
+from memento_lab.agent.llm import ChatResult, open_llms
+from memento_lab.memory.memory import Memory
+from memento_lab.memory.retrieval import SimilarityRetriever
+from memento_lab.experiments.run import ExperimentConfig, load_results, report, run_experiment, summarize
 from memento_lab.trace import LLMCall
 
 SMALL = "qwen2.5-coder-0.5b"
@@ -44,9 +44,9 @@ def test_parse_planner_reply_forms() -> None:
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_episode_with_real_model_and_tools_then_memory_is_retrieved(tmp_path, encoder) -> None:
-    from memento_lab.encoders import CachedEncoder, EmbeddingStore
-    from memento_lab.suites import JudgeContext, load_suite
-    from memento_lab.tools import ToolBox
+    from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
+    from memento_lab.agent.suites import JudgeContext, load_suite
+    from memento_lab.agent.mcp_client import ToolBox
 
     suite = load_suite("reasoning-gym:spell_backward", n=2, seed=0)
     tasks = suite.tasks()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from memento_lab.cases import Case, CaseBank, label_for
+from memento_lab.memory.cases import Case, CaseBank, label_for
 from memento_lab.jsonl import FormatError
 from memento_lab.trace import PlanStep
 
@@ -112,7 +112,7 @@ def test_malformed_line_in_the_middle_is_named_and_skipped(tmp_path: Path):
 WRITER = textwrap.dedent(
     """
     import sys
-    from memento_lab.cases import Case, CaseBank
+    from memento_lab.memory.cases import Case, CaseBank
     bank = CaseBank(sys.argv[1])
     i = 0
     while True:
@@ -150,7 +150,7 @@ def test_sigkill_mid_append_loses_at_most_the_case_in_flight(tmp_path: Path):
 
 
 def test_validate_case_error_names_field(tmp_path: Path):
-    from memento_lab.cases import validate_case
+    from memento_lab.memory.cases import validate_case
 
     with pytest.raises(FormatError) as e:
         validate_case({"question": "q", "reward": 0.5, "label": "maybe"}, tmp_path / "x.jsonl", 7)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from memento_lab.cases import Case, CaseBank
-from memento_lab.dedupe import dedupe, find_duplicates, leakage_report
+from memento_lab.memory.cases import Case, CaseBank
+from memento_lab.memory.dedupe import dedupe, find_duplicates, leakage_report
 
 
 def cases_for(*questions: str, reward: float = 1.0) -> list[Case]:

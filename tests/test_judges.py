@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from memento_lab.judges import (
+from memento_lab.agent.judges import (
     JUDGE_SCHEMA,
     agreement,
     exact_match,
@@ -117,7 +117,7 @@ class FakeResult:
 
 @dataclass
 class FakeClient:
-    """A test double of memento_lab.llm's chat client: replies in order, records the requests."""
+    """A test double of memento_lab.agent.llm's chat client: replies in order, records the requests."""
 
     replies: list[FakeResult | Exception]
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -172,7 +172,7 @@ TESTS = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert cand
 
 @pytest.mark.anyio
 async def test_unit_test_judge_runs_in_the_sandbox(tmp_path):
-    pytest.importorskip("servers.sandbox", reason="servers/sandbox.py is not in this tree yet")
+    pytest.importorskip("memento_lab.sandbox", reason="servers/sandbox.py is not in this tree yet")
     good = await unit_test_judge("def add(a, b):\n    return a + b\n", TESTS, "add", workspace=tmp_path)
     assert good.correct and good.score == 1.0
     wrong = await unit_test_judge("def add(a, b):\n    return a - b\n", TESTS, "add", workspace=tmp_path)

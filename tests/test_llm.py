@@ -7,9 +7,9 @@ import json
 import pytest
 from loopback import FakeOpenAI, completion
 
-from memento_lab.cassette import Cassette, CassetteMiss
+from memento_lab.agent.cassette import Cassette, CassetteMiss
 from memento_lab.config import Settings
-from memento_lab.llm import open_llms, parse_json_reply, tool_call_schema, validate_tool_call
+from memento_lab.agent.llm import open_llms, parse_json_reply, tool_call_schema, validate_tool_call
 
 SMALL = "qwen2.5-coder-0.5b"
 ADD_TOOL = {
@@ -130,7 +130,7 @@ async def test_native_tool_calls_and_malformed_calls() -> None:
 @pytest.mark.anyio
 async def test_malformed_tool_call_is_a_recorded_step_error_not_a_crash(tmp_path) -> None:
     """The agent over a loopback endpoint whose executor answers garbage: the episode completes."""
-    from memento_lab.agent import Agent, AgentConfig
+    from memento_lab.agent.loop import Agent, AgentConfig
 
     def handler(req: dict) -> tuple:
         name = (req.get("response_format") or {}).get("json_schema", {}).get("name")
@@ -212,8 +212,8 @@ async def test_embedded_model_plan_tool_call_and_final_answer() -> None:
 
 # --------------------------------------------------------------------------- packaged weights
 def test_model_file_checks_names_paths_and_checksums(tmp_path, monkeypatch) -> None:
-    from memento_lab import local_model
-    from memento_lab.local_model import MODELS, model_file, provenance
+    from memento_lab.agent import local_model
+    from memento_lab.agent.local_model import MODELS, model_file, provenance
 
     with pytest.raises(ValueError, match="unknown model 'nope'.*qwen2.5-coder-0.5b"):
         model_file("nope")

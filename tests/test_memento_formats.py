@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from memento_lab.cases import CaseBank
+from memento_lab.memory.cases import CaseBank
 from memento_lab.jsonl import FormatError
-from memento_lab.memento_formats import export_memory, import_file
-from memento_lab.pairs import PairLog, read_memento_pairs
+from memento_lab.memory.formats import export_memory, import_file
+from memento_lab.memory.pairs import PairLog, read_memento_pairs
 
 DEMO = Path(__file__).resolve().parent.parent / "memento_lab" / "data" / "demo_memory.jsonl"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memento_lab.agent import load_prompt
-from memento_lab.cases import Case, CaseBank, Trajectory
-from memento_lab.memory import Memory, format_cases
-from memento_lab.pairs import PairLog
-from memento_lab.retrieval import RandomRetriever, Retrieved
+from memento_lab.agent.loop import load_prompt
+from memento_lab.memory.cases import Case, CaseBank, Trajectory
+from memento_lab.memory.memory import Memory, format_cases
+from memento_lab.memory.pairs import PairLog
+from memento_lab.memory.retrieval import RandomRetriever, Retrieved
 from memento_lab.trace import PlanCycle, PlanStep, RetrievedCase, Trace
 
 

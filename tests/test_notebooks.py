@@ -74,7 +74,7 @@ def error_outputs(nb: Any) -> list[str]:
 
 
 def check_01(run: Path, nb: Any, html: str) -> None:
-    from memento_lab.cases import CaseBank
+    from memento_lab.memory.cases import CaseBank
 
     bank = CaseBank(run / "bank", readonly=True)
     assert 0 < len(bank) <= 150 and bank.version >= 1
@@ -89,7 +89,7 @@ def check_01(run: Path, nb: Any, html: str) -> None:
 def check_02(run: Path, nb: Any, html: str) -> None:
     import polars as pl
 
-    from memento_lab.retriever_model import RetrieverModule
+    from memento_lab.memory.qnet import RetrieverModule
 
     ckpt = run / "checkpoints" / "retriever"
     model = RetrieverModule.load(ckpt / "best.ckpt")
@@ -103,7 +103,7 @@ def check_02(run: Path, nb: Any, html: str) -> None:
 
 
 def check_03(run: Path, nb: Any, html: str) -> None:
-    from memento_lab.cases import CaseBank
+    from memento_lab.memory.cases import CaseBank
     from memento_lab.trace import read_traces
 
     agent_dir = run / "agent"
@@ -118,7 +118,7 @@ def check_03(run: Path, nb: Any, html: str) -> None:
 
 
 def check_04(run: Path, nb: Any, html: str) -> None:
-    from memento_lab.runner import load_results
+    from memento_lab.experiments.run import load_results
 
     df = load_results([run / "sweep"])
     assert sorted(df["memory"].unique().to_list()) == ["none", "similarity"]

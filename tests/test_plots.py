@@ -10,10 +10,10 @@ import plotly.io as pio
 import polars as pl
 import pytest
 
-from memento_lab import plots
-from memento_lab.cases import Case, CaseBank, Source
-from memento_lab.pairs import RetrievalPair
-from memento_lab.runner import ExperimentConfig, result_row
+from memento_lab.views import plots
+from memento_lab.memory.cases import Case, CaseBank, Source
+from memento_lab.memory.pairs import RetrievalPair
+from memento_lab.experiments.run import ExperimentConfig, result_row
 from memento_lab.trace import JudgeVerdict, RetrievedCase, Trace
 
 # rewards[memory][run][iteration] for one family "fa" (2 tasks each) — hand-checkable means

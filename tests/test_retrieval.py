@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memento_lab.cases import Case, CaseBank
-from memento_lab.encoders import CachedEncoder, EmbeddingStore, bank_encoder
-from memento_lab.memento_formats import import_file
-from memento_lab.retrieval import NoMemory, RandomRetriever, SimilarityRetriever, make_retriever, select
+from memento_lab.memory.cases import Case, CaseBank
+from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore, bank_encoder
+from memento_lab.memory.formats import import_file
+from memento_lab.memory.memory import make_retriever
+from memento_lab.memory.retrieval import NoMemory, RandomRetriever, SimilarityRetriever, select
 
 DEMO = Path(__file__).resolve().parent.parent / "memento_lab" / "data" / "demo_memory.jsonl"
 
@@ -96,7 +97,7 @@ def test_modes_and_exclusions(tmp_path: Path, encoder):
 
 
 def test_pairs_from_bank_copy_the_query_outcome_and_never_pair_a_case_with_itself(tmp_path: Path, encoder):
-    from memento_lab.pairs import pairs_from_bank
+    from memento_lab.memory.pairs import pairs_from_bank
 
     bank = CaseBank(tmp_path / "b", encoder=CachedEncoder(encoder, EmbeddingStore(tmp_path / "e.sqlite")))
     bank.add(import_file(DEMO).cases[:6])

@@ -11,24 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from memento_lab.cases import Case, CaseBank
-from memento_lab.encoders import CachedEncoder, EmbeddingStore
+from memento_lab.memory.cases import Case, CaseBank
+from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
 from memento_lab.jsonl import FormatError
-from memento_lab.memento_formats import import_file
-from memento_lab.pairs import PairLog, RetrievalPair, read_memento_pairs
-from memento_lab.retriever_model import (
-    ParametricRetriever,
-    RetrieverModule,
-    UpdateConfig,
-    binary_metrics,
-    evaluate,
-    fit,
-    load_pairs,
-    pair_targets,
-    ranking_metrics,
-    split_by_query,
-    with_advantage,
-)
+from memento_lab.memory.formats import import_file
+from memento_lab.memory.pairs import PairLog, RetrievalPair, read_memento_pairs
+from memento_lab.memory.metrics import binary_metrics, ranking_metrics
+from memento_lab.memory.parametric import ParametricRetriever, UpdateConfig
+from memento_lab.memory.qnet import RetrieverModule
+from memento_lab.memory.training import evaluate, fit, load_pairs, pair_targets, split_by_query, with_advantage
 
 DEMO = Path(__file__).resolve().parent.parent / "memento_lab" / "data" / "demo_memory.jsonl"
 MATH_CASES = [0, 5, 7, 11, 13, 19]  # demo cases that are arithmetic
@@ -199,7 +190,7 @@ def test_online_update_with_advantage_target_and_replay(demo_cases, cached, tmp_
 
 
 def test_parametric_mode_needs_a_checkpoint(demo_cases, tmp_path: Path):
-    from memento_lab.retrieval import make_retriever
+    from memento_lab.memory.memory import make_retriever
 
     bank = CaseBank.in_memory(demo_cases)
     with pytest.raises(ValueError, match="retriever train"):

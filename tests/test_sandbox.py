@@ -1,4 +1,4 @@
-"""Attacks on the code sandbox (servers.sandbox): each must be contained, reported, and leave the host unharmed.
+"""Attacks on the code sandbox (memento_lab.sandbox): each must be contained, reported, and leave the host unharmed.
 
 Destructive attacks (fork bomb, ``kill -9 -1``, writes outside the workspace) run ONLY under bubblewrap:
 the rlimits-only fallback cannot contain them (it runs as the calling user), so those tests skip
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from servers import sandbox
-from servers.sandbox import bwrap_available, run_python
+from memento_lab import sandbox
+from memento_lab.sandbox import bwrap_available, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_bwrap = pytest.mark.skipif(not bwrap_available(), reason="bubblewrap (bwrap) is not installed or cannot create namespaces here")
@@ -221,7 +221,7 @@ def test_fallback_without_bwrap_warns_once(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(sandbox, "unshare_available", lambda: False)
     monkeypatch.setattr(sandbox, "_warned", False)
     monkeypatch.delenv("MEMENTO_SANDBOX", raising=False)
-    with caplog.at_level(logging.WARNING, logger="servers.sandbox"):
+    with caplog.at_level(logging.WARNING, logger="memento_lab.sandbox"):
         first = run_python("print(1)", workspace=tmp_path)
         second = run_python("print(2)", workspace=tmp_path)
     assert first.isolation == second.isolation == "rlimits"
@@ -247,7 +247,7 @@ def test_sandboxed_python_is_the_project_interpreter(tmp_path):
 def test_no_sandbox_outlives_a_killed_caller(tmp_path, mode):
     """The caller (e.g. the code server) is SIGKILLed mid-run: its sandboxed program must die too."""
     caller = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom servers.sandbox import run_python\n"
+        [sys.executable, "-c", "import sys\nfrom memento_lab.sandbox import run_python\n"
          f"run_python('import time\\ntime.sleep(60)', workspace=sys.argv[1], timeout_s=60, isolation={mode!r})",
          str(tmp_path)], cwd=ROOT)
     ws = tmp_path.resolve()

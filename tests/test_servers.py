@@ -20,7 +20,7 @@ from mcp import Client
 
 import servers
 from servers import search
-from servers.sandbox import bwrap_available
+from memento_lab.sandbox import bwrap_available
 
 ROOT = Path(__file__).resolve().parent.parent
 

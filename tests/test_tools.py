@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from test_servers import Loopback, searxng_reply
 
-from memento_lab.cassette import Cassette, CassetteMiss
+from memento_lab.agent.cassette import Cassette, CassetteMiss
 from memento_lab.config import Settings
-from memento_lab.tools import ToolBox, available_servers, cli_tools_call, cli_tools_list, server_env
+from memento_lab.agent.mcp_client import ToolBox, available_servers, cli_tools_call, cli_tools_list, server_env
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ async def test_search_uses_searxng_when_configured(tmp_path):
 
 @pytest.mark.anyio
 async def test_a_server_that_cannot_start_is_reported(tmp_path, settings, monkeypatch):
-    import memento_lab.tools as tools
+    import memento_lab.agent.mcp_client as tools
 
     monkeypatch.setitem(tools.SERVER_MODULES, "math", "no_such_module")
     with pytest.raises(RuntimeError, match=r"'math' \(python -m servers.no_such_module\) failed to start"):

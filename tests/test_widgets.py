@@ -6,9 +6,9 @@ import ipywidgets as w
 import numpy as np
 import pytest
 
-from memento_lab import widgets
-from memento_lab.cases import Case, CaseBank, Source, Trajectory
-from memento_lab.retrieval import Retriever, SimilarityRetriever
+from memento_lab.views import widgets
+from memento_lab.memory.cases import Case, CaseBank, Source, Trajectory
+from memento_lab.memory.retrieval import Retriever, SimilarityRetriever
 from memento_lab.trace import (
     ExecStep,
     JudgeVerdict,

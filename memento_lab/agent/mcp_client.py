@@ -30,17 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from memento_lab.config import PROJECT_ROOT as ROOT
 from memento_lab.config import Settings
 from memento_lab.trace import ToolCall
 
 if TYPE_CHECKING:
     from mcp import Client
 
-    from memento_lab.cassette import Cassette
+    from memento_lab.agent.cassette import Cassette
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVER_MODULES = {"code": "code", "search": "search", "documents": "documents", "math": "math_server", "web": "web"}
 PASS_THROUGH_ENV = ("MEMENTO_SANDBOX", "MEMENTO_SEARCH_INDEX", "MEMENTO_CODE_TIMEOUT", "MEMENTO_DOC_MAX_BYTES",
                     "MEMENTO_SERVER_LOG_LEVEL", "TRANSFORMERS_OFFLINE", "LANG", "TMPDIR")

@@ -33,12 +33,12 @@ import polars as pl
 from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
-from memento_lab.agent import Agent, AgentConfig
-from memento_lab.cases import CaseBank
+from memento_lab.agent.loop import Agent, AgentConfig
+from memento_lab.memory.cases import CaseBank
 from memento_lab.config import CassetteMode, Settings
 from memento_lab.jsonl import append_jsonl, atomic_write_bytes, atomic_write_text, read_jsonl
-from memento_lab.memory import Memory, counterfactual_pair
-from memento_lab.pairs import PairLog
+from memento_lab.memory.memory import Memory, counterfactual_pair
+from memento_lab.memory.pairs import PairLog
 from memento_lab.trace import Trace, write_traces
 
 
@@ -128,9 +128,9 @@ async def run_experiment(
     progress: bool = True,
 ) -> RunResult:
     """Run (or resume) one experiment; ``llms``/``tools`` may be shared by the caller across runs."""
-    from memento_lab.encoders import bank_encoder
-    from memento_lab.retrieval import make_retriever
-    from memento_lab.suites import JudgeContext, load_suite
+    from memento_lab.memory.encoders import bank_encoder
+    from memento_lab.memory.memory import make_retriever
+    from memento_lab.agent.suites import JudgeContext, load_suite
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +151,7 @@ async def run_experiment(
     encoder = bank_encoder(bank_dir)
     bank = CaseBank(bank_dir, encoder=encoder)
     if config.leakage != "off" and len(bank):
-        from memento_lab.dedupe import leakage_report
+        from memento_lab.memory.dedupe import leakage_report
 
         report = leakage_report(bank.cases(), [t.question for t in tasks], encoder, threshold=config.leakage_threshold)
         atomic_write_text(out / "leakage.json", report.model_dump_json(indent=2))
@@ -159,7 +159,7 @@ async def run_experiment(
             report.raise_if_contaminated()
     retriever = make_retriever(config.memory, bank, encoder=encoder, checkpoint=config.checkpoint, seed=config.seed)
     if config.memory == "parametric" and config.online_update:
-        from memento_lab.retriever_model import ParametricRetriever
+        from memento_lab.memory.parametric import ParametricRetriever
 
         assert isinstance(retriever, ParametricRetriever)
         retriever.config = retriever.config.model_copy(update={"every": 1, "seed": config.seed})
@@ -231,17 +231,17 @@ async def _open_io(
     need_tools = tools is None and bool(config.tools)
     if llms is not None and not need_tools:
         return llms, tools
-    from memento_lab.cassette import Cassette
+    from memento_lab.agent.cassette import Cassette
 
     cassette = Cassette(out / "cassette.sqlite", mode=config.cassette)
     if llms is None:
-        from memento_lab.llm import open_llms
+        from memento_lab.agent.llm import open_llms
 
         settings = settings or Settings()
         settings = settings.model_copy(update={"local_parallel": max(settings.local_parallel, config.concurrency)})
         llms = await stack.enter_async_context(open_llms(settings, local_model=config.model, cassette=cassette))
     if need_tools:
-        from memento_lab.tools import ToolBox
+        from memento_lab.agent.mcp_client import ToolBox
 
         (out / "workspace").mkdir(exist_ok=True)
         tools = await stack.enter_async_context(
@@ -330,7 +330,7 @@ def report(runs: Sequence[str | Path]) -> dict[str, Any]:
     """The numbers a reader wants first: accuracy per memory mode and iteration, per family, and
     the honest baselines (no memory, and always answering the most common answer of the family's
     other tasks: ``trivial_baseline(..., leave_one_out=True)``)."""
-    from memento_lab.suites import load_suite, trivial_baseline
+    from memento_lab.agent.suites import load_suite, trivial_baseline
 
     df = load_results(runs)
     if df.is_empty():

@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from memento_lab.memory import Memory, format_cases
+from memento_lab.memory.memory import Memory, format_cases
 from memento_lab.trace import ExecStep, PlanCycle, PlanStep, ToolCall, Trace
 
 if TYPE_CHECKING:
-    from memento_lab.llm import ChatResult, LLMs
-    from memento_lab.suites import JudgeContext, Suite, Task
-    from memento_lab.tools import ToolBox
+    from memento_lab.agent.llm import ChatResult, LLMs
+    from memento_lab.agent.suites import JudgeContext, Suite, Task
+    from memento_lab.agent.mcp_client import ToolBox
 
 
 def load_prompt(name: str) -> str:
     """A prompt shipped as package data (``memento_lab/prompts/<name>.txt``)."""
-    return resources.files("memento_lab.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    return resources.files("memento_lab.agent.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
 
 
 class AgentConfig(BaseModel):

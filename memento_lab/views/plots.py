@@ -18,8 +18,8 @@ import polars as pl
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from memento_lab.pairs import RetrievalPair
-from memento_lab.runner import summarize
+from memento_lab.memory.pairs import RetrievalPair
+from memento_lab.experiments.run import summarize
 
 NOTEBOOK_RENDERER = "notebook+plotly_mimetype"
 COLORS = qualitative.Plotly
@@ -155,7 +155,7 @@ def pairs_frame(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path) -> pl
     task's mean reward over all rows.
     """
     if isinstance(data, str | Path):
-        from memento_lab.retriever_model import load_pairs
+        from memento_lab.memory.training import load_pairs
 
         data = load_pairs(data)
     if not isinstance(data, pl.DataFrame):

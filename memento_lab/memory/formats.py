@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memento_lab.cases import Case, Source, content_id, label_for
+from memento_lab.memory.cases import Case, Source, content_id, label_for
 from memento_lab.jsonl import FormatError, ReadReport, atomic_write_text, read_jsonl
 from memento_lab.trace import PlanStep
 

@@ -14,9 +14,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from memento_lab.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
-from memento_lab.pairs import PairLog, RetrievalPair
-from memento_lab.retrieval import DEFAULT_K, NoMemory, Retrieved, Retriever
+from memento_lab.memory.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
+from memento_lab.memory.pairs import PairLog, RetrievalPair
+from memento_lab.memory.encoders import CachedEncoder, Encoder
+from memento_lab.memory.retrieval import DEFAULT_K, MEMORY_MODES, NoMemory, RandomRetriever, Retrieved, Retriever, SimilarityRetriever
 from memento_lab.trace import RetrievedCase, Trace
 
 PROMPT_ANSWER_CHARS = 300  # how much of a past answer / step result a prompt example shows
@@ -181,3 +182,24 @@ def describe(memory: Memory) -> dict[str, Any]:
         "bank_version": memory.bank.version,
         "retriever": json.loads(json.dumps(memory.retriever.describe(), default=str)),
     }
+
+def make_retriever(
+    mode: str,
+    bank: CaseBank,
+    *,
+    encoder: CachedEncoder | Encoder | None = None,
+    checkpoint: str | None = None,
+    seed: int = 0,
+) -> Retriever:
+    """A retriever by memory-mode name: none | random | similarity | parametric."""
+    if mode == "none":
+        return NoMemory(bank)
+    if mode == "random":
+        return RandomRetriever(bank, seed=seed)
+    if mode == "similarity":
+        return SimilarityRetriever(bank, encoder)
+    if mode == "parametric":
+        from memento_lab.memory.parametric import ParametricRetriever  # lazy: torch loads only when needed
+
+        return ParametricRetriever.from_checkpoint(bank, checkpoint, encoder=encoder)
+    raise ValueError(f"unknown memory mode {mode!r}; expected one of {MEMORY_MODES}")

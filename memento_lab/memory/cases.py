@@ -41,7 +41,7 @@ from memento_lab.jsonl import (
 from memento_lab.trace import PlanStep, now
 
 if TYPE_CHECKING:
-    from memento_lab.encoders import CachedEncoder
+    from memento_lab.memory.encoders import CachedEncoder
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from memento_lab.cases import Case, CaseBank
-from memento_lab.encoders import CachedEncoder, Encoder
+from memento_lab.memory.cases import Case, CaseBank
+from memento_lab.memory.encoders import CachedEncoder, Encoder
 from memento_lab.trace import RetrievedCase
 
 DEFAULT_K = 4  # the paper's best
@@ -210,24 +210,3 @@ class SimilarityRetriever(Retriever):
 
 MEMORY_MODES = ("none", "random", "similarity", "parametric")
 
-
-def make_retriever(
-    mode: str,
-    bank: CaseBank,
-    *,
-    encoder: CachedEncoder | Encoder | None = None,
-    checkpoint: str | None = None,
-    seed: int = 0,
-) -> Retriever:
-    """A retriever by memory-mode name: none | random | similarity | parametric."""
-    if mode == "none":
-        return NoMemory(bank)
-    if mode == "random":
-        return RandomRetriever(bank, seed=seed)
-    if mode == "similarity":
-        return SimilarityRetriever(bank, encoder)
-    if mode == "parametric":
-        from memento_lab.retriever_model import ParametricRetriever
-
-        return ParametricRetriever.from_checkpoint(bank, checkpoint, encoder=encoder)
-    raise ValueError(f"unknown memory mode {mode!r}; expected one of {MEMORY_MODES}")

@@ -1,0 +1,197 @@
+"""The fast parametric retriever: cached case vectors, one encoder pass per query, online soft-Q updates.
+
+Inference (``ParametricRetriever``): case vectors are computed once (at load, and for each new
+case when first scored; cached by text hash in the embedding store) and kept as a matrix, and the
+case half of the first linear layer is precomputed, ``P = C @ W_case.T``. A query then costs one
+encoder pass plus ``relu(P + W_query q + b) @ W2.T`` over the N rows — the same numbers as the
+original per-pair scoring (re-encode both texts, concat, head), which ``RetrieverModule.score_pairs``
+keeps as the reference. ``update(pairs)`` is the paper's online soft-Q step: append the episode's
+pairs to the pair log and take a few gradient steps on the head with them plus a replay sample,
+without a restart (the encoder never changes online, so cached vectors stay valid).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+from memento_lab.memory.qnet import RetrieverModule, case_text, model_encoder, q_value, resolve_checkpoint, soft_ce
+from memento_lab.memory.training import pair_targets
+from memento_lab.memory.cases import Case, CaseBank
+from memento_lab.memory.encoders import CachedEncoder, Encoder, SentenceEncoder
+from memento_lab.memory.pairs import PairLog, RetrievalPair
+from memento_lab.memory.retrieval import Retriever
+
+log = logging.getLogger(__name__)
+
+
+class UpdateConfig(BaseModel):
+    """Online soft-Q updates of the head: ``every`` 0 = off (pairs are still logged), 1 = every episode, N = every N."""
+
+    every: int = 0
+    steps: int = 5
+    replay: int = 64
+    lr: float = 1e-3
+    target: str | None = None  # None: the checkpoint's target
+    seed: int = 0
+
+
+class UpdateReport(BaseModel):
+    appended: int
+    trained: bool
+    steps: int = 0
+    new_pairs: int = 0
+    replay_pairs: int = 0
+    loss_before: float | None = None
+    loss_after: float | None = None
+
+
+class ParametricRetriever(Retriever):
+    """Scores cases with a trained Q(query, case) over cached case vectors (see the module docstring)."""
+
+    name = "parametric"
+
+    def __init__(
+        self,
+        bank: CaseBank,
+        model: RetrieverModule,
+        encoder: CachedEncoder | Encoder | None = None,
+        *,
+        pair_log: PairLog | str | Path | None = None,
+        update: UpdateConfig | None = None,
+        cache_dir: str | Path | None = None,
+        checkpoint: str | None = None,
+    ):
+        super().__init__(bank)
+        self.model = model.eval()
+        self.encoder = model_encoder(model, encoder if encoder is not None else bank.encoder, cache_dir=cache_dir)
+        inner = getattr(self.encoder, "encoder", None)
+        if isinstance(inner, SentenceEncoder) and not model.fine_tuned:
+            model._frozen = inner  # the per-pair reference path shares the loaded model (uncached)
+        self.pair_log = PairLog(pair_log) if isinstance(pair_log, str | Path) else pair_log
+        self.config = update or UpdateConfig()
+        self.checkpoint = checkpoint
+        self._row: dict[str, int] = {}
+        self._vecs = torch.zeros((0, model.head.dim))
+        self._proj = torch.zeros((0, model.head.fc1.out_features))
+        self._proj_rows = 0  # rows of _vecs already projected with the current weights
+        self._rows_for: tuple[list[Case], np.ndarray] | None = None
+        self._episodes = 0
+        self._pending: list[RetrievalPair] = []
+        self._history: list[RetrievalPair] | None = None
+        self._opt: torch.optim.Optimizer | None = None
+        self._rng = np.random.default_rng(self.config.seed)
+        self.rows(bank.cases())  # case vectors once, at load
+
+    @classmethod
+    def from_checkpoint(
+        cls, bank: CaseBank, checkpoint: str | Path | None, encoder: CachedEncoder | Encoder | None = None, **kw: Any
+    ) -> ParametricRetriever:
+        path = resolve_checkpoint(checkpoint)
+        return cls(bank, RetrieverModule.load(path), encoder, checkpoint=str(path), **kw)
+
+    # ------------------------------------------------------------------ scoring
+    def case_texts(self, cases: Sequence[Case]) -> list[str]:
+        return [case_text(c.question, c.plan_json, self.model.hp.case_text) for c in cases]
+
+    def rows(self, cases: list[Case]) -> np.ndarray:
+        """Rows of ``cases`` in the vector matrix; cases not seen before are embedded (via the cache) once."""
+        if self._rows_for is not None and self._rows_for[0] is cases:
+            return self._rows_for[1]
+        missing = list({c.id: c for c in cases if c.id not in self._row}.values())
+        if missing:
+            vecs = torch.from_numpy(self.encoder.encode(self.case_texts(missing)))
+            start = len(self._row)
+            self._row.update((c.id, start + i) for i, c in enumerate(missing))
+            self._vecs = torch.cat([self._vecs, vecs])
+        rows = np.fromiter((self._row[c.id] for c in cases), dtype=np.int64, count=len(cases))
+        self._rows_for = (cases, rows)
+        return rows
+
+    @torch.no_grad()
+    def _projection(self) -> torch.Tensor:
+        if self._proj_rows < len(self._vecs):
+            self._proj = torch.cat([self._proj[: self._proj_rows], self.model.head.project_cases(self._vecs[self._proj_rows :])])
+            self._proj_rows = len(self._vecs)
+        return self._proj
+
+    @torch.no_grad()
+    def score(self, query: str, cases: list[Case]) -> np.ndarray:
+        if not cases:
+            return np.zeros(0, dtype=np.float32)
+        rows = self.rows(cases)
+        proj = self._projection()
+        q = torch.from_numpy(self.encoder.encode([query])[0])
+        scores = q_value(self.model.head.from_projection(proj, q)).numpy()
+        return scores[rows]
+
+    def score_per_pair(self, query: str, cases: Sequence[Case]) -> np.ndarray:
+        """The original's way (re-encode query and every case); the reference for tests and benchmarks."""
+        return self.model.score_pairs(query, self.case_texts(cases))
+
+    # ------------------------------------------------------------------ online update
+    def update(self, pairs: Sequence[RetrievalPair]) -> UpdateReport:
+        """After an episode: log its pairs and, per the config, take a few gradient steps on the head."""
+        pairs = list(pairs)
+        if self._history is None:
+            self._history = self.pair_log.read() if self.pair_log is not None else []
+        appended = self.pair_log.append(pairs) if self.pair_log is not None else 0
+        self._pending.extend(pairs)
+        self._episodes += 1
+        cfg = self.config
+        if cfg.every <= 0 or self._episodes % cfg.every != 0 or not self._pending:
+            if cfg.every <= 0:
+                self._history.extend(self._pending)
+                self._pending = []
+            return UpdateReport(appended=appended, trained=False)
+        report = self._train_head(self._pending)
+        self._history.extend(self._pending)
+        self._pending = []
+        return report.model_copy(update={"appended": appended})
+
+    def _train_head(self, new: list[RetrievalPair]) -> UpdateReport:
+        cfg, head = self.config, self.model.head
+        target = cfg.target or self.model.hp.target
+        assert self._history is not None
+        n_replay = min(cfg.replay, len(self._history))
+        if self._opt is None:
+            self._opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+        losses = []
+        for step in range(cfg.steps + 1):
+            replay = [self._history[i] for i in self._rng.choice(len(self._history), n_replay, replace=False)] if n_replay else []
+            batch = new + replay
+            y = torch.from_numpy(pair_targets(batch, target))
+            keep = ~torch.isnan(y)
+            if not bool(keep.any()):
+                return UpdateReport(appended=0, trained=False)
+            q = torch.from_numpy(self.encoder.encode([p.query for p in batch]))[keep]
+            c = torch.from_numpy(self.encoder.encode([case_text(p.case_question, p.case_plan, self.model.hp.case_text) for p in batch]))[keep]
+            head.train(step < cfg.steps)
+            loss = soft_ce(head(c, q), y[keep], self.model.get_buffer("class_weight"))
+            losses.append(loss.item())
+            if step == cfg.steps:  # the last pass only measures
+                break
+            self._opt.zero_grad()
+            loss.backward()
+            self._opt.step()
+        head.eval()
+        self._proj_rows = 0  # weights changed: re-project every cached case (vectors stay valid)
+        return UpdateReport(
+            appended=0, trained=True, steps=cfg.steps, new_pairs=len(new), replay_pairs=n_replay,
+            loss_before=losses[0], loss_after=losses[-1],
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Save the (possibly updated) model as a checkpoint that ``from_checkpoint`` reloads."""
+        return self.model.save(path)
+
+    def describe(self) -> dict[str, Any]:
+        hp = self.model.hp
+        return {"name": self.name, "checkpoint": self.checkpoint, "encoder": self.encoder.name, "target": hp.target,
+                "case_text": hp.case_text, "update_every": self.config.every}

@@ -1,0 +1,369 @@
+"""Training the Q(query, case) network: pair files and targets, the split by query, the DataModule,
+``fit``, ``evaluate`` and the metrics they report.
+
+Targets (``target=``): ``"helped"`` (the original ``truth_label``: the *query's* outcome copied onto
+every case it saw), ``"advantage"`` (reward minus the query's baseline) and ``"delta"`` (a
+counterfactual probe: reward with the case minus reward without it). The signed targets become
+soft labels ``(1 + x) / 2``; binary metrics count ``x > 0`` as helpful and leave ``x == 0`` out.
+On the seed pairs every query has one label across its cases, so pair AUC mostly measures which
+*queries* succeed; ``evaluate`` therefore also reports within-query ranking (AUC and precision@K
+over queries whose cases have mixed labels) next to the similarity-only baseline.
+
+Training uses the standard Lightning loop (``seed_everything(workers=True)``, ``deterministic``,
+``ModelCheckpoint`` best-by-``val_auc`` + last, ``CSVLogger``, tqdm). Scale-out is the standard
+Lightning path, nothing home-made: ``fit(..., accelerator="gpu", devices=8, num_nodes=4,
+strategy="ddp")`` under ``torchrun`` or SLURM (validation metrics are ``all_gather``-ed); inside a
+notebook use one device or ``strategy="ddp_notebook"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from memento_lab.memory.metrics import _nan_to_none, binary_metrics, ranking_metrics
+from memento_lab.memory.qnet import TARGETS, RetrieverModule, base_encoder, case_text, model_encoder, q_value
+from memento_lab.memory.cases import CaseBank
+from memento_lab.memory.encoders import DEFAULT_ENCODER, CachedEncoder
+from memento_lab.jsonl import FormatError, atomic_write_text, read_jsonl
+from memento_lab.memory.pairs import PairLog, RetrievalPair, read_memento_pairs
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUT = "checkpoints/retriever"
+
+# One DataLoader worker is right for in-memory tensors; Lightning's hint about workers is noise here.
+warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+# Re-training into the same folder overwrites best.ckpt / last.ckpt on purpose (the logs live there too).
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+def load_pairs(path: str | Path, *, strict: bool = True) -> list[RetrievalPair]:
+    """Pairs from a file: the original ``training_data.jsonl`` or a workbench ``PairLog`` (auto-detected)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such pair file")
+    first = next(iter(read_jsonl(path, strict=strict)), None)
+    if first is None:
+        raise FormatError(path, None, "no pairs in the file")
+    if "truth_label" in first[1]:
+        return read_memento_pairs(path, strict=strict)
+    return PairLog(path).read(strict=strict)
+
+
+def with_advantage(pairs: Sequence[RetrievalPair]) -> list[RetrievalPair]:
+    """Pairs with ``advantage`` filled where missing: reward minus ``baseline``, or minus the query's mean reward."""
+    mean: dict[str, list[float]] = defaultdict(list)
+    for p in pairs:
+        mean[p.query].append(p.reward)
+    out = []
+    for p in pairs:
+        if p.advantage is None:
+            base = p.baseline if p.baseline is not None else float(np.mean(mean[p.query]))
+            p = p.model_copy(update={"advantage": p.reward - base})
+        out.append(p)
+    return out
+
+
+def pair_targets(pairs: Sequence[RetrievalPair], target: str) -> np.ndarray:
+    """Soft labels in [0, 1] per pair: ``helped`` as 0/1, a signed advantage/delta x as (1 + x) / 2; NaN if absent."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if target == "helped":
+        return np.array([float(p.helped) for p in pairs], dtype=np.float32)
+    if target == "advantage":
+        pairs = with_advantage(pairs)
+    vals = [getattr(p, target) for p in pairs]
+    return np.array([np.nan if v is None else (1.0 + max(-1.0, min(1.0, v))) / 2 for v in vals], dtype=np.float32)
+
+
+def query_set_sha(pairs: Sequence[RetrievalPair]) -> str:
+    """A fingerprint of the set of queries (tells ``evaluate`` whether a file is the one trained on)."""
+    return hashlib.sha256("\x1f".join(sorted({p.query for p in pairs})).encode()).hexdigest()[:16]
+
+
+class SplitReport(BaseModel):
+    train_pairs: int
+    val_pairs: int
+    train_queries: int
+    val_queries: int
+    train_positive: int
+    val_positive: int
+    overlap_queries: int  # always 0: the split is by query
+    dropped_no_target: int = 0
+
+
+def split_by_query(
+    pairs: Sequence[RetrievalPair], val_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[int], list[int]]:
+    """Indices of train and validation pairs; whole queries go to one side (seeded shuffle of the query set)."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be within (0, 1), got {val_fraction}")
+    queries = sorted({p.query for p in pairs})
+    if len(queries) < 2:
+        raise ValueError(f"need at least 2 distinct queries to split by query, got {len(queries)}")
+    order = np.random.default_rng(seed).permutation(len(queries))
+    n_val = min(len(queries) - 1, max(1, round(len(queries) * val_fraction)))
+    val_q = {queries[i] for i in order[:n_val]}
+    train = [i for i, p in enumerate(pairs) if p.query not in val_q]
+    val = [i for i, p in enumerate(pairs) if p.query in val_q]
+    return train, val
+
+
+def _split_report(pairs: Sequence[RetrievalPair], y: np.ndarray, train: list[int], val: list[int], dropped: int) -> SplitReport:
+    tq, vq = {pairs[i].query for i in train}, {pairs[i].query for i in val}
+    return SplitReport(
+        train_pairs=len(train), val_pairs=len(val), train_queries=len(tq), val_queries=len(vq),
+        train_positive=int((y[train] > 0.5).sum()), val_positive=int((y[val] > 0.5).sum()),
+        overlap_queries=len(tq & vq), dropped_no_target=dropped,
+    )
+
+
+
+# ---------------------------------------------------------------------------- data
+class _TextPairs(Dataset):
+    def __init__(self, q: list[str], c: list[str], y: np.ndarray, g: np.ndarray):
+        self.q, self.c, self.y, self.g = q, c, torch.from_numpy(y), torch.from_numpy(g)
+
+    def __len__(self) -> int:
+        return len(self.q)
+
+    def __getitem__(self, i: int) -> tuple[str, str, torch.Tensor, torch.Tensor]:
+        return self.q[i], self.c[i], self.y[i], self.g[i]
+
+
+class PairDataModule(L.LightningDataModule):
+    """Pairs split by query; batches of precomputed vectors (frozen encoder) or of texts (fine-tuning)."""
+
+    def __init__(
+        self,
+        pairs: Sequence[RetrievalPair],
+        encoder: CachedEncoder | None = None,
+        *,
+        target: str = "helped",
+        case_text: str = "question",
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        batch_size: int = 64,
+        precompute: bool = True,
+    ):
+        super().__init__()
+        if precompute and encoder is None:
+            raise ValueError("precompute=True needs an encoder")
+        self.all_pairs = list(pairs)
+        self.encoder, self.target, self.case_text = encoder, target, case_text
+        self.val_fraction, self.seed, self.batch_size, self.precompute = val_fraction, seed, batch_size, precompute
+        self.report: SplitReport | None = None
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        y_all = pair_targets(self.all_pairs, self.target)
+        keep = ~np.isnan(y_all)
+        self.pairs = [p for p, k in zip(self.all_pairs, keep, strict=True) if k]
+        if not self.pairs:
+            raise ValueError(f"no pair has a {self.target!r} target (fill it in the pair log, or use target='helped')")
+        self.y = y_all[keep]
+        self.train_idx, self.val_idx = split_by_query(self.pairs, self.val_fraction, self.seed)
+        self.report = _split_report(self.pairs, self.y, self.train_idx, self.val_idx, int((~keep).sum()))
+        group_of = {q: i for i, q in enumerate(dict.fromkeys(p.query for p in self.pairs))}
+        self.groups = np.array([group_of[p.query] for p in self.pairs], dtype=np.int64)
+        self.q_texts = [p.query for p in self.pairs]
+        self.c_texts = [case_text(p.case_question, p.case_plan, self.case_text) for p in self.pairs]
+        if self.precompute:
+            assert self.encoder is not None
+            self.q_vecs = torch.from_numpy(self.encoder.encode(self.q_texts))
+            self.c_vecs = torch.from_numpy(self.encoder.encode(self.c_texts))
+        self.train_set, self.val_set = self._subset(self.train_idx), self._subset(self.val_idx)
+
+    def _subset(self, idx: list[int]) -> Dataset:
+        y, g = self.y[idx], self.groups[idx]
+        if self.precompute:
+            ix = torch.as_tensor(idx, dtype=torch.long)
+            return TensorDataset(self.q_vecs[ix], self.c_vecs[ix], torch.from_numpy(y), torch.from_numpy(g))
+        return _TextPairs([self.q_texts[i] for i in idx], [self.c_texts[i] for i in idx], y, g)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None
+        return DataLoader(self.val_set, batch_size=max(self.batch_size, 256), shuffle=False)
+
+
+
+# ---------------------------------------------------------------------------- fit / evaluate
+class FitResult(BaseModel):
+    best_checkpoint: str | None
+    last_checkpoint: str | None
+    metrics_csv: str | None
+    split: SplitReport
+    learned: dict[str, Any]
+    similarity: dict[str, Any]
+    seconds: float
+    epochs: int
+
+
+def _bank_plans(bank: str | Path | None) -> dict[str, str]:
+    if bank is None:
+        return {}
+    return {c.id: c.plan_json for c in CaseBank(bank, readonly=True).cases()}
+
+
+def fit(
+    pairs: str | Path | Sequence[RetrievalPair],
+    *,
+    out: str | Path = DEFAULT_OUT,
+    bank: str | Path | None = None,
+    target: str = "helped",
+    freeze_encoder: bool = True,
+    train_layers: int = 0,
+    case_text: str = "question",
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    encoder_lr: float = 2e-5,
+    hidden: int = 512,
+    dropout: float = 0.2,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    strategy: str = "auto",
+    num_nodes: int = 1,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+    encoder: CachedEncoder | None = None,
+    fast_dev_run: bool = False,
+) -> FitResult:
+    """Train Q(query, case) on pairs split by query; checkpoints (best by val AUC + last) and metrics.csv go to ``out``.
+
+    ``bank`` (a bank folder) supplies the embedding cache and the plans of cases named by id;
+    ``encoder`` (a cached frozen encoder) overrides the cache entirely.
+    Multi-GPU / multi-node: pass ``accelerator="gpu", devices=N, num_nodes=M, strategy="ddp"``.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    t0 = time.perf_counter()
+    L.seed_everything(seed, workers=True, verbose=False)
+    plist = load_pairs(pairs) if isinstance(pairs, str | Path) else list(pairs)
+    plans = _bank_plans(bank)
+    if plans:
+        plist = [p if p.case_plan or p.case_id not in plans else p.model_copy(update={"case_plan": plans[p.case_id]}) for p in plist]
+    encoder = encoder or base_encoder(DEFAULT_ENCODER, bank=bank, cache_dir=cache_dir)
+    # Frozen base vectors are always computed (the similarity baseline needs them); batches use them in head-only mode.
+    dm = PairDataModule(plist, encoder, target=target, case_text=case_text, val_fraction=val_fraction, seed=seed,
+                        batch_size=batch_size, precompute=True)
+    dm.setup("fit")
+    if not freeze_encoder:
+        dm.precompute = False
+        dm.train_set, dm.val_set = dm._subset(dm.train_idx), dm._subset(dm.val_idx)
+    assert dm.report is not None
+    pos, n = dm.report.train_positive, dm.report.train_pairs
+    model = RetrieverModule(
+        encoder=encoder.name, dim=encoder.dim, freeze_encoder=freeze_encoder, train_layers=train_layers,
+        hidden=hidden, dropout=dropout, lr=lr, encoder_lr=encoder_lr,
+        pos_weight=max(1.0, (n - pos) / max(1, pos)), target=target, case_text=case_text,
+        val_fraction=val_fraction, split_seed=seed, queries_sha=query_set_sha(dm.pairs),
+    )
+    out = Path(out)
+    ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_auc", mode="max", save_last=True,
+                           enable_version_counter=False)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
+        max_epochs=epochs, deterministic=True, logger=CSVLogger(out, name="logs"),
+        callbacks=[ckpt, *([TQDMProgressBar(refresh_rate=10)] if progress else [])], enable_progress_bar=progress,
+        enable_model_summary=False, log_every_n_steps=1, fast_dev_run=fast_dev_run,
+    )
+    trainer.fit(model, datamodule=dm)
+
+    best = ckpt.best_model_path or None
+    final = RetrieverModule.load(best) if best else model.eval()
+    val_pairs = [dm.pairs[i] for i in dm.val_idx]
+    report = evaluate(final, val_pairs, split="all", encoder=encoder, cache_dir=cache_dir)
+    learned = {k: v for k, v in report.items() if not k.startswith("similarity_")}
+    similarity = {k.removeprefix("similarity_"): v for k, v in report.items() if k.startswith("similarity_")}
+    last = out / "last.ckpt"
+    log_dir = getattr(trainer.logger, "log_dir", None)
+    metrics_csv = Path(log_dir) / "metrics.csv" if log_dir else None
+    result = FitResult(
+        best_checkpoint=best, last_checkpoint=str(last) if last.exists() else None,
+        metrics_csv=str(metrics_csv) if metrics_csv and metrics_csv.exists() else None,
+        split=dm.report, learned=learned, similarity=similarity,
+        seconds=round(time.perf_counter() - t0, 2), epochs=trainer.current_epoch,
+    )
+    if not fast_dev_run:
+        atomic_write_text(out / "summary.json", result.model_dump_json(indent=2))
+    return result
+
+
+def evaluate(
+    model: RetrieverModule | str | Path,
+    pairs: str | Path | Sequence[RetrievalPair],
+    *,
+    split: Literal["auto", "val", "all"] = "auto",
+    target: str | None = None,
+    k: int | None = None,
+    encoder: CachedEncoder | None = None,
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Learned vs similarity-only metrics on pairs: pair AUC/F1/acc and per-query ranking (NaN -> None).
+
+    ``split="val"`` evaluates the validation queries of the split the checkpoint was trained with;
+    ``"all"`` every pair; ``"auto"`` is ``val`` when the file holds exactly the training queries.
+    ``target`` defaults to the checkpoint's (evaluate an advantage-trained model on ``helped``, or back).
+    """
+    if not isinstance(model, RetrieverModule):
+        model = RetrieverModule.load(model)
+    hp = model.hp
+    target = target or hp.target
+    k = k or hp.ranking_k
+    plist = load_pairs(pairs) if isinstance(pairs, str | Path) else list(pairs)
+    y = pair_targets(plist, target)
+    keep = ~np.isnan(y)
+    plist, y = [p for p, m in zip(plist, keep, strict=True) if m], y[keep]
+    if split == "auto":
+        split = "val" if query_set_sha(plist) == hp.queries_sha else "all"
+    if split == "val":
+        _, idx = split_by_query(plist, hp.val_fraction, hp.split_seed)
+        plist, y = [plist[i] for i in idx], y[idx]
+    if not plist:
+        raise ValueError("no pairs to evaluate")
+    base = encoder or base_encoder(hp.encoder, cache_dir=cache_dir)
+    mine = model_encoder(model, base if not model.fine_tuned else None, cache_dir=cache_dir)
+    q_texts = [p.query for p in plist]
+    c_texts = [case_text(p.case_question, p.case_plan, hp.case_text) for p in plist]
+    with torch.no_grad():
+        model.eval()
+        qv, cv = torch.from_numpy(mine.encode(q_texts)), torch.from_numpy(mine.encode(c_texts))
+        learned = np.concatenate([q_value(model(qv[i : i + 4096], cv[i : i + 4096])).numpy() for i in range(0, len(plist), 4096)])
+    # similarity-only: cosine of the untrained encoder between the query and the case *question*
+    bq, bc = base.encode(q_texts), base.encode([p.case_question for p in plist])
+    sim = (bq * bc).sum(axis=1)
+    groups = q_texts
+    out: dict[str, Any] = {"n": len(plist), "split": split, "target": target, "positives": int((y > 0.5).sum())}
+    out.update(binary_metrics(y, learned))
+    out.update(ranking_metrics(groups, y, learned, k))
+    s_bin, s_rank = binary_metrics(y, sim), ranking_metrics(groups, y, sim, k)
+    out["similarity_auc"] = s_bin["auc"]
+    for key in ("wq_auc", "p_at_1", f"p_at_{k}"):
+        out[f"similarity_{key}"] = s_rank[key]
+    return _nan_to_none(out)
+
+
