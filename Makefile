@@ -35,6 +35,7 @@ demo: $(VENV)/.installed-1p5b
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check memento_lab servers tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check memento_lab servers tests benchmarks notebooks
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed

@@ -22,8 +22,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from memento_lab.agent.cassette import Cassette
-from memento_lab.config import Settings
 from memento_lab.agent.llm import open_llms
+from memento_lab.config import Settings
 
 QUESTIONS = [
     "Compute 17 * 23 and check the result.",
@@ -37,7 +37,17 @@ QUESTIONS = [
 ]
 SCHEMA = {
     "type": "object",
-    "properties": {"plan": {"type": "array", "maxItems": 3, "items": {"type": "object", "properties": {"id": {"type": "integer"}, "description": {"type": "string"}}, "required": ["id", "description"]}}},
+    "properties": {
+        "plan": {
+            "type": "array",
+            "maxItems": 3,
+            "items": {
+                "type": "object",
+                "properties": {"id": {"type": "integer"}, "description": {"type": "string"}},
+                "required": ["id", "description"],
+            },
+        }
+    },
     "required": ["plan"],
 }
 
@@ -47,7 +57,11 @@ async def one_pass(model: str, cassette: Cassette, calls: int) -> tuple[float, l
     e2e = []
     async with open_llms(Settings(), local_model=model, cassette=cassette) as llms:
         for q in QUESTIONS[:calls]:
-            r = await llms.planner.chat([{"role": "user", "content": f"Make a short plan. Task: {q}"}], json_schema=SCHEMA, max_tokens=128)
+            r = await llms.planner.chat(
+                [{"role": "user", "content": f"Make a short plan. Task: {q}"}],
+                json_schema=SCHEMA,
+                max_tokens=128,
+            )
             if r.call.latency_s and r.call.usage.completion_tokens:
                 e2e.append(r.call.usage.completion_tokens / r.call.latency_s)
     return time.perf_counter() - t0, e2e
@@ -70,10 +84,16 @@ def main() -> None:
         live_s, e2e = asyncio.run(one_pass(args.model, Cassette(path, "record"), args.calls))
         decode = decode_rates(path)
         replay_s, _ = asyncio.run(one_pass(args.model, Cassette(path, "replay"), args.calls))
-    print(f"model: {args.model}  calls: {args.calls}  (2 threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']})")
-    print(f"live   : {live_s:7.2f} s total incl. model load; end-to-end tokens/s per call: median {statistics.median(e2e):.1f} (min {min(e2e):.1f}, max {max(e2e):.1f})")
+    print(
+        f"model: {args.model}  calls: {args.calls}  (2 threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']})"
+    )
+    print(
+        f"live   : {live_s:7.2f} s total incl. model load; end-to-end tokens/s per call: median {statistics.median(e2e):.1f} (min {min(e2e):.1f}, max {max(e2e):.1f})"
+    )
     if decode:
-        print(f"decode : median {statistics.median(decode):.1f} tokens/s (llama.cpp timings; prompt processing excluded)")
+        print(
+            f"decode : median {statistics.median(decode):.1f} tokens/s (llama.cpp timings; prompt processing excluded)"
+        )
     print(f"replay : {replay_s:7.3f} s total (no server started)")
     print(f"replay is {live_s / replay_s:,.0f}x faster than live")
 

@@ -31,8 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.config import shared_seed_dir
+from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore, SentenceEncoder, text_hash
 from memento_lab.memory.formats import import_file
 from memento_lab.memory.parametric import ParametricRetriever
@@ -48,12 +48,18 @@ def seed_cases() -> list[Case]:
         return import_file(seed / "memory.jsonl").cases
     print("note: ../shared/data/memento-seed is missing; using the demo set replicated to 1,278 cases")
     demo = import_file(DEMO).cases
-    return [c.model_copy(update={"id": f"{c.id}-{i}", "question": f"{c.question} (#{i})"})
-            for i in range(N_SEED // len(demo) + 1) for c in demo][:N_SEED]
+    return [
+        c.model_copy(update={"id": f"{c.id}-{i}", "question": f"{c.question} (#{i})"})
+        for i in range(N_SEED // len(demo) + 1)
+        for c in demo
+    ][:N_SEED]
 
 
 def synthetic(n: int, dim: int, store: EmbeddingStore, name: str) -> list[Case]:
-    cases = [Case.from_episode(f"synthetic task {i}: what is {i} + {i * 7 % 13}?", float(i % 3 != 0)) for i in range(n)]
+    cases = [
+        Case.from_episode(f"synthetic task {i}: what is {i} + {i * 7 % 13}?", float(i % 3 != 0))
+        for i in range(n)
+    ]
     v = np.random.default_rng(n).standard_normal((n, dim)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     store.put_many(name, {text_hash(c.question): row for c, row in zip(cases, v, strict=True)})
@@ -71,7 +77,9 @@ def per_query(fn, queries: list[str]) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default=None, help="a trained retriever (default: a seeded untrained head)")
+    ap.add_argument(
+        "--checkpoint", default=None, help="a trained retriever (default: a seeded untrained head)"
+    )
     ap.add_argument("--queries", type=int, default=20)
     ap.add_argument("--baseline-queries", type=int, default=2)
     ap.add_argument("--baseline-cases", type=int, default=256)
@@ -81,7 +89,9 @@ def main() -> None:
     torch.manual_seed(0)
     enc = SentenceEncoder()
     model = RetrieverModule.load(args.checkpoint) if args.checkpoint else RetrieverModule(dim=enc.dim).eval()
-    print(f"weights: {args.checkpoint or 'untrained head (seed 0)'}; encoder {enc.name}; torch threads {torch.get_num_threads()}")
+    print(
+        f"weights: {args.checkpoint or 'untrained head (seed 0)'}; encoder {enc.name}; torch threads {torch.get_num_threads()}"
+    )
     real = seed_cases()
     with tempfile.TemporaryDirectory() as tmp:
         store = EmbeddingStore(Path(tmp) / "emb.sqlite")
@@ -101,7 +111,9 @@ def main() -> None:
         base = per_query(lambda q: retriever.score_per_pair(q, cases[:n_base]), base_q)
         per_case = statistics.median(base) / n_base
         measured = "measured" if n_base == len(cases) else f"extrapolated from {n_base} cases"
-        print(f"baseline per-pair re-encoding: {per_case * 1e3:.2f} ms per case ({len(base_q)} queries x {n_base} cases)")
+        print(
+            f"baseline per-pair re-encoding: {per_case * 1e3:.2f} ms per case ({len(base_q)} queries x {n_base} cases)"
+        )
 
         rows = []
         for n, pool in ((len(real), cases), (10_000, real + extra)):
@@ -109,7 +121,9 @@ def main() -> None:
             r = ParametricRetriever(b, model, cached)
             live = b.cases()
             r.score("warm up", live)
-            queries = [f"What is the capital of region number {i} of {n}?" for i in range(args.queries)]  # fresh: no cache hits
+            queries = [
+                f"What is the capital of region number {i} of {n}?" for i in range(args.queries)
+            ]  # fresh: no cache hits
             lat = statistics.median(per_query(lambda q, r=r, live=live: r.score(q, live), queries))
             base_n = per_case * n
             rows.append((n, lat, base_n, measured if n == len(real) else f"extrapolated from {n_base} cases"))

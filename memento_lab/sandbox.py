@@ -123,7 +123,9 @@ def _choose_isolation(requested: str | None) -> Isolation:
     global _warned
     mode = (requested or os.environ.get("MEMENTO_SANDBOX") or "auto").lower()
     if mode not in ("auto", "bwrap", "unshare", "rlimits"):
-        raise ValueError(f"sandbox isolation {mode!r} is not one of auto, bwrap, unshare, rlimits (MEMENTO_SANDBOX)")
+        raise ValueError(
+            f"sandbox isolation {mode!r} is not one of auto, bwrap, unshare, rlimits (MEMENTO_SANDBOX)"
+        )
     if mode == "rlimits":
         return "rlimits"
     if mode in ("auto", "bwrap") and bwrap_available():
@@ -133,15 +135,19 @@ def _choose_isolation(requested: str | None) -> Isolation:
     if unshare_available():
         if mode == "auto" and not _warned:
             _warned = True
-            log.warning("bubblewrap (bwrap) is not available: sandboxed code gets its own pid/network namespaces "
-                        "(unshare) but NO filesystem isolation. Install it: apt-get install bubblewrap")
+            log.warning(
+                "bubblewrap (bwrap) is not available: sandboxed code gets its own pid/network namespaces "
+                "(unshare) but NO filesystem isolation. Install it: apt-get install bubblewrap"
+            )
         return "unshare"
     if mode == "unshare":
         raise RuntimeError("unshare isolation requested but unshare is missing or cannot create namespaces")
     if not _warned:
         _warned = True
-        log.warning("bubblewrap (bwrap) is not available: sandboxed code runs with rlimits ONLY "
-                    "(no filesystem or network isolation). Install it: apt-get install bubblewrap")
+        log.warning(
+            "bubblewrap (bwrap) is not available: sandboxed code runs with rlimits ONLY "
+            "(no filesystem or network isolation). Install it: apt-get install bubblewrap"
+        )
     return "rlimits"
 
 
@@ -159,8 +165,12 @@ def _make_cgroups(memory_mb: int, max_procs: int) -> list[Path]:
             d.mkdir()
         except OSError:
             continue
-        limits = {"pids.max": str(max_procs), "memory.limit_in_bytes": str(memory_mb * 2**20),
-                  "memory.max": str(memory_mb * 2**20), "memory.swap.max": "0"}
+        limits = {
+            "pids.max": str(max_procs),
+            "memory.limit_in_bytes": str(memory_mb * 2**20),
+            "memory.max": str(memory_mb * 2**20),
+            "memory.swap.max": "0",
+        }
         wrote = False
         for fname, value in limits.items():
             if (d / fname).exists():
@@ -260,10 +270,35 @@ class _Capture:
 def _bwrap_argv(workspace: Path, script: Path, allow_network: bool) -> list[str]:
     exe = bwrap_path()
     assert exe is not None
-    argv = [exe, "--ro-bind", "/", "/", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-            "--bind", str(workspace), str(workspace), "--ro-bind", str(script), "/tmp/main.py",
-            "--proc", "/proc", "--dev", "/dev", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--chdir", str(workspace)]
+    argv = [
+        exe,
+        "--ro-bind",
+        "/",
+        "/",
+        "--size",
+        str(TMPFS_BYTES),
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        str(workspace),
+        str(workspace),
+        "--ro-bind",
+        str(script),
+        "/tmp/main.py",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--cap-drop",
+        "ALL",
+        "--die-with-parent",
+        "--new-session",
+        "--chdir",
+        str(workspace),
+    ]
     if not allow_network:
         argv.append("--unshare-net")
     return [*argv, "--", sys.executable, "-B", "/tmp/main.py"]
@@ -272,9 +307,15 @@ def _bwrap_argv(workspace: Path, script: Path, allow_network: bool) -> list[str]
 def _child_env(workspace: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(workspace), "LANG": "C.UTF-8", "PYTHONPATH": str(workspace),
-        "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
+        "HOME": str(workspace),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(workspace),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",
     }
 
 
@@ -314,10 +355,17 @@ def run_python(
 
     cpu = max(1, math.ceil(timeout_s)) + 1
     mem = memory_mb * 2**20
-    rlimits = {"RLIMIT_CPU": (cpu, cpu + 1), "RLIMIT_AS": (mem, mem), "RLIMIT_NPROC": (max_procs, max_procs),
-               "RLIMIT_FSIZE": (FILE_SIZE_BYTES, FILE_SIZE_BYTES), "RLIMIT_CORE": (0, 0)}
+    rlimits = {
+        "RLIMIT_CPU": (cpu, cpu + 1),
+        "RLIMIT_AS": (mem, mem),
+        "RLIMIT_NPROC": (max_procs, max_procs),
+        "RLIMIT_FSIZE": (FILE_SIZE_BYTES, FILE_SIZE_BYTES),
+        "RLIMIT_CORE": (0, 0),
+    }
     cgroups = _make_cgroups(memory_mb, max_procs) if os.geteuid() == 0 else []
-    spec = json.dumps({"cgroups": [str(d / "cgroup.procs") for d in cgroups], "rlimits": rlimits, "parent": os.getpid()})
+    spec = json.dumps(
+        {"cgroups": [str(d / "cgroup.procs") for d in cgroups], "rlimits": rlimits, "parent": os.getpid()}
+    )
 
     start = time.monotonic()
     timed_out = False
@@ -325,7 +373,10 @@ def run_python(
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", _LAUNCHER, spec, *argv],
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ws, env=_child_env(ws),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ws,
+            env=_child_env(ws),
             start_new_session=True,
         )
         out = _Capture(proc.stdout, max_output)  # type: ignore[arg-type]
@@ -358,8 +409,16 @@ def run_python(
     if timed_out:
         stderr += f"\n[sandbox] killed: wall-clock timeout of {timeout_s:g} s exceeded"
     code_ = None if timed_out else _exit_code(proc.returncode, mode)
-    return SandboxResult(stdout=stdout, stderr=stderr, exit_code=code_, timed_out=timed_out, truncated=t1 or t2,
-                         duration_s=time.monotonic() - start, isolation=mode, cgroup=bool(cgroups))
+    return SandboxResult(
+        stdout=stdout,
+        stderr=stderr,
+        exit_code=code_,
+        timed_out=timed_out,
+        truncated=t1 or t2,
+        duration_s=time.monotonic() - start,
+        isolation=mode,
+        cgroup=bool(cgroups),
+    )
 
 
 def _kill_group(pgid: int) -> None:

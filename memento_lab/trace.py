@@ -177,4 +177,9 @@ def read_traces(path: str | Path, *, strict: bool = True) -> Iterator[Trace]:
             yield Trace.model_validate(obj)
         except ValidationError as e:
             if strict:
-                raise FormatError(path, line, f"not a valid trace: {e.errors()[0]['msg']}", field=".".join(map(str, e.errors()[0]["loc"]))) from e
+                raise FormatError(
+                    path,
+                    line,
+                    f"not a valid trace: {e.errors()[0]['msg']}",
+                    field=".".join(map(str, e.errors()[0]["loc"])),
+                ) from e

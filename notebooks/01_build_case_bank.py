@@ -14,7 +14,9 @@
 # %% tags=["parameters"]
 out_dir = "data/runs/notebooks"  # the shared run folder of notebooks 01-04
 smoke = False  # a quick run: at most `smoke_cases` cases
-source = "auto"  # auto (seed data when present, else demo) | seed | demo | a .jsonl file | a bank or run folder
+source = (
+    "auto"  # auto (seed data when present, else demo) | seed | demo | a .jsonl file | a bank or run folder
+)
 fmt = "memento"  # format of a .jsonl source: memento | dummy_memo | memento_pairs
 smoke_cases = 200
 dedupe_threshold = 0.95  # cosine similarity above which two questions with the same label are duplicates
@@ -31,14 +33,14 @@ import polars as pl
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
-from memento_lab.views import plots, widgets
-from memento_lab.memory.cases import CaseBank
+from memento_lab.agent.suites import load_suite
 from memento_lab.config import shared_seed_dir
+from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.dedupe import dedupe, leakage_report
 from memento_lab.memory.encoders import bank_encoder
 from memento_lab.memory.formats import import_file
 from memento_lab.memory.retrieval import SimilarityRetriever
-from memento_lab.agent.suites import load_suite
+from memento_lab.views import plots, widgets
 
 plots.use_notebook_renderer()
 pl.Config.set_fmt_str_lengths(80)
@@ -123,14 +125,25 @@ display(browser)
 # %%
 groups, after_dedupe = dedupe(bank, encoder, threshold=dedupe_threshold)
 removed = sum(len(g.duplicates) for g in groups)
-print(f"{len(groups)} duplicate groups, {removed} cases removed -> version {after_dedupe}, {len(bank)} live cases")
+print(
+    f"{len(groups)} duplicate groups, {removed} cases removed -> version {after_dedupe}, {len(bank)} live cases"
+)
 if groups:
     imported = bank.at(imported_version)
-    display(pl.DataFrame([
-        {"kind": g.kind, "similarity": round(g.similarity, 3), "kept": bank.get(g.keep).question,
-         "removed": len(g.duplicates), "example removed": imported.get(g.duplicates[0]).question}
-        for g in groups[:15]
-    ]))
+    display(
+        pl.DataFrame(
+            [
+                {
+                    "kind": g.kind,
+                    "similarity": round(g.similarity, 3),
+                    "kept": bank.get(g.keep).question,
+                    "removed": len(g.duplicates),
+                    "example removed": imported.get(g.duplicates[0]).question,
+                }
+                for g in groups[:15]
+            ]
+        )
+    )
 
 # %% [markdown]
 # ## Leakage against the evaluation split
@@ -140,8 +153,10 @@ if groups:
 # %%
 eval_tasks = load_suite(eval_suite, n=eval_n, seed=eval_seed).tasks()
 leaks = leakage_report(bank.cases(), [t.question for t in eval_tasks], encoder, threshold=leakage_threshold)
-print(f"{len(eval_tasks)} eval tasks from {eval_suite}; {len(leaks.hits)} leaking cases, "
-      f"{len(leaks.leaked_eval_tasks)} eval tasks affected")
+print(
+    f"{len(eval_tasks)} eval tasks from {eval_suite}; {len(leaks.hits)} leaking cases, "
+    f"{len(leaks.leaked_eval_tasks)} eval tasks affected"
+)
 if leaks.hits:
     display(pl.DataFrame([h.model_dump() for h in leaks.hits[:20]]).drop("case_id"))
     if leakage_action == "remove":
@@ -157,8 +172,12 @@ if leaks.hits:
 bank.snapshot()
 history = pl.DataFrame([{"version": v, "live cases": len(bank.at(v))} for v in bank.versions()])
 display(history)
-display(Markdown(f"Bank saved at `{bank_dir}` — version **{bank.version}**, {len(bank)} live cases "
-                 f"({bank.stats()['positive']} positive, {bank.stats()['negative']} negative)."))
+display(
+    Markdown(
+        f"Bank saved at `{bank_dir}` — version **{bank.version}**, {len(bank)} live cases "
+        f"({bank.stats()['positive']} positive, {bank.stats()['negative']} negative)."
+    )
+)
 
 # %%
 # Time travel: the bank right after the import, before dedupe and leakage removal.

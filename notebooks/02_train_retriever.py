@@ -41,15 +41,15 @@ from pathlib import Path
 import polars as pl
 from IPython.display import Markdown, display
 
-from memento_lab.views import plots, widgets
-from memento_lab.memory.cases import CaseBank
 from memento_lab.config import shared_seed_dir
-from memento_lab.memory.encoders import bank_encoder
 from memento_lab.jsonl import atomic_write_bytes
+from memento_lab.memory.cases import CaseBank
+from memento_lab.memory.encoders import bank_encoder
 from memento_lab.memory.pairs import pairs_from_bank
-from memento_lab.memory.retrieval import SimilarityRetriever
 from memento_lab.memory.parametric import ParametricRetriever
+from memento_lab.memory.retrieval import SimilarityRetriever
 from memento_lab.memory.training import fit, load_pairs, split_by_query
+from memento_lab.views import plots, widgets
 
 plots.use_notebook_renderer()
 run = Path(out_dir)
@@ -83,8 +83,10 @@ if smoke:
     keep = set(random.Random(seed).sample(queries, min(smoke_queries, len(queries))))
     all_pairs = [p for p in all_pairs if p.query in keep]
     epochs = smoke_epochs
-print(f"{len(all_pairs)} pairs over {len({p.query for p in all_pairs})} queries ({kind}); "
-      f"{sum(p.helped for p in all_pairs)} helped")
+print(
+    f"{len(all_pairs)} pairs over {len({p.query for p in all_pairs})} queries ({kind}); "
+    f"{sum(p.helped for p in all_pairs)} helped"
+)
 
 # %% [markdown]
 # ## Train
@@ -94,9 +96,19 @@ print(f"{len(all_pairs)} pairs over {len({p.query for p in all_pairs})} queries 
 
 # %%
 ckpt_dir = run / "checkpoints" / "retriever"
-result = fit(all_pairs, out=ckpt_dir, bank=bank_dir, target=target, freeze_encoder=freeze_encoder,
-             train_layers=train_layers, epochs=epochs, batch_size=batch_size, accelerator=accelerator, seed=seed,
-             progress=True)
+result = fit(
+    all_pairs,
+    out=ckpt_dir,
+    bank=bank_dir,
+    target=target,
+    freeze_encoder=freeze_encoder,
+    train_layers=train_layers,
+    epochs=epochs,
+    batch_size=batch_size,
+    accelerator=accelerator,
+    seed=seed,
+    progress=True,
+)
 print(f"trained {result.epochs} epochs in {result.seconds} s -> {result.best_checkpoint}")
 display(pl.DataFrame([result.split.model_dump()]))
 
@@ -112,8 +124,14 @@ display(plots.training_curves(result.metrics_csv))
 
 # %%
 display(plots.retriever_comparison(result))
-display(pl.DataFrame([{"retriever": name, **{key: m.get(key) for key in result.similarity}}
-                      for name, m in (("learned", result.learned), ("similarity", result.similarity))]))
+display(
+    pl.DataFrame(
+        [
+            {"retriever": name, **{key: m.get(key) for key in result.similarity}}
+            for name, m in (("learned", result.learned), ("similarity", result.similarity))
+        ]
+    )
+)
 
 # %% [markdown]
 # ## The checkpoint as a retriever over the bank
@@ -121,12 +139,18 @@ display(pl.DataFrame([{"retriever": name, **{key: m.get(key) for key in result.s
 # one encoder pass per query) and returns the top k, like the similarity retriever does.
 
 # %%
-parametric = ParametricRetriever.from_checkpoint(case_bank, result.best_checkpoint or ckpt_dir, encoder=encoder)
+parametric = ParametricRetriever.from_checkpoint(
+    case_bank, result.best_checkpoint or ckpt_dir, encoder=encoder
+)
 similarity = SimilarityRetriever(case_bank, encoder)
 if not query:
     _, val_idx = split_by_query(all_pairs, 0.2, seed)
     query = all_pairs[val_idx[0]].query
-display(widgets.compare_retrievers(query, {"similarity (cosine)": similarity, "parametric Q(query, case)": parametric}, k=k))
+display(
+    widgets.compare_retrievers(
+        query, {"similarity (cosine)": similarity, "parametric Q(query, case)": parametric}, k=k
+    )
+)
 
 # %%
 if save_to_checkpoints and result.best_checkpoint:
@@ -134,5 +158,9 @@ if save_to_checkpoints and result.best_checkpoint:
     for src in (Path(result.best_checkpoint), ckpt_dir / "summary.json"):
         atomic_write_bytes(dest / src.name, src.read_bytes())
     print("saved to", dest.resolve())
-display(Markdown(f"Checkpoint: `{result.best_checkpoint}` · metrics: `{result.metrics_csv}` · "
-                 f"use it with `make_retriever('parametric', bank, checkpoint='{ckpt_dir}')`."))
+display(
+    Markdown(
+        f"Checkpoint: `{result.best_checkpoint}` · metrics: `{result.metrics_csv}` · "
+        f"use it with `make_retriever('parametric', bank, checkpoint='{ckpt_dir}')`."
+    )
+)

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import polars as pl
 
-from memento_lab.views import plots
-from memento_lab.memory.pairs import PairLog
 from memento_lab.experiments.run import ExperimentConfig, load_results, report, run_sweep, summarize
+from memento_lab.memory.pairs import PairLog
+from memento_lab.views import plots
 
 plots.use_notebook_renderer()
 if smoke:  # CI: the small model, two tasks, two memory modes, one order, one K
@@ -57,15 +57,31 @@ print(f"memory modes: {mems}  orders: {orders}  runs in {sweep_dir}")
 
 # %%
 base = ExperimentConfig(
-    suite=suite, n=n, iterations=iterations, k=k, seed=seed, model=model, checkpoint=str(checkpoint) if checkpoint.exists() else None,
-    tools=[t for t in tools.split(",") if t], cassette="auto", out=str(sweep_dir), concurrency=concurrency,
-    max_cycles=1 if smoke else 2, max_steps=2 if smoke else 3,
+    suite=suite,
+    n=n,
+    iterations=iterations,
+    k=k,
+    seed=seed,
+    model=model,
+    checkpoint=str(checkpoint) if checkpoint.exists() else None,
+    tools=[t for t in tools.split(",") if t],
+    cassette="auto",
+    out=str(sweep_dir),
+    concurrency=concurrency,
+    max_cycles=1 if smoke else 2,
+    max_steps=2 if smoke else 3,
 )
 if not load_runs:
     runs = await run_sweep(base, memories=mems, seeds=[seed], orders=[int(o) for o in orders.split(",")])
     ks = [int(x) for x in k_sweep.split(",") if x and int(x) != k]
     if ks and "similarity" in mems:  # the main similarity run (order 0) is the K = k point
-        await run_sweep(base.model_copy(update={"out": str(sweep_dir / "k-sweep")}), memories=["similarity"], seeds=[seed], orders=[0], ks=ks)
+        await run_sweep(
+            base.model_copy(update={"out": str(sweep_dir / "k-sweep")}),
+            memories=["similarity"],
+            seeds=[seed],
+            orders=[0],
+            ks=ks,
+        )
 
 # %%
 df = load_results([sweep_dir])

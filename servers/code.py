@@ -14,24 +14,28 @@ import os
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from servers import make_server, workspace
 from memento_lab.sandbox import SandboxResult, bwrap_available, describe_signal, run_python, unshare_available
+from servers import make_server, workspace
 
 log = logging.getLogger(__name__)
-
-
 
 
 def isolation_note() -> str:
     mode = os.environ.get("MEMENTO_SANDBOX", "auto").lower()
     if mode in ("auto", "bwrap") and bwrap_available():
-        return ("Runs in a bubblewrap sandbox: read-only filesystem except the working directory, "
-                "no network, resource limits and a wall-clock timeout.")
+        return (
+            "Runs in a bubblewrap sandbox: read-only filesystem except the working directory, "
+            "no network, resource limits and a wall-clock timeout."
+        )
     if mode in ("auto", "unshare") and unshare_available():
-        return ("WARNING: bubblewrap is NOT available - code runs in its own pid/network namespaces with "
-                "resource limits, but the filesystem is NOT isolated.")
-    return ("WARNING: bubblewrap is NOT available - code runs with resource limits ONLY "
-            "(no filesystem or network isolation).")
+        return (
+            "WARNING: bubblewrap is NOT available - code runs in its own pid/network namespaces with "
+            "resource limits, but the filesystem is NOT isolated."
+        )
+    return (
+        "WARNING: bubblewrap is NOT available - code runs with resource limits ONLY "
+        "(no filesystem or network isolation)."
+    )
 
 
 def format_result(result: SandboxResult) -> str:
@@ -49,11 +53,14 @@ def format_result(result: SandboxResult) -> str:
 mcp = make_server("code", "Execute Python code. " + isolation_note())
 
 
-@mcp.tool(name="run_python", description=(
-    "Execute a Python 3.11 program and return its stdout and stderr. Print every value you need. "
-    "Files persist in the working directory between calls. numpy, sympy and polars are importable. "
-    + isolation_note()
-))
+@mcp.tool(
+    name="run_python",
+    description=(
+        "Execute a Python 3.11 program and return its stdout and stderr. Print every value you need. "
+        "Files persist in the working directory between calls. numpy, sympy and polars are importable. "
+        + isolation_note()
+    ),
+)
 def run_python_code(code: str) -> str:
     timeout = float(os.environ.get("MEMENTO_CODE_TIMEOUT", "10"))
     result = run_python(code, workspace=workspace(), timeout_s=timeout)

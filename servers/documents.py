@@ -22,8 +22,6 @@ TABLES = {".csv", ".tsv", ".xlsx", ".xls", ".ods"}
 SUPPORTED = TEXT | HTML | TABLES | {".pdf"}
 
 
-
-
 def max_bytes() -> int:
     return int(os.environ.get("MEMENTO_DOC_MAX_BYTES", str(20 * 2**20)))
 
@@ -115,17 +113,21 @@ def read_text(path: Path) -> str:
 mcp = make_server("documents", "Read files from the task's workspace.")
 
 
-@mcp.tool(description=(
-    "Read a document from the workspace and return its text. Supports text/Markdown, HTML (tags "
-    "stripped), PDF, CSV/TSV and Excel (shown as tables). `path` is relative to the workspace."
-))
+@mcp.tool(
+    description=(
+        "Read a document from the workspace and return its text. Supports text/Markdown, HTML (tags "
+        "stripped), PDF, CSV/TSV and Excel (shown as tables). `path` is relative to the workspace."
+    )
+)
 def read_document(path: str, max_chars: int = 20000) -> str:
     target = resolve(path)
     size = target.stat().st_size
     if size > max_bytes():
         raise ToolError(f"{path!r} is {size} bytes, over the limit of {max_bytes()} bytes")
     if target.suffix.lower() not in SUPPORTED:
-        raise ToolError(f"{path!r}: unsupported file type {target.suffix!r}; supported: {', '.join(sorted(SUPPORTED))}")
+        raise ToolError(
+            f"{path!r}: unsupported file type {target.suffix!r}; supported: {', '.join(sorted(SUPPORTED))}"
+        )
     try:
         text = read_text(target)
     except Exception as e:  # a corrupt file is the model's problem to hear about, not a crash

@@ -31,13 +31,64 @@ MAX_BITS = 100_000  # largest exact power: ~30,000 decimal digits
 MAX_FACTORIAL = 5_000
 ALLOWED = {
     # functions
-    "sqrt", "cbrt", "root", "exp", "log", "ln", "sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos",
-    "atan", "atan2", "sinh", "cosh", "tanh", "factorial", "binomial", "gcd", "lcm", "floor", "ceiling",
-    "Abs", "abs", "Min", "Max", "Rational", "Integer", "Float", "Sum", "Product", "diff", "integrate",
-    "limit", "expand", "factor", "simplify", "Mod", "isprime", "prime", "factorint", "nsimplify",
-    "Eq", "re", "im", "conjugate", "mod_inverse", "totient",
+    "sqrt",
+    "cbrt",
+    "root",
+    "exp",
+    "log",
+    "ln",
+    "sin",
+    "cos",
+    "tan",
+    "cot",
+    "sec",
+    "csc",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "sinh",
+    "cosh",
+    "tanh",
+    "factorial",
+    "binomial",
+    "gcd",
+    "lcm",
+    "floor",
+    "ceiling",
+    "Abs",
+    "abs",
+    "Min",
+    "Max",
+    "Rational",
+    "Integer",
+    "Float",
+    "Sum",
+    "Product",
+    "diff",
+    "integrate",
+    "limit",
+    "expand",
+    "factor",
+    "simplify",
+    "Mod",
+    "isprime",
+    "prime",
+    "factorint",
+    "nsimplify",
+    "Eq",
+    "re",
+    "im",
+    "conjugate",
+    "mod_inverse",
+    "totient",
     # constants
-    "pi", "E", "I", "oo", "zoo", "nan",
+    "pi",
+    "E",
+    "I",
+    "oo",
+    "zoo",
+    "nan",
 }
 NAMES: dict[str, Any] = {n: getattr(sp, n) for n in ALLOWED if hasattr(sp, n)}
 NAMES |= {"ln": sp.log, "abs": sp.Abs, "e": sp.E, "inf": sp.oo, "infinity": sp.oo}
@@ -58,10 +109,22 @@ def parse(text: str) -> sp.Expr:
     namespace = {"__builtins__": {}, **_sympy_atoms()}
     try:
         # unevaluated first: refuse 9^9^9^9 and friends before sympy starts computing them
-        check_size(parse_expr(text, local_dict=dict(NAMES), global_dict=dict(namespace),
-                              transformations=TRANSFORMS, evaluate=False))
-        expr = parse_expr(text, local_dict=dict(NAMES), global_dict=dict(namespace),
-                          transformations=TRANSFORMS, evaluate=True)
+        check_size(
+            parse_expr(
+                text,
+                local_dict=dict(NAMES),
+                global_dict=dict(namespace),
+                transformations=TRANSFORMS,
+                evaluate=False,
+            )
+        )
+        expr = parse_expr(
+            text,
+            local_dict=dict(NAMES),
+            global_dict=dict(namespace),
+            transformations=TRANSFORMS,
+            evaluate=True,
+        )
     except TokenError as e:
         raise ToolError(f"cannot parse {text!r}: unbalanced brackets") from e
     except SyntaxError as e:
@@ -97,7 +160,9 @@ def check_size(expr: Any) -> None:
 
 def _sympy_atoms() -> dict[str, Any]:
     # What parse_expr's generated code refers to: Symbol/Integer/Float/Rational wrappers (+ Function).
-    return {n: getattr(sp, n) for n in ("Symbol", "Integer", "Float", "Rational", "Function", "Add", "Mul", "Pow")}
+    return {
+        n: getattr(sp, n) for n in ("Symbol", "Integer", "Float", "Rational", "Function", "Add", "Mul", "Pow")
+    }
 
 
 def show(value: Any) -> str:
@@ -119,10 +184,12 @@ def show(value: Any) -> str:
 mcp = make_server("math", "Exact arithmetic and algebra (sympy).")
 
 
-@mcp.tool(description=(
-    "Evaluate a math expression exactly, e.g. '2^100', '(3/7 + 1/3) * 21', 'sqrt(50)', 'factorial(20)', "
-    "'gcd(84, 36)', 'integrate(x^2, x)'. Returns the exact value and a decimal approximation."
-))
+@mcp.tool(
+    description=(
+        "Evaluate a math expression exactly, e.g. '2^100', '(3/7 + 1/3) * 21', 'sqrt(50)', 'factorial(20)', "
+        "'gcd(84, 36)', 'integrate(x^2, x)'. Returns the exact value and a decimal approximation."
+    )
+)
 def calculate(expression: str) -> str:
     expr = parse(expression)
     try:
@@ -134,10 +201,12 @@ def calculate(expression: str) -> str:
     return show(value)
 
 
-@mcp.tool(description=(
-    "Solve an equation or a comma-separated system for `variable` (comma-separated for several), "
-    "e.g. 'x^2 - 5x + 6 = 0', '2y + 3 = 11' with variable 'y'. Without '=', solves expression = 0."
-))
+@mcp.tool(
+    description=(
+        "Solve an equation or a comma-separated system for `variable` (comma-separated for several), "
+        "e.g. 'x^2 - 5x + 6 = 0', '2y + 3 = 11' with variable 'y'. Without '=', solves expression = 0."
+    )
+)
 def solve(equation: str, variable: str = "x") -> str:
     names = [v.strip() for v in variable.split(",") if v.strip()]
     if not names or not all(re.fullmatch(r"[A-Za-z_]\w*", n) for n in names):
@@ -172,6 +241,7 @@ def simplify(expression: str) -> str:
         return str(sp.simplify(expr))
     except Exception as e:
         raise ToolError(f"cannot simplify {expression!r}: {e.__class__.__name__}: {e}") from e
+
 
 if __name__ == "__main__":
     parse("2^10 + sqrt(x)")  # warm sympy's parser up before the first call (~1-3 s)

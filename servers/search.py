@@ -135,7 +135,9 @@ class SearchIndex:
 
         self.path = Path(path)
         if not (self.path / "meta.json").exists():
-            raise FileNotFoundError(f"{self.path}: not a search index (no meta.json); build one with build_index")
+            raise FileNotFoundError(
+                f"{self.path}: not a search index (no meta.json); build one with build_index"
+            )
         self.retriever = bm25s.BM25.load(str(self.path))
         with (self.path / "docs.jsonl").open(encoding="utf-8") as f:
             self.docs = [Doc.model_validate_json(line) for line in f if line.strip()]
@@ -155,7 +157,9 @@ class SearchIndex:
             if s <= 0:
                 continue
             d = self.docs[int(i)]
-            hits.append(Hit(id=d.id, title=d.title, snippet=snippet(d.text, tokens[0]), score=float(s), url=d.url))
+            hits.append(
+                Hit(id=d.id, title=d.title, snippet=snippet(d.text, tokens[0]), score=float(s), url=d.url)
+            )
         return hits
 
     def get(self, doc_id: str) -> Doc | None:
@@ -170,7 +174,7 @@ def snippet(text: str, terms: list[str], width: int = 300) -> str:
     start = max(0, pos - width // 3)
     if start:
         start = flat.find(" ", start) + 1 or start
-    piece = flat[start:start + width]
+    piece = flat[start : start + width]
     return ("…" if start else "") + piece + ("…" if start + width < len(flat) else "")
 
 
@@ -213,8 +217,15 @@ def searxng_search(base_url: str, query: str, k: int = 5, *, timeout_s: float = 
     hits = []
     for r in results[:k]:
         link = str(r.get("url", ""))
-        hits.append(Hit(id=link, title=str(r.get("title", "")), snippet=str(r.get("content", ""))[:300],
-                        score=float(r.get("score") or 0.0), url=link))
+        hits.append(
+            Hit(
+                id=link,
+                title=str(r.get("title", "")),
+                snippet=str(r.get("content", ""))[:300],
+                score=float(r.get("score") or 0.0),
+                url=link,
+            )
+        )
     return hits
 
 
@@ -236,10 +247,13 @@ def _backend() -> str:
 mcp = make_server("search", f"Search {_backend()}. Then fetch a result by id.")
 
 
-@mcp.tool(name="search", description=(
-    f"Search {_backend()}. Returns numbered results as '[id] title' with a snippet; "
-    "pass an id to fetch for the full text."
-))
+@mcp.tool(
+    name="search",
+    description=(
+        f"Search {_backend()}. Returns numbered results as '[id] title' with a snippet; "
+        "pass an id to fetch for the full text."
+    ),
+)
 def search_tool(query: str, k: int = 5) -> str:
     if not query.strip():
         raise ToolError("search: the query is empty")
@@ -250,7 +264,9 @@ def search_tool(query: str, k: int = 5) -> str:
     return format_hits(query, hits)
 
 
-@mcp.tool(name="fetch", description="Return the full text of a search result by its id (as shown in [brackets]).")
+@mcp.tool(
+    name="fetch", description="Return the full text of a search result by its id (as shown in [brackets])."
+)
 def fetch_tool(doc_id: str) -> str:
     doc_id = doc_id.strip().strip("[]")
     if doc_id.startswith(("http://", "https://")):

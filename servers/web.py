@@ -30,8 +30,12 @@ def fetch_text(url: str, max_chars: int = 20000, *, timeout_s: float = 20.0) -> 
     if not url.startswith(("http://", "https://")):
         raise ToolError(f"only http(s) URLs can be fetched, got {url!r}")
     try:
-        with httpx.Client(follow_redirects=True, timeout=timeout_s, headers={"User-Agent": "memento-lab/0.1"}) as client, \
-                client.stream("GET", url) as resp:
+        with (
+            httpx.Client(
+                follow_redirects=True, timeout=timeout_s, headers={"User-Agent": "memento-lab/0.1"}
+            ) as client,
+            client.stream("GET", url) as resp,
+        ):
             if resp.status_code >= 400:
                 raise ToolError(f"{url}: HTTP {resp.status_code} {resp.reason_phrase}")
             body = b""

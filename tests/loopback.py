@@ -17,7 +17,9 @@ from typing import Any
 Reply = tuple[int, dict[str, Any], dict[str, str]]
 
 
-def completion(content: str = "", *, tool_calls: list[dict[str, Any]] | None = None, model: str = "fake-model") -> dict[str, Any]:
+def completion(
+    content: str = "", *, tool_calls: list[dict[str, Any]] | None = None, model: str = "fake-model"
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -32,7 +34,13 @@ def completion(content: str = "", *, tool_calls: list[dict[str, Any]] | None = N
 
 
 class FakeOpenAI:
-    def __init__(self, handler: Callable[[dict[str, Any]], Reply], *, delay: float = 0.0, models: tuple[str, ...] = ("fake-model",)):
+    def __init__(
+        self,
+        handler: Callable[[dict[str, Any]], Reply],
+        *,
+        delay: float = 0.0,
+        models: tuple[str, ...] = ("fake-model",),
+    ):
         self.handler, self.delay, self.models = handler, delay, models
         self.requests: list[dict[str, Any]] = []
         owner = self
@@ -54,7 +62,16 @@ class FakeOpenAI:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in owner.models]})
+                    self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [
+                                {"id": m, "object": "model", "created": 0, "owned_by": "test"}
+                                for m in owner.models
+                            ],
+                        },
+                    )
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 

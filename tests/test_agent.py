@@ -8,14 +8,14 @@ import json
 import polars as pl
 import pytest
 
-from memento_lab.agent.loop import Agent, AgentConfig, parse_planner_reply
-from memento_lab.memory.cases import CaseBank
 from memento_lab.agent.cassette import Cassette
-from memento_lab.config import Settings
 from memento_lab.agent.llm import ChatResult, open_llms
+from memento_lab.agent.loop import Agent, AgentConfig, parse_planner_reply
+from memento_lab.config import Settings
+from memento_lab.experiments.run import ExperimentConfig, load_results, report, run_experiment, summarize
+from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.memory import Memory
 from memento_lab.memory.retrieval import SimilarityRetriever
-from memento_lab.experiments.run import ExperimentConfig, load_results, report, run_experiment, summarize
 from memento_lab.trace import LLMCall
 
 SMALL = "qwen2.5-coder-0.5b"
@@ -31,7 +31,9 @@ def _reply(content: str, parsed: dict | None = None) -> ChatResult:
 
 
 def test_parse_planner_reply_forms() -> None:
-    steps, final = parse_planner_reply(_reply("", {"plan": [{"id": 1, "description": "add"}, {"description": "check"}], "final_answer": ""}))
+    steps, final = parse_planner_reply(
+        _reply("", {"plan": [{"id": 1, "description": "add"}, {"description": "check"}], "final_answer": ""})
+    )
     assert [s.id for s in steps] == [1, 2] and final is None
     steps, final = parse_planner_reply(_reply("FINAL ANSWER: 42"))
     assert steps == [] and final == "42"
@@ -44,27 +46,42 @@ def test_parse_planner_reply_forms() -> None:
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_episode_with_real_model_and_tools_then_memory_is_retrieved(tmp_path, encoder) -> None:
-    from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
-    from memento_lab.agent.suites import JudgeContext, load_suite
     from memento_lab.agent.mcp_client import ToolBox
+    from memento_lab.agent.suites import JudgeContext, load_suite
+    from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
 
     suite = load_suite("reasoning-gym:spell_backward", n=2, seed=0)
     tasks = suite.tasks()
-    bank = CaseBank(tmp_path / "bank", encoder=CachedEncoder(encoder, EmbeddingStore(tmp_path / "emb.sqlite")))
+    bank = CaseBank(
+        tmp_path / "bank", encoder=CachedEncoder(encoder, EmbeddingStore(tmp_path / "emb.sqlite"))
+    )
     memory = Memory(bank, SimilarityRetriever(bank), k=2)
     tape = tmp_path / "cassette.sqlite"
     config = AgentConfig(max_cycles=1, max_steps=2, max_tool_calls=2)
 
-    async with open_llms(Settings(), local_model=SMALL, cassette=Cassette(tape, "record")) as llms, ToolBox(
-        ["code", "math"], workspace=tmp_path / "ws", cassette=Cassette(tape, "record")
-    ) as tools:
-        agent = Agent(llms, tools=tools, memory=memory, suite=suite, judge_ctx=JudgeContext(judge=llms.judge), config=config, run_id="t")
+    async with (
+        open_llms(Settings(), local_model=SMALL, cassette=Cassette(tape, "record")) as llms,
+        ToolBox(["code", "math"], workspace=tmp_path / "ws", cassette=Cassette(tape, "record")) as tools,
+    ):
+        agent = Agent(
+            llms,
+            tools=tools,
+            memory=memory,
+            suite=suite,
+            judge_ctx=JudgeContext(judge=llms.judge),
+            config=config,
+            run_id="t",
+        )
         first = await agent.arun(tasks[0])
         second = await agent.arun(tasks[1])
 
     for trace in (first, second):
         assert trace.error is None, trace.error
-        assert trace.cycles and trace.cycles[0].llm is not None and trace.cycles[0].llm.usage.completion_tokens > 0
+        assert (
+            trace.cycles
+            and trace.cycles[0].llm is not None
+            and trace.cycles[0].llm.usage.completion_tokens > 0
+        )
         assert trace.verdicts and 0.0 <= trace.reward <= 1.0
         assert trace.verdicts[0].score == trace.reward
     # the executor acted through the real MCP servers (or answered directly); every call is recorded
@@ -79,6 +96,7 @@ async def test_episode_with_real_model_and_tools_then_memory_is_retrieved(tmp_pa
 
     with sqlite3.connect(tape) as db:
         prompts = [json.loads(r[0]) for r in db.execute("SELECT request FROM calls WHERE kind = 'chat'")]
+
     def has(p: dict, text: str) -> bool:
         return json.dumps(text)[1:-1] in json.dumps(p)
 
@@ -88,24 +106,44 @@ async def test_episode_with_real_model_and_tools_then_memory_is_retrieved(tmp_pa
     # replay: the same two episodes from the cassette, no model server, identical answers and rewards
     bank2 = CaseBank(tmp_path / "bank2", encoder=bank.encoder)
     memory2 = Memory(bank2, SimilarityRetriever(bank2), k=2)
-    async with open_llms(Settings(), local_model=SMALL, cassette=Cassette(tape, "replay")) as llms, ToolBox(
-        ["code", "math"], workspace=tmp_path / "ws", cassette=Cassette(tape, "replay")
-    ) as tools:
+    async with (
+        open_llms(Settings(), local_model=SMALL, cassette=Cassette(tape, "replay")) as llms,
+        ToolBox(["code", "math"], workspace=tmp_path / "ws", cassette=Cassette(tape, "replay")) as tools,
+    ):
         assert llms.local is None
-        agent = Agent(llms, tools=tools, memory=memory2, suite=suite, judge_ctx=JudgeContext(judge=llms.judge), config=config, run_id="t")
+        agent = Agent(
+            llms,
+            tools=tools,
+            memory=memory2,
+            suite=suite,
+            judge_ctx=JudgeContext(judge=llms.judge),
+            config=config,
+            run_id="t",
+        )
         again = [await agent.arun(t) for t in tasks]
     assert [t.final_answer for t in again] == [first.final_answer, second.final_answer]
     assert [t.reward for t in again] == [first.reward, second.reward]
     assert all(c.replayed for t in again for c in t.llm_calls)
-    assert [[c.result for c in t.tool_calls] for t in again] == [[c.result for c in t.tool_calls] for t in (first, second)]
+    assert [[c.result for c in t.tool_calls] for t in again] == [
+        [c.result for c in t.tool_calls] for t in (first, second)
+    ]
 
 
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_runner_resumes_and_reports(tmp_path) -> None:
     cfg = ExperimentConfig(
-        suite="reasoning-gym:spell_backward", n=2, iterations=2, memory="similarity", k=2, tools=[], model=SMALL,
-        cassette="record", max_cycles=1, max_steps=1, out=str(tmp_path / "run"),
+        suite="reasoning-gym:spell_backward",
+        n=2,
+        iterations=2,
+        memory="similarity",
+        k=2,
+        tools=[],
+        model=SMALL,
+        cassette="record",
+        max_cycles=1,
+        max_steps=1,
+        out=str(tmp_path / "run"),
     )
     first = await run_experiment(cfg.model_copy(update={"iterations": 1}), progress=False)
     assert first.rows == 2 and set(first.accuracy_by_iteration) == {0}
@@ -128,7 +166,9 @@ async def test_runner_resumes_and_reports(tmp_path) -> None:
 
     (tmp_path / "replay").mkdir()
     shutil.copy(tmp_path / "run" / "cassette.sqlite", tmp_path / "replay" / "cassette.sqlite")
-    replayed = await run_experiment(cfg.model_copy(update={"out": str(tmp_path / "replay"), "cassette": "replay"}), progress=False)
+    replayed = await run_experiment(
+        cfg.model_copy(update={"out": str(tmp_path / "replay"), "cassette": "replay"}), progress=False
+    )
     assert replayed.accuracy_by_iteration == second.accuracy_by_iteration
     key = ["task_id", "iteration", "answer", "reward", "n_retrieved"]
     again = load_results([tmp_path / "replay"]).select(key).sort(key[:2])

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from memento_lab.memory.cases import Case, CaseBank, label_for
 from memento_lab.jsonl import FormatError
+from memento_lab.memory.cases import Case, CaseBank, label_for
 from memento_lab.trace import PlanStep
 
 
 def make_case(i: int, reward: float = 1.0) -> Case:
-    return Case.from_episode(f"question number {i}?", reward, plan=[PlanStep(id=1, description=f"step for {i}")], answer=str(i))
+    return Case.from_episode(
+        f"question number {i}?", reward, plan=[PlanStep(id=1, description=f"step for {i}")], answer=str(i)
+    )
 
 
 def test_label_follows_reward_and_threshold():
@@ -72,7 +74,9 @@ def test_snapshot_then_log_tail_is_replayed(tmp_path: Path):
     reopened = CaseBank(tmp_path / "b")
     assert len(reopened) == 6 and reopened.version == 2
     # a damaged snapshot is only a cache: the log rebuilds everything
-    (tmp_path / "b" / "snapshot.json").write_text(json.dumps({"version": 1, "log_offset": 0, "file": "nope.parquet"}))
+    (tmp_path / "b" / "snapshot.json").write_text(
+        json.dumps({"version": 1, "log_offset": 0, "file": "nope.parquet"})
+    )
     assert len(CaseBank(tmp_path / "b")) == 6
 
 
@@ -98,7 +102,16 @@ def test_malformed_line_in_the_middle_is_named_and_skipped(tmp_path: Path):
     log = tmp_path / "b" / "log.jsonl"
     with log.open("a") as f:
         f.write("{not json}\n")
-        f.write(json.dumps({"version": 3, "op": "add", "cases": [{"question": "q", "reward": "high", "label": "positive"}]}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "version": 3,
+                    "op": "add",
+                    "cases": [{"question": "q", "reward": "high", "label": "positive"}],
+                }
+            )
+            + "\n"
+        )
     bank2 = CaseBank(tmp_path / "b")
     bank2.add(make_case(1))
     reopened = CaseBank(tmp_path / "b")

@@ -47,7 +47,11 @@ def test_dedupe_writes_tombstones_and_keeps_history(tmp_path: Path, encoder):
 
 def test_leakage_report_flags_eval_tasks(encoder):
     bank_cases = cases_for("What is the capital of Peru?", "Who discovered penicillin?", "Sort 3, 1, 2.")
-    evals = ["Who discovered Penicillin?", "What is the capital city of Peru?", "What is the tallest mountain?"]
+    evals = [
+        "Who discovered Penicillin?",
+        "What is the capital city of Peru?",
+        "What is the tallest mountain?",
+    ]
     report = leakage_report(bank_cases, evals, encoder, threshold=0.85)
     by_eval = {h.eval_index: h for h in report.hits}
     assert by_eval[0].exact and by_eval[0].case_id == bank_cases[1].id

@@ -179,5 +179,7 @@ async def test_unit_test_judge_runs_in_the_sandbox(tmp_path):
     assert not wrong.correct and "AssertionError" in wrong.detail
     broken = await unit_test_judge("def add(a, b) return a\n", TESTS, "add", workspace=tmp_path)
     assert not broken.correct and "SyntaxError" in broken.detail
-    hangs = await unit_test_judge("def add(a, b):\n    while True: pass\n", TESTS, "add", workspace=tmp_path, timeout_s=2)
+    hangs = await unit_test_judge(
+        "def add(a, b):\n    while True: pass\n", TESTS, "add", workspace=tmp_path, timeout_s=2
+    )
     assert not hangs.correct and "timed out" in hangs.detail

@@ -8,8 +8,8 @@ import pytest
 from loopback import FakeOpenAI, completion
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss
-from memento_lab.config import Settings
 from memento_lab.agent.llm import open_llms, parse_json_reply, tool_call_schema, validate_tool_call
+from memento_lab.config import Settings
 
 SMALL = "qwen2.5-coder-0.5b"
 ADD_TOOL = {
@@ -17,7 +17,11 @@ ADD_TOOL = {
     "function": {
         "name": "add",
         "description": "Add two integers.",
-        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+        },
     },
 }
 RESPOND = {
@@ -25,7 +29,11 @@ RESPOND = {
     "function": {
         "name": "respond",
         "description": "Report the result.",
-        "parameters": {"type": "object", "properties": {"result": {"type": "string"}}, "required": ["result"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"result": {"type": "string"}},
+            "required": ["result"],
+        },
     },
 }
 
@@ -36,7 +44,12 @@ def anyio_backend() -> str:
 
 
 def endpoint_settings(fake: FakeOpenAI, **kw: object) -> Settings:
-    base = {"openai_base_url": fake.base_url, "openai_api_key": "sk-test", "llm_timeout_s": 5.0, "llm_max_retries": 2}
+    base = {
+        "openai_base_url": fake.base_url,
+        "openai_api_key": "sk-test",
+        "llm_timeout_s": 5.0,
+        "llm_max_retries": 2,
+    }
     return Settings(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -45,9 +58,18 @@ def endpoint_settings(fake: FakeOpenAI, **kw: object) -> Settings:
     "text, expected",
     [
         ('{"a": 1}', {"a": 1}),
-        ('Sure!\n```json\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n```', {"name": "add", "arguments": {"a": 1, "b": 2}}),
-        ('<tool_call>\n{"name": "respond", "arguments": {"result": "x}"}}\n</tool_call>', {"name": "respond", "arguments": {"result": "x}"}}),
-        ('The plan is {"plan": [{"id": 1, "description": "a {b}"}]} and that is all', {"plan": [{"id": 1, "description": "a {b}"}]}),
+        (
+            'Sure!\n```json\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n```',
+            {"name": "add", "arguments": {"a": 1, "b": 2}},
+        ),
+        (
+            '<tool_call>\n{"name": "respond", "arguments": {"result": "x}"}}\n</tool_call>',
+            {"name": "respond", "arguments": {"result": "x}"}},
+        ),
+        (
+            'The plan is {"plan": [{"id": 1, "description": "a {b}"}]} and that is all',
+            {"plan": [{"id": 1, "description": "a {b}"}]},
+        ),
         ("no json here", None),
         ("[1, 2, 3]", None),
         ("", None),
@@ -101,7 +123,9 @@ async def test_persistent_5xx_and_timeout_are_clear_errors() -> None:
     assert r.call.error == r.error
 
     with FakeOpenAI(lambda req: (200, completion("late"), {}), delay=1.5) as fake:
-        async with open_llms(endpoint_settings(fake, llm_timeout_s=0.3, llm_max_retries=0, planner_model="m")) as llms:
+        async with open_llms(
+            endpoint_settings(fake, llm_timeout_s=0.3, llm_max_retries=0, planner_model="m")
+        ) as llms:
             r = await llms.planner.chat([{"role": "user", "content": "hi"}])
     assert r.error is not None and "timed out" in r.error and fake.base_url in r.error
 
@@ -110,16 +134,35 @@ async def test_persistent_5xx_and_timeout_are_clear_errors() -> None:
 async def test_native_tool_calls_and_malformed_calls() -> None:
     replies = iter(
         [
-            completion("", tool_calls=[{"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'}}]),
-            completion('I will call ```json\n{"name": "add", "arguments": {"a": 4, "b": 5}}\n```'),  # call written as text
+            completion(
+                "",
+                tool_calls=[
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'},
+                    }
+                ],
+            ),
+            completion(
+                'I will call ```json\n{"name": "add", "arguments": {"a": 4, "b": 5}}\n```'
+            ),  # call written as text
             completion("I cannot decide"),  # no call at all
-            completion("", tool_calls=[{"id": "c2", "type": "function", "function": {"name": "rm_rf", "arguments": "{}"}}]),
+            completion(
+                "",
+                tool_calls=[
+                    {"id": "c2", "type": "function", "function": {"name": "rm_rf", "arguments": "{}"}}
+                ],
+            ),
         ]
     )
     with FakeOpenAI(lambda req: (200, next(replies), {})) as fake:
         async with open_llms(endpoint_settings(fake, executor_model="m")) as llms:
             assert llms.executor.tool_mode == "native"
-            results = [await llms.executor.call_tool([{"role": "user", "content": "add"}], [ADD_TOOL, RESPOND]) for _ in range(4)]
+            results = [
+                await llms.executor.call_tool([{"role": "user", "content": "add"}], [ADD_TOOL, RESPOND])
+                for _ in range(4)
+            ]
     assert fake.requests[0]["tool_choice"] == "required" and len(fake.requests[0]["tools"]) == 2
     assert (results[0].tool_calls[0].name, results[0].tool_calls[0].arguments) == ("add", {"a": 2, "b": 3})
     assert results[1].tool_calls[0].arguments == {"a": 4, "b": 5} and results[1].error is None
@@ -135,7 +178,13 @@ async def test_malformed_tool_call_is_a_recorded_step_error_not_a_crash(tmp_path
     def handler(req: dict) -> tuple:
         name = (req.get("response_format") or {}).get("json_schema", {}).get("name")
         if name == "reply":  # planner
-            return 200, completion(json.dumps({"plan": [{"id": 1, "description": "add 2 and 3"}], "final_answer": ""})), {}
+            return (
+                200,
+                completion(
+                    json.dumps({"plan": [{"id": 1, "description": "add 2 and 3"}], "final_answer": ""})
+                ),
+                {},
+            )
         if name == "final_answer":
             return 200, completion('{"final_answer": "5"}'), {}
         return 200, completion("%%% not a call %%%"), {}
@@ -155,7 +204,9 @@ async def test_malformed_tool_call_is_a_recorded_step_error_not_a_crash(tmp_path
 async def test_record_then_replay_without_endpoint(tmp_path) -> None:
     path = tmp_path / "cassette.sqlite"
     with FakeOpenAI(lambda req: (200, completion("recorded " + req["messages"][-1]["content"]), {})) as fake:
-        async with open_llms(endpoint_settings(fake, planner_model="m"), cassette=Cassette(path, "record")) as llms:
+        async with open_llms(
+            endpoint_settings(fake, planner_model="m"), cassette=Cassette(path, "record")
+        ) as llms:
             live = await llms.planner.chat([{"role": "user", "content": "q1"}])
         settings = endpoint_settings(fake, planner_model="m")
     assert live.content == "recorded q1" and not live.call.replayed
@@ -172,7 +223,11 @@ async def test_record_then_replay_without_endpoint(tmp_path) -> None:
 async def test_replay_of_embedded_model_starts_no_server(tmp_path) -> None:
     path = tmp_path / "c.sqlite"
     cas = Cassette(path, "record")
-    cas.put("chat", {"model": SMALL, "messages": [{"role": "user", "content": "x"}], "temperature": 0.0}, completion("y"))
+    cas.put(
+        "chat",
+        {"model": SMALL, "messages": [{"role": "user", "content": "x"}], "temperature": 0.0},
+        completion("y"),
+    )
     async with open_llms(Settings(), local_model=SMALL, cassette=Cassette(path, "replay")) as llms:
         assert llms.local is None
         r = await llms.planner.chat([{"role": "user", "content": "x"}])
@@ -185,26 +240,45 @@ async def test_replay_of_embedded_model_starts_no_server(tmp_path) -> None:
 async def test_embedded_model_plan_tool_call_and_final_answer() -> None:
     async with open_llms(Settings(), local_model=SMALL) as llms:
         assert llms.local is not None and llms.local.running
-        plain = await llms.planner.chat([{"role": "user", "content": "Reply with the single word: pong"}], max_tokens=8)
+        plain = await llms.planner.chat(
+            [{"role": "user", "content": "Reply with the single word: pong"}], max_tokens=8
+        )
         assert plain.error is None and "pong" in plain.content.lower()
         assert plain.call.usage.completion_tokens > 0 and plain.call.latency_s > 0
 
         schema = {
             "type": "object",
-            "properties": {"plan": {"type": "array", "minItems": 1, "maxItems": 3, "items": {"type": "object", "properties": {"id": {"type": "integer"}, "description": {"type": "string"}}, "required": ["id", "description"]}}},
+            "properties": {
+                "plan": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 3,
+                    "items": {
+                        "type": "object",
+                        "properties": {"id": {"type": "integer"}, "description": {"type": "string"}},
+                        "required": ["id", "description"],
+                    },
+                }
+            },
             "required": ["plan"],
         }
-        plan = await llms.planner.chat([{"role": "user", "content": "Plan how to compute 12*(3+4)."}], json_schema=schema, max_tokens=160)
+        plan = await llms.planner.chat(
+            [{"role": "user", "content": "Plan how to compute 12*(3+4)."}], json_schema=schema, max_tokens=160
+        )
         assert plan.error is None and plan.parsed is not None
         assert 1 <= len(plan.parsed["plan"]) <= 3 and all(s["description"] for s in plan.parsed["plan"])
 
-        call = await llms.executor.call_tool([{"role": "user", "content": "Use the add tool to add 2 and 3."}], [ADD_TOOL, RESPOND])
+        call = await llms.executor.call_tool(
+            [{"role": "user", "content": "Use the add tool to add 2 and 3."}], [ADD_TOOL, RESPOND]
+        )
         assert call.error is None, call.error
         assert call.tool_calls[0].name in {"add", "respond"}
         if call.tool_calls[0].name == "add":
             assert set(call.tool_calls[0].arguments) == {"a", "b"}
 
-        final = await llms.executor.final_answer([{"role": "user", "content": "What is the capital of France? One word."}])
+        final = await llms.executor.final_answer(
+            [{"role": "user", "content": "What is the capital of France? One word."}]
+        )
         assert final.error is None and "paris" in final.parsed["final_answer"].lower()
         server = llms.local
     assert not server.running  # stopped on exit
@@ -235,10 +309,14 @@ def test_model_file_checks_names_paths_and_checksums(tmp_path, monkeypatch) -> N
 @pytest.mark.anyio
 async def test_cost_from_a_price_table() -> None:
     with FakeOpenAI(lambda req: (200, completion("ok"), {})) as fake:
-        async with open_llms(endpoint_settings(fake, planner_model="m", judge_model="j"), prices={"m": (2.0, 8.0)}) as llms:
+        async with open_llms(
+            endpoint_settings(fake, planner_model="m", judge_model="j"), prices={"m": (2.0, 8.0)}
+        ) as llms:
             priced = await llms.planner.chat([{"role": "user", "content": "hi"}])
             unpriced = await llms.judge.chat([{"role": "user", "content": "hi"}])
-    assert priced.call.usage.cost == pytest.approx((11 * 2.0 + 7 * 8.0) / 1e6)  # 11 prompt, 7 completion tokens
+    assert priced.call.usage.cost == pytest.approx(
+        (11 * 2.0 + 7 * 8.0) / 1e6
+    )  # 11 prompt, 7 completion tokens
     assert unpriced.call.usage.cost is None and unpriced.call.model == "j"
 
 

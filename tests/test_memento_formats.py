@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from memento_lab.memory.cases import CaseBank
 from memento_lab.jsonl import FormatError
+from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.formats import export_memory, import_file
 from memento_lab.memory.pairs import PairLog, read_memento_pairs
 
@@ -56,7 +56,11 @@ def test_demo_set_imports():
         ('{"plan": "{}", "case_label": "positive"}', "case", "missing"),
         ('{"case": 3, "plan": "{}", "case_label": "positive"}', "case", "expected str"),
         ('{"case": "q", "plan": "{not json", "case_label": "positive"}', "plan", "not valid JSON"),
-        ('{"case": "q", "plan": "{\\"plan\\": [{\\"id\\": 1}]}", "case_label": "positive"}', "plan[0]", "description"),
+        (
+            '{"case": "q", "plan": "{\\"plan\\": [{\\"id\\": 1}]}", "case_label": "positive"}',
+            "plan[0]",
+            "description",
+        ),
         ('{"case": "q", "plan": "{\\"plan\\": []}", "case_label": "good"}', "case_label", "positive"),
     ],
 )

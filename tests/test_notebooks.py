@@ -31,7 +31,13 @@ def parameters_cell_names(name: str) -> list[str]:
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1, f"{name}: expected exactly one cell tagged 'parameters', found {len(cells)}"
     tree = ast.parse(cells[0].source)
-    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
+    return [
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    ]
 
 
 def test_notebook_sources_exist() -> None:
@@ -48,7 +54,9 @@ def test_declared_parameters(name: str) -> None:
     # papermill silently drops a line it cannot parse (e.g. a comment containing '='): every name must survive
     assigned = parameters_cell_names(name)
     dropped = [n for n in assigned if n not in declared]
-    assert not dropped, f"{name}: papermill cannot parse the parameter line(s) of {dropped} (a comment with '=' or ':'?)"
+    assert not dropped, (
+        f"{name}: papermill cannot parse the parameter line(s) of {dropped} (a comment with '=' or ':'?)"
+    )
     assert list(declared) == assigned
     assert ast.literal_eval(declared["smoke"]) is False, f"{name}: smoke must default to False (the full run)"
 
@@ -69,8 +77,13 @@ def widget_state(nb: Any) -> str:
 
 
 def error_outputs(nb: Any) -> list[str]:
-    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
-            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    return [
+        f"{o.get('ename')}: {o.get('evalue')}"
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
 
 
 def check_01(run: Path, nb: Any, html: str) -> None:
@@ -138,7 +151,9 @@ CHECKS: dict[str, Callable[[Path, Any, str], None]] = {
 def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Execute CHAIN in order into one folder; stop at the first failing notebook."""
     run = tmp_path_factory.mktemp("notebooks")
-    repo_checkpoints = sorted(p.name for p in (ROOT / "checkpoints").rglob("*")) if (ROOT / "checkpoints").exists() else []
+    repo_checkpoints = (
+        sorted(p.name for p in (ROOT / "checkpoints").rglob("*")) if (ROOT / "checkpoints").exists() else []
+    )
     done: dict[str, Any] = {"run": run, "seconds": {}, "errors": {}}
     for name, params in CHAIN:
         t0 = time.perf_counter()
@@ -149,7 +164,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             break
         finally:
             done["seconds"][name] = round(time.perf_counter() - t0, 1)
-    after = sorted(p.name for p in (ROOT / "checkpoints").rglob("*")) if (ROOT / "checkpoints").exists() else []
+    after = (
+        sorted(p.name for p in (ROOT / "checkpoints").rglob("*")) if (ROOT / "checkpoints").exists() else []
+    )
     done["repo_checkpoints_changed"] = repo_checkpoints != after
     print("notebook smoke seconds:", done["seconds"])
     return done
@@ -159,7 +176,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.mark.parametrize("name", [n for n, _ in CHAIN])
 def test_notebook_smoke_run(chain: dict[str, Any], name: str) -> None:
     assert name not in chain["errors"], f"{name} failed:\n{chain['errors'][name]}"
-    assert name in chain["seconds"], f"{name} did not run: an earlier notebook failed ({sorted(chain['errors'])})"
+    assert name in chain["seconds"], (
+        f"{name} did not run: an earlier notebook failed ({sorted(chain['errors'])})"
+    )
     run: Path = chain["run"]
     nb = nbformat.read(run / f"{name}.ipynb", as_version=4)
     assert not error_outputs(nb)

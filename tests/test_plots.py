@@ -10,11 +10,11 @@ import plotly.io as pio
 import polars as pl
 import pytest
 
-from memento_lab.views import plots
+from memento_lab.experiments.run import ExperimentConfig, result_row
 from memento_lab.memory.cases import Case, CaseBank, Source
 from memento_lab.memory.pairs import RetrievalPair
-from memento_lab.experiments.run import ExperimentConfig, result_row
 from memento_lab.trace import JudgeVerdict, RetrievedCase, Trace
+from memento_lab.views import plots
 
 # rewards[memory][run][iteration] for one family "fa" (2 tasks each) — hand-checkable means
 REWARDS = {
@@ -23,13 +23,24 @@ REWARDS = {
 }
 
 
-def rows(memory: str, run: int, iteration: int, rewards: list[float], *, k: int = 4, family: str = "fa") -> list[dict]:
+def rows(
+    memory: str, run: int, iteration: int, rewards: list[float], *, k: int = 4, family: str = "fa"
+) -> list[dict]:
     cfg = ExperimentConfig(memory=memory, k=k, seed=run, suite="test")  # type: ignore[arg-type]
     out = []
     for i, r in enumerate(rewards):
-        t = Trace(task_id=f"{family}-{i}", question=f"q{i}", run_id=f"{memory}-{k}-{run}", iteration=iteration, reward=r,
-                  verdicts=[JudgeVerdict(judge="em", score=r, correct=r >= 1.0)], metadata={"family": family},
-                  retrieved=[RetrievedCase(case_id=f"case{i}", question="c", label="positive", score=0.5)] if memory != "none" else [])
+        t = Trace(
+            task_id=f"{family}-{i}",
+            question=f"q{i}",
+            run_id=f"{memory}-{k}-{run}",
+            iteration=iteration,
+            reward=r,
+            verdicts=[JudgeVerdict(judge="em", score=r, correct=r >= 1.0)],
+            metadata={"family": family},
+            retrieved=[RetrievedCase(case_id=f"case{i}", question="c", label="positive", score=0.5)]
+            if memory != "none"
+            else [],
+        )
         out.append(result_row(t, cfg))
     return out
 
@@ -89,9 +100,14 @@ def test_learning_curves_baseline_line() -> None:
 
 def test_learning_curves_facets_per_family() -> None:
     df = pl.DataFrame(
-        rows("none", 0, 0, [0.0]) + rows("none", 0, 1, [0.0]) + rows("similarity", 1, 0, [1.0]) + rows("similarity", 1, 1, [0.0])
-        + rows("none", 0, 0, [1.0], family="fb") + rows("none", 0, 1, [1.0], family="fb")
-        + rows("similarity", 1, 0, [0.0], family="fb") + rows("similarity", 1, 1, [1.0], family="fb")
+        rows("none", 0, 0, [0.0])
+        + rows("none", 0, 1, [0.0])
+        + rows("similarity", 1, 0, [1.0])
+        + rows("similarity", 1, 1, [0.0])
+        + rows("none", 0, 0, [1.0], family="fb")
+        + rows("none", 0, 1, [1.0], family="fb")
+        + rows("similarity", 1, 0, [0.0], family="fb")
+        + rows("similarity", 1, 1, [1.0], family="fb")
     )
     fig = plots.learning_curves(df, facet_family=True, baselines={"fa": 0.25, "fb": 0.75})
     assert [a.text for a in fig.layout.annotations] == ["fa", "fb"]
@@ -107,7 +123,9 @@ def test_k_sweep_uses_each_runs_final_iteration() -> None:
     data = []
     for k, finals in ((2, [0.0, 0.5]), (4, [1.0, 0.5])):
         for run, final in enumerate(finals):
-            data += rows("similarity", run, 0, [0.0, 0.0], k=k) + rows("similarity", run, 1, [final, final], k=k)
+            data += rows("similarity", run, 0, [0.0, 0.0], k=k) + rows(
+                "similarity", run, 1, [final, final], k=k
+            )
     fig = plots.k_sweep(pl.DataFrame(data))
     (t,) = fig.data
     assert t.name == "similarity" and list(t.x) == [2, 4]
@@ -115,19 +133,33 @@ def test_k_sweep_uses_each_runs_final_iteration() -> None:
     assert t.error_y.array == pytest.approx([ci95([0.0, 0.5]), ci95([1.0, 0.5])])
 
 
-def pair(query: str, case_id: str, label: str, reward: float, advantage: float | None = None) -> RetrievalPair:
-    return RetrievalPair(query=query, case_id=case_id, case_question=f"question of {case_id}", case_label=label,
-                         reward=reward, helped=reward >= 0.5, advantage=advantage)
+def pair(
+    query: str, case_id: str, label: str, reward: float, advantage: float | None = None
+) -> RetrievalPair:
+    return RetrievalPair(
+        query=query,
+        case_id=case_id,
+        case_question=f"question of {case_id}",
+        case_label=label,
+        reward=reward,
+        helped=reward >= 0.5,
+        advantage=advantage,
+    )
 
 
 def test_retrieval_diagnostics_from_pairs() -> None:
     pairs = [
-        pair("q1", "good", "positive", 1.0, 0.5), pair("q2", "good", "positive", 1.0, 0.3), pair("q3", "good", "positive", 0.0, -0.1),
-        pair("q1", "bad", "negative", 0.0, -0.4), pair("q2", "bad", "negative", 1.0, None),  # advantage filled from q2's mean
+        pair("q1", "good", "positive", 1.0, 0.5),
+        pair("q2", "good", "positive", 1.0, 0.3),
+        pair("q3", "good", "positive", 0.0, -0.1),
+        pair("q1", "bad", "negative", 0.0, -0.4),
+        pair("q2", "bad", "negative", 1.0, None),  # advantage filled from q2's mean
     ]
     eff = plots.case_effects(pairs)
     assert eff["case_id"].to_list() == ["good", "bad"] and eff["times_retrieved"].to_list() == [3, 2]
-    assert eff["mean_advantage"].to_list() == pytest.approx([0.7 / 3, (-0.4 + 0.0) / 2])  # q2 mean reward = 1.0
+    assert eff["mean_advantage"].to_list() == pytest.approx(
+        [0.7 / 3, (-0.4 + 0.0) / 2]
+    )  # q2 mean reward = 1.0
     fig = plots.retrieval_diagnostics(pairs)
     bars, by_label = fig.data
     assert list(bars.y) == pytest.approx(eff["mean_advantage"].to_list())
@@ -144,7 +176,12 @@ def test_retrieval_diagnostics_from_result_rows_and_pair_file(tmp_path: Path) ->
     assert adv == pytest.approx([-0.5, 0.5])
     assert plots.retrieval_diagnostics(df).data[1].x == ("unknown",)
     path = tmp_path / "pairs.jsonl"
-    path.write_text("".join(json.dumps(p.model_dump(mode="json")) + "\n" for p in [pair("q", "c", "positive", 1.0, 0.2), pair("r", "c", "positive", 1.0, 0.0)]))
+    path.write_text(
+        "".join(
+            json.dumps(p.model_dump(mode="json")) + "\n"
+            for p in [pair("q", "c", "positive", 1.0, 0.2), pair("r", "c", "positive", 1.0, 0.0)]
+        )
+    )
     assert plots.case_effects(path)["mean_advantage"].to_list() == pytest.approx([0.1])
     with pytest.raises(ValueError, match="no retrieval pairs"):
         plots.retrieval_diagnostics(pl.DataFrame(rows("none", 0, 0, [1.0])))
@@ -168,23 +205,45 @@ def test_training_curves_from_sparse_lightning_csv(tmp_path: Path) -> None:
     assert m["val_wq_auc"].to_list() == [None, 0.6, 0.7]  # "nan" becomes a gap
     t = by_name(plots.training_curves(path))
     assert set(t) == {"train loss", "val loss", "val AUC", "val within-query AUC"}
-    assert list(t["val loss"].y) == [1.18, 1.17, 1.22] and t["val AUC"].yaxis == "y2" and t["train loss"].yaxis == "y"
+    assert (
+        list(t["val loss"].y) == [1.18, 1.17, 1.22]
+        and t["val AUC"].yaxis == "y2"
+        and t["train loss"].yaxis == "y"
+    )
     with pytest.raises(FileNotFoundError, match="no such metrics file"):
         plots.training_curves(tmp_path / "missing.csv")
 
 
 def test_retriever_comparison_from_fit_summary_and_evaluate_dict() -> None:
     summary = {
-        "learned": {"n": 128, "auc": 0.8, "wq_auc": 0.7, "p_at_1": 0.6, "p_at_4": 0.5, "p_random": 0.4, "n_mixed_queries": 9},
+        "learned": {
+            "n": 128,
+            "auc": 0.8,
+            "wq_auc": 0.7,
+            "p_at_1": 0.6,
+            "p_at_4": 0.5,
+            "p_random": 0.4,
+            "n_mixed_queries": 9,
+        },
         "similarity": {"auc": 0.55, "wq_auc": 0.6, "p_at_1": 0.5, "p_at_4": None},
     }
     t = by_name(plots.retriever_comparison(summary))
     assert list(t["learned"].x) == ["pair AUC", "within-query AUC", "precision@1", "precision@4"]
     assert list(t["learned"].y) == [0.8, 0.7, 0.6, 0.5] and list(t["similarity"].y) == [0.55, 0.6, 0.5, None]
     assert list(t["chance"].y) == [0.5, 0.5, 0.4, 0.4]
-    flat = {"n": 10, "auc": 0.9, "wq_auc": None, "p_at_1": None, "similarity_auc": 0.5, "similarity_wq_auc": None, "similarity_p_at_1": None}
+    flat = {
+        "n": 10,
+        "auc": 0.9,
+        "wq_auc": None,
+        "p_at_1": None,
+        "similarity_auc": 0.5,
+        "similarity_wq_auc": None,
+        "similarity_p_at_1": None,
+    }
     t = by_name(plots.retriever_comparison(flat))
-    assert list(t["learned"].x) == ["pair AUC"] and list(t["similarity"].y) == [0.5]  # all-None metrics are left out
+    assert list(t["learned"].x) == ["pair AUC"] and list(t["similarity"].y) == [
+        0.5
+    ]  # all-None metrics are left out
     with pytest.raises(TypeError):
         plots.retriever_comparison(3)
 
@@ -198,10 +257,17 @@ def test_notebook_renderer() -> None:
 
 
 def test_bank_composition_counts() -> None:
-    bank = CaseBank.in_memory([
-        Case(question=f"q{i}", reward=float(i % 2), label="positive" if i % 2 else "negative", source=Source(benchmark=b))
-        for i, b in enumerate(["a", "a", "a", "b", None])  # type: ignore[list-item]
-    ])
+    bank = CaseBank.in_memory(
+        [
+            Case(
+                question=f"q{i}",
+                reward=float(i % 2),
+                label="positive" if i % 2 else "negative",
+                source=Source(benchmark=b),
+            )
+            for i, b in enumerate(["a", "a", "a", "b", None])  # type: ignore[list-item]
+        ]
+    )
     t = by_name(plots.bank_composition(bank.to_polars()))
     assert list(t["positive"].x) == ["a", "b"] and list(t["positive"].y) == [1, 1]
     assert list(t["negative"].x) == ["a", "unknown"] and list(t["negative"].y) == [2, 1]

@@ -21,7 +21,11 @@ def test_select_top_k_and_quotas():
     positive = np.array([False, False, True, True, True, False])
     assert select(scores, positive, 3).tolist() == [0, 1, 2]
     assert select(scores, positive, k_positive=2, k_negative=1).tolist() == [0, 2, 3]
-    assert select(scores, positive, k_positive=5, k_negative=0).tolist() == [2, 3, 4]  # quota capped by supply
+    assert select(scores, positive, k_positive=5, k_negative=0).tolist() == [
+        2,
+        3,
+        4,
+    ]  # quota capped by supply
     assert select(scores, positive, k_negative=2).tolist() == [0, 1]
 
 

@@ -11,26 +11,61 @@ import numpy as np
 import pytest
 import torch
 
+from memento_lab.jsonl import FormatError
 from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
-from memento_lab.jsonl import FormatError
 from memento_lab.memory.formats import import_file
-from memento_lab.memory.pairs import PairLog, RetrievalPair, read_memento_pairs
 from memento_lab.memory.metrics import binary_metrics, ranking_metrics
+from memento_lab.memory.pairs import PairLog, RetrievalPair, read_memento_pairs
 from memento_lab.memory.parametric import ParametricRetriever, UpdateConfig
 from memento_lab.memory.qnet import RetrieverModule
-from memento_lab.memory.training import evaluate, fit, load_pairs, pair_targets, split_by_query, with_advantage
+from memento_lab.memory.training import (
+    evaluate,
+    fit,
+    load_pairs,
+    pair_targets,
+    split_by_query,
+    with_advantage,
+)
 
 DEMO = Path(__file__).resolve().parent.parent / "memento_lab" / "data" / "demo_memory.jsonl"
 MATH_CASES = [0, 5, 7, 11, 13, 19]  # demo cases that are arithmetic
 TEXT_CASES = [2, 3, 9, 10, 15, 18]  # demo cases that are about words and letters
-WORDS = ["garden", "silver", "rocket", "pencil", "window", "forest", "candle", "bridge", "marble", "jacket",
-         "tunnel", "violin", "meadow", "anchor", "basket", "falcon", "harbor", "lantern", "mirror", "orchid"]
+WORDS = [
+    "garden",
+    "silver",
+    "rocket",
+    "pencil",
+    "window",
+    "forest",
+    "candle",
+    "bridge",
+    "marble",
+    "jacket",
+    "tunnel",
+    "violin",
+    "meadow",
+    "anchor",
+    "basket",
+    "falcon",
+    "harbor",
+    "lantern",
+    "mirror",
+    "orchid",
+]
 
 
 def _pair(query: str, case: Case, reward: float, **kw) -> RetrievalPair:
-    return RetrievalPair(query=query, case_id=case.id, case_question=case.question, case_label=case.label,
-                         case_plan=case.plan_json, reward=reward, helped=reward >= 0.5, **kw)
+    return RetrievalPair(
+        query=query,
+        case_id=case.id,
+        case_question=case.question,
+        case_label=case.label,
+        case_plan=case.plan_json,
+        reward=reward,
+        helped=reward >= 0.5,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +114,22 @@ def test_split_of_the_seed_pairs_keeps_queries_apart(seed_dir):
     assert not tq & vq and len(tq) + len(vq) == 691
     # the credit-assignment finding: every seed query has one label across its cases
     y = pair_targets(pairs, "helped")
-    assert ranking_metrics([p.query for p in pairs], y, np.random.default_rng(0).random(len(pairs)))["n_mixed_queries"] == 0
+    assert (
+        ranking_metrics([p.query for p in pairs], y, np.random.default_rng(0).random(len(pairs)))[
+            "n_mixed_queries"
+        ]
+        == 0
+    )
 
 
 def test_targets_helped_advantage_delta(demo_cases):
     c = demo_cases[0]
-    pairs = [_pair("q1", c, 1.0), _pair("q1", c, 0.0), _pair("q2", c, 1.0, baseline=0.25), _pair("q3", c, 0.0, delta=-1.0)]
+    pairs = [
+        _pair("q1", c, 1.0),
+        _pair("q1", c, 0.0),
+        _pair("q2", c, 1.0, baseline=0.25),
+        _pair("q3", c, 0.0, delta=-1.0),
+    ]
     assert pair_targets(pairs, "helped").tolist() == [1.0, 0.0, 1.0, 0.0]
     adv = [p.advantage for p in with_advantage(pairs)]
     assert adv == [0.5, -0.5, 0.75, 0.0]  # query mean as baseline unless one is recorded
@@ -114,8 +159,12 @@ def test_load_pairs_detects_both_formats_and_names_bad_lines(tmp_path: Path, dem
     log.append(family_pairs(demo_cases)[:5])
     assert len(load_pairs(log.path)) == 5
     orig = tmp_path / "training_data.jsonl"
-    orig.write_text(json.dumps({"query": "q", "case": "c", "case_label": "positive", "plan": "", "truth_label": True}) + "\n"
-                    + json.dumps({"query": "q", "case": "c", "case_label": "positive", "truth_label": "yes"}) + "\n")
+    orig.write_text(
+        json.dumps({"query": "q", "case": "c", "case_label": "positive", "plan": "", "truth_label": True})
+        + "\n"
+        + json.dumps({"query": "q", "case": "c", "case_label": "positive", "truth_label": "yes"})
+        + "\n"
+    )
     with pytest.raises(FormatError, match=r"training_data.jsonl:2: field 'truth_label'"):
         load_pairs(orig)
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
@@ -150,7 +199,9 @@ def test_online_update_moves_scores_the_right_way_and_logs(demo_cases, cached, t
     model = RetrieverModule(dim=cached.dim).eval()
     bank = CaseBank.in_memory(demo_cases)
     log = tmp_path / "pairs.jsonl"
-    retriever = ParametricRetriever(bank, model, cached, pair_log=log, update=UpdateConfig(every=2, steps=8, lr=5e-3))
+    retriever = ParametricRetriever(
+        bank, model, cached, pair_log=log, update=UpdateConfig(every=2, steps=8, lr=5e-3)
+    )
     query = "What is 19 * 21?"
     good, bad = demo_cases[0], demo_cases[9]
     before = retriever.score(query, [good, bad])
@@ -177,13 +228,20 @@ def test_online_update_with_advantage_target_and_replay(demo_cases, cached, tmp_
     bank = CaseBank.in_memory(demo_cases)
     old = family_pairs(demo_cases)[:24]
     PairLog(tmp_path / "pairs.jsonl").append(old)
-    retriever = ParametricRetriever(bank, model, cached, pair_log=tmp_path / "pairs.jsonl",
-                                    update=UpdateConfig(every=1, steps=10, replay=8, lr=5e-3))
+    retriever = ParametricRetriever(
+        bank,
+        model,
+        cached,
+        pair_log=tmp_path / "pairs.jsonl",
+        update=UpdateConfig(every=1, steps=10, replay=8, lr=5e-3),
+    )
     query = "Spell the word 'harvest' backwards."
     helps, hurts = demo_cases[2], demo_cases[0]
     before = retriever.score(query, [helps, hurts])
     # the episode failed overall (reward 0 for every case) but the advantage separates the cases
-    rep = retriever.update([_pair(query, helps, 0.0, advantage=0.6), _pair(query, hurts, 0.0, advantage=-0.6)])
+    rep = retriever.update(
+        [_pair(query, helps, 0.0, advantage=0.6), _pair(query, hurts, 0.0, advantage=-0.6)]
+    )
     assert rep.trained and rep.replay_pairs == 8
     after = retriever.score(query, [helps, hurts])
     assert after[0] > before[0] and after[1] < before[1]
@@ -205,8 +263,17 @@ def test_fit_writes_checkpoints_and_curves_and_reloads(demo_cases, cached, tmp_p
     monkeypatch.setenv("MEMENTO_CACHE_DIR", str(tmp_path / "cache"))
     pairs = family_pairs(demo_cases)
     out = tmp_path / "ckpt"
-    res = fit(pairs, out=out, encoder=cached, target="advantage", epochs=8, batch_size=32, val_fraction=0.25,
-              seed=0, progress=False)
+    res = fit(
+        pairs,
+        out=out,
+        encoder=cached,
+        target="advantage",
+        epochs=8,
+        batch_size=32,
+        val_fraction=0.25,
+        seed=0,
+        progress=False,
+    )
     assert res.split.overlap_queries == 0 and res.split.val_queries == 10
     assert res.split.train_positive + res.split.val_positive == len(pairs) // 2
     assert Path(res.best_checkpoint).name == "best.ckpt" and (out / "last.ckpt").exists()
@@ -225,7 +292,11 @@ def test_fit_writes_checkpoints_and_curves_and_reloads(demo_cases, cached, tmp_p
     assert np.abs(a.score(q, bank.cases()) - a.score_per_pair(q, bank.cases())).max() < 1e-5
     # evaluate() on the same pairs picks the validation split by itself; on helped labels nothing is mixed
     rep = evaluate(res.best_checkpoint, pairs, encoder=cached)
-    assert rep["split"] == "val" and rep["n"] == res.split.val_pairs and rep["wq_auc"] == pytest.approx(res.learned["wq_auc"])
+    assert (
+        rep["split"] == "val"
+        and rep["n"] == res.split.val_pairs
+        and rep["wq_auc"] == pytest.approx(res.learned["wq_auc"])
+    )
     helped = evaluate(res.best_checkpoint, pairs, encoder=cached, target="helped")
     assert helped["n_mixed_queries"] == 0 and helped["wq_auc"] is None
 
@@ -238,12 +309,36 @@ def test_cli_train_and_eval(demo_cases, tmp_path: Path, monkeypatch, capsys):
     log = PairLog(tmp_path / "pairs.jsonl")
     log.append(family_pairs(demo_cases))
     out = tmp_path / "retriever"
-    assert main(["retriever", "train", "--pairs", str(log.path), "--out", str(out), "--freeze-encoder",
-                 "--epochs", "3", "--target", "delta", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "retriever",
+                "train",
+                "--pairs",
+                str(log.path),
+                "--out",
+                str(out),
+                "--freeze-encoder",
+                "--epochs",
+                "3",
+                "--target",
+                "delta",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "split by query" in text and "similarity" in text
-    assert main(["retriever", "eval", "--pairs", str(log.path), "--checkpoint", str(out / "best.ckpt"), "--json"]) == 0
+    assert (
+        main(
+            ["retriever", "eval", "--pairs", str(log.path), "--checkpoint", str(out / "best.ckpt"), "--json"]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"n", "auc", "f1", "acc", "similarity_auc", "wq_auc", "p_at_1", "p_at_4"} <= set(rep)
     assert rep["split"] == "val" and rep["target"] == "delta" and rep["n"] == 48
-    assert main(["retriever", "eval", "--pairs", str(tmp_path / "missing.jsonl"), "--checkpoint", str(out)]) == 1
+    assert (
+        main(["retriever", "eval", "--pairs", str(tmp_path / "missing.jsonl"), "--checkpoint", str(out)]) == 1
+    )

@@ -21,8 +21,12 @@ from memento_lab import sandbox
 from memento_lab.sandbox import bwrap_available, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
-needs_bwrap = pytest.mark.skipif(not bwrap_available(), reason="bubblewrap (bwrap) is not installed or cannot create namespaces here")
-needs_unshare = pytest.mark.skipif(not sandbox.unshare_available(), reason="util-linux unshare cannot create pid/network namespaces here")
+needs_bwrap = pytest.mark.skipif(
+    not bwrap_available(), reason="bubblewrap (bwrap) is not installed or cannot create namespaces here"
+)
+needs_unshare = pytest.mark.skipif(
+    not sandbox.unshare_available(), reason="util-linux unshare cannot create pid/network namespaces here"
+)
 
 
 def procs_with_cwd_under(path: Path) -> list[int]:
@@ -43,7 +47,11 @@ def describe(pid: int) -> str:
     """Command line, state and parent of a process (for assertion messages)."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
-        status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+        status = dict(
+            line.split(":\t", 1)
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if ":\t" in line
+        )
     except OSError:
         return "gone"
     return f"{cmd} [state {status.get('State', '?')}, ppid {status.get('PPid', '?')}]"
@@ -76,8 +84,10 @@ def accepted(srv: socket.socket, wait_s: float = 0.5) -> int:
 # ------------------------------------------------------------------------------------ normal runs
 @needs_bwrap
 def test_runs_code_in_workspace_under_bwrap(tmp_path):
-    r = run_python("import os\nprint(os.getcwd())\nopen('out.txt', 'w').write('42')\nprint(os.getpid())",
-                   workspace=tmp_path)
+    r = run_python(
+        "import os\nprint(os.getcwd())\nopen('out.txt', 'w').write('42')\nprint(os.getpid())",
+        workspace=tmp_path,
+    )
     assert r.ok and r.isolation == "bwrap" and not r.truncated
     cwd, pid = r.stdout.split()
     assert cwd == str(tmp_path.resolve())
@@ -86,8 +96,11 @@ def test_runs_code_in_workspace_under_bwrap(tmp_path):
 
 
 def test_exit_code_stdin_and_stderr_are_reported(tmp_path):
-    r = run_python("import sys\nline = input()\nprint(line[::-1])\nprint('bad', file=sys.stderr)\nsys.exit(3)",
-                   workspace=tmp_path, stdin="abc\n")
+    r = run_python(
+        "import sys\nline = input()\nprint(line[::-1])\nprint('bad', file=sys.stderr)\nsys.exit(3)",
+        workspace=tmp_path,
+        stdin="abc\n",
+    )
     assert r.exit_code == 3 and not r.timed_out and not r.ok
     assert r.stdout.strip() == "cba"
     assert "bad" in r.stderr
@@ -100,7 +113,10 @@ def test_exception_traceback_reaches_stderr(tmp_path):
 
 
 # -------------------------------------------------------------------------------------- attacks
-@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare), "rlimits"])
+@pytest.mark.parametrize(
+    "mode",
+    [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare), "rlimits"],
+)
 def test_infinite_loop_is_killed_by_the_wall_clock(tmp_path, mode):
     r = run_python("while True:\n    pass", workspace=tmp_path, timeout_s=1.5, isolation=mode)
     assert r.timed_out and r.exit_code is None and not r.ok
@@ -110,10 +126,18 @@ def test_infinite_loop_is_killed_by_the_wall_clock(tmp_path, mode):
     assert procs_with_cwd_under(tmp_path.resolve()) == []
 
 
-@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare), "rlimits"])
+@pytest.mark.parametrize(
+    "mode",
+    [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare), "rlimits"],
+)
 def test_memory_bomb_fails_and_host_is_fine(tmp_path, mode):
-    r = run_python("chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))",
-                   workspace=tmp_path, memory_mb=512, timeout_s=20, isolation=mode)
+    r = run_python(
+        "chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))",
+        workspace=tmp_path,
+        memory_mb=512,
+        timeout_s=20,
+        isolation=mode,
+    )
     assert not r.ok and not r.timed_out
     assert "MemoryError" in r.stderr or (r.exit_code is not None and r.exit_code < 0)
     after = run_python("print(sum(range(10)))", workspace=tmp_path, isolation=mode)
@@ -157,7 +181,11 @@ def test_os_system_cannot_touch_host_processes(tmp_path):
 def test_writes_outside_the_workspace_fail(tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()
-    targets = [Path("/etc/memento_sandbox_probe"), ROOT / "memento_sandbox_probe", Path.home() / "memento_sandbox_probe"]
+    targets = [
+        Path("/etc/memento_sandbox_probe"),
+        ROOT / "memento_sandbox_probe",
+        Path.home() / "memento_sandbox_probe",
+    ]
     sibling = tmp_path / "sibling.txt"  # beside the workspace, under /tmp: lands in the private tmpfs
     code = "for t in %r:\n" % [str(t) for t in [*targets, sibling]] + (
         "    try:\n        open(t, 'w').write('pwned')\n        print('WROTE', t)\n"
@@ -175,17 +203,25 @@ def test_writes_outside_the_workspace_fail(tmp_path):
 
 def test_huge_output_is_truncated_to_a_bound(tmp_path):
     for mode in (["bwrap"] if bwrap_available() else []) + ["rlimits"]:
-        r = run_python("import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 100_000)\nprint('tail')",
-                       workspace=tmp_path, max_output=5_000, isolation=mode)
+        r = run_python(
+            "import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 100_000)\nprint('tail')",
+            workspace=tmp_path,
+            max_output=5_000,
+            isolation=mode,
+        )
         assert r.ok and r.truncated
         assert len(r.stdout) < 5_000 + 200
-        assert r.stdout.endswith("[output truncated: 19995005 more bytes]")  # 200 * 100_000 + len("tail") + 1 - 5_000
+        assert r.stdout.endswith(
+            "[output truncated: 19995005 more bytes]"
+        )  # 200 * 100_000 + len("tail") + 1 - 5_000
         assert r.isolation == mode
 
 
 @needs_bwrap
 def test_big_files_hit_the_file_size_limit(tmp_path):
-    r = run_python("f = open('big.bin', 'wb')\nfor _ in range(200):\n    f.write(b'0' * 2**20)\n", workspace=tmp_path)
+    r = run_python(
+        "f = open('big.bin', 'wb')\nfor _ in range(200):\n    f.write(b'0' * 2**20)\n", workspace=tmp_path
+    )
     assert not r.ok
     assert "File too large" in r.stderr or r.exit_code == -25  # EFBIG (Python ignores SIGXFSZ)
     assert (tmp_path / "big.bin").stat().st_size <= sandbox.FILE_SIZE_BYTES
@@ -194,8 +230,10 @@ def test_big_files_hit_the_file_size_limit(tmp_path):
 @needs_bwrap
 def test_network_is_unreachable_inside_the_sandbox(tmp_path, listener):
     port = listener.getsockname()[1]
-    code = (f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n    print('CONNECTED')\n"
-            "except OSError as e:\n    print('BLOCKED', type(e).__name__)\n")
+    code = (
+        f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n    print('CONNECTED')\n"
+        "except OSError as e:\n    print('BLOCKED', type(e).__name__)\n"
+    )
     r = run_python(code, workspace=tmp_path)
     assert r.ok and "BLOCKED" in r.stdout and "CONNECTED" not in r.stdout
     assert accepted(listener) == 0  # the listener saw nothing
@@ -243,13 +281,22 @@ def test_sandboxed_python_is_the_project_interpreter(tmp_path):
     assert str(tuple(sys.version_info[:2])) in r.stdout
 
 
-@pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare), "rlimits"])
+@pytest.mark.parametrize(
+    "mode",
+    [pytest.param("bwrap", marks=needs_bwrap), pytest.param("unshare", marks=needs_unshare), "rlimits"],
+)
 def test_no_sandbox_outlives_a_killed_caller(tmp_path, mode):
     """The caller (e.g. the code server) is SIGKILLed mid-run: its sandboxed program must die too."""
     caller = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom memento_lab.sandbox import run_python\n"
-         f"run_python('import time\\ntime.sleep(60)', workspace=sys.argv[1], timeout_s=60, isolation={mode!r})",
-         str(tmp_path)], cwd=ROOT)
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom memento_lab.sandbox import run_python\n"
+            f"run_python('import time\\ntime.sleep(60)', workspace=sys.argv[1], timeout_s=60, isolation={mode!r})",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+    )
     ws = tmp_path.resolve()
     deadline = time.monotonic() + 20
     while not procs_with_cwd_under(ws) and time.monotonic() < deadline:
@@ -281,8 +328,11 @@ def test_without_bwrap_unshare_isolates_processes_and_network(tmp_path, monkeypa
     # only now (the namespace is proven) try to kill everything: the host must not notice
     sentinel = subprocess.Popen(["sleep", "60"])
     try:
-        r = run_python(f"import os\nos.system('kill -9 {sentinel.pid} 2>/dev/null; echo kill_sentinel=$?')\nos.system('kill -9 -1')\nprint('done')",
-                       workspace=tmp_path, timeout_s=10)
+        r = run_python(
+            f"import os\nos.system('kill -9 {sentinel.pid} 2>/dev/null; echo kill_sentinel=$?')\nos.system('kill -9 -1')\nprint('done')",
+            workspace=tmp_path,
+            timeout_s=10,
+        )
         assert "kill_sentinel=1" in r.stdout  # the host pid does not exist in the namespace
         assert sentinel.poll() is None
     finally:

@@ -19,8 +19,8 @@ import pytest
 from mcp import Client
 
 import servers
-from servers import search
 from memento_lab.sandbox import bwrap_available
+from servers import search
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,14 +84,32 @@ def searxng_reply(path: str) -> tuple[int, str, str]:
     """What SearxNG's ``/search?q=..&format=json`` returns (trimmed to the fields we read)."""
     if not path.startswith("/search?") or "format=json" not in path:
         return 404, "text/plain", "not found"
-    return 200, "application/json", json.dumps({
-        "query": "ada lovelace",
-        "number_of_results": 2,
-        "results": [
-            {"url": "https://example.org/ada", "title": "Ada Lovelace", "content": "First programmer.", "engine": "x", "score": 2.0},
-            {"url": "https://example.org/babbage", "title": "Charles Babbage", "content": "Analytical Engine.", "engine": "x", "score": 1.0},
-        ],
-    })
+    return (
+        200,
+        "application/json",
+        json.dumps(
+            {
+                "query": "ada lovelace",
+                "number_of_results": 2,
+                "results": [
+                    {
+                        "url": "https://example.org/ada",
+                        "title": "Ada Lovelace",
+                        "content": "First programmer.",
+                        "engine": "x",
+                        "score": 2.0,
+                    },
+                    {
+                        "url": "https://example.org/babbage",
+                        "title": "Charles Babbage",
+                        "content": "Analytical Engine.",
+                        "engine": "x",
+                        "score": 1.0,
+                    },
+                ],
+            }
+        ),
+    )
 
 
 @pytest.fixture
@@ -167,12 +185,17 @@ def test_wikipedia_corpus_is_the_packaged_summaries():
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("query", "expected"), [
-    ("process by which plants convert light energy into chemical energy", "Photosynthesis"),
-    ("wrought-iron lattice tower on the Champ de Mars in Paris", "Eiffel Tower"),
-    ("who painted the Mona Lisa", "Mona Lisa"),
-])
-async def test_offline_search_finds_the_wikipedia_summary_in_the_top_3(wiki_index, use_index, query, expected):
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("process by which plants convert light energy into chemical energy", "Photosynthesis"),
+        ("wrought-iron lattice tower on the Champ de Mars in Paris", "Eiffel Tower"),
+        ("who painted the Mona Lisa", "Mona Lisa"),
+    ],
+)
+async def test_offline_search_finds_the_wikipedia_summary_in_the_top_3(
+    wiki_index, use_index, query, expected
+):
     use_index(wiki_index)
     err, text = await call(search.mcp, "search", query=query, k=3)
     assert not err
@@ -210,8 +233,13 @@ def test_custom_index_from_a_folder_via_the_cli(tmp_path, use_index):
     (docs / "sub" / "beta.txt").write_text("Beta notes\nBeta covers sourdough bread fermentation times.\n")
     (docs / "ignored.bin").write_bytes(b"\0\1")
     out = tmp_path / "index"
-    proc = subprocess.run([sys.executable, "-m", "servers.search", "--build-index", str(docs), "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "servers.search", "--build-index", str(docs), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "indexed 2 documents" in proc.stdout
     use_index(out)
@@ -226,7 +254,9 @@ def test_build_index_rejects_bad_sources(tmp_path):
     with pytest.raises(ValueError, match="no .txt"):
         search.build_index(tmp_path / "empty", tmp_path / "out")
     with pytest.raises(ValueError, match="not unique"):
-        search.build_index([{"id": "a", "title": "A", "text": "x"}, {"id": "a", "title": "B", "text": "y"}], tmp_path / "o")
+        search.build_index(
+            [{"id": "a", "title": "A", "text": "x"}, {"id": "a", "title": "B", "text": "y"}], tmp_path / "o"
+        )
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
 
 
@@ -282,14 +312,17 @@ def write_pdf(path: Path, lines: list[str]) -> None:
 
 def write_xlsx(path: Path, rows: list[list[Any]]) -> None:
     """A minimal .xlsx (one sheet, inline strings) written with zipfile: no Excel writer needed."""
+
     def cell(r: int, c: int, v: Any) -> str:
         ref = f"{chr(65 + c)}{r + 1}"
         if isinstance(v, int | float):
             return f'<c r="{ref}"><v>{v}</v></c>'
         return f'<c r="{ref}" t="inlineStr"><is><t>{v}</t></is></c>'
 
-    sheet_rows = "".join(f'<row r="{r + 1}">' + "".join(cell(r, c, v) for c, v in enumerate(row)) + "</row>"
-                         for r, row in enumerate(rows))
+    sheet_rows = "".join(
+        f'<row r="{r + 1}">' + "".join(cell(r, c, v) for c, v in enumerate(row)) + "</row>"
+        for r, row in enumerate(rows)
+    )
     ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
     rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
     files = {
@@ -319,7 +352,8 @@ async def test_documents_reads_every_supported_format(workspace):
     (workspace / "notes.md").write_text("# Title\nSome *markdown* text.\n")
     (workspace / "page.html").write_text(
         "<html><head><style>p {color: red}</style><script>alert('x')</script></head>"
-        "<body><h1>Heading</h1><p>Caf&eacute; &amp; <b>bold</b> text.</p></body></html>")
+        "<body><h1>Heading</h1><p>Caf&eacute; &amp; <b>bold</b> text.</p></body></html>"
+    )
     (workspace / "data.csv").write_text("city,population\nOslo,709000\nBergen,291000\n")
     write_pdf(workspace / "report.pdf", ["Quarterly report", "Revenue grew 12 percent"])
     write_xlsx(workspace / "scores.xlsx", [["name", "score"], ["ada", 91], ["alan", 88]])
@@ -336,7 +370,13 @@ async def test_documents_reads_every_supported_format(workspace):
     assert not err and "[Scores: 2 rows x 2 columns]" in text and "alan" in text and "91" in text
     err, text = await call(mcp, "list_files")
     assert not err
-    assert [line.split("\t")[0] for line in text.splitlines()] == ["data.csv", "notes.md", "page.html", "report.pdf", "scores.xlsx"]
+    assert [line.split("\t")[0] for line in text.splitlines()] == [
+        "data.csv",
+        "notes.md",
+        "page.html",
+        "report.pdf",
+        "scores.xlsx",
+    ]
 
 
 @pytest.mark.anyio
@@ -374,16 +414,19 @@ async def test_documents_limits_size_and_reports_bad_files(workspace, monkeypatc
 
 # -------------------------------------------------------------------------------------------- math
 @pytest.mark.anyio
-@pytest.mark.parametrize(("expression", "expected"), [
-    ("2^100", "1267650600228229401496703205376"),
-    ("(3/7 + 1/3) * 21", "16"),
-    ("1/3 + 1/6", "1/2 ≈ 0.500000000000000"),
-    ("sqrt(50)", "5*sqrt(2) ≈ 7.07106781186548"),
-    ("factorial(20) / 2", "1216451004088320000"),
-    ("gcd(84, 36)", "12"),
-    ("2x + 3x", "5*x"),
-    ("integrate(x^2, x)", "x**3/3"),
-])
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("2^100", "1267650600228229401496703205376"),
+        ("(3/7 + 1/3) * 21", "16"),
+        ("1/3 + 1/6", "1/2 ≈ 0.500000000000000"),
+        ("sqrt(50)", "5*sqrt(2) ≈ 7.07106781186548"),
+        ("factorial(20) / 2", "1216451004088320000"),
+        ("gcd(84, 36)", "12"),
+        ("2x + 3x", "5*x"),
+        ("integrate(x^2, x)", "x**3/3"),
+    ],
+)
 async def test_calculate_is_exact(expression, expected):
     from servers.math_server import mcp
 
@@ -392,17 +435,20 @@ async def test_calculate_is_exact(expression, expected):
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("expression", "problem"), [
-    ("__import__('os').system('touch /tmp/pwned')", "'__' is not allowed"),
-    ("x.__class__", "not allowed"),
-    ("Integer(1).evalf", "'.' is only allowed in decimal numbers"),
-    ("(1 + 2", "unbalanced brackets"),
-    ("1/0", "undefined"),
-    ("9^9^9^9", "too large"),
-    ("factorial(10^7)", "too large"),
-    ("", "empty expression"),
-    ("lambda: 1", "'lambda' is not allowed"),
-])
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("__import__('os').system('touch /tmp/pwned')", "'__' is not allowed"),
+        ("x.__class__", "not allowed"),
+        ("Integer(1).evalf", "'.' is only allowed in decimal numbers"),
+        ("(1 + 2", "unbalanced brackets"),
+        ("1/0", "undefined"),
+        ("9^9^9^9", "too large"),
+        ("factorial(10^7)", "too large"),
+        ("", "empty expression"),
+        ("lambda: 1", "'lambda' is not allowed"),
+    ],
+)
 async def test_calculate_rejects_bad_or_dangerous_input(expression, problem):
     from servers.math_server import mcp
 
@@ -417,7 +463,10 @@ async def test_solve_and_simplify():
 
     assert await call(mcp, "solve", equation="x^2 - 5x + 6 = 0") == (False, "x = 2\nx = 3")
     assert await call(mcp, "solve", equation="2y + 3 = 11", variable="y") == (False, "y = 4")
-    assert await call(mcp, "solve", equation="x + y = 10, x - y = 2", variable="x, y") == (False, "x = 6, y = 4")
+    assert await call(mcp, "solve", equation="x + y = 10, x - y = 2", variable="x, y") == (
+        False,
+        "x = 6, y = 4",
+    )
     assert await call(mcp, "solve", equation="x^2 + 1 = 0, x = 3") == (False, "No solution for x.")
     err, text = await call(mcp, "solve", equation="y = 2")
     assert err and "variable x does not appear" in text
@@ -445,8 +494,14 @@ async def test_web_is_disabled_offline(monkeypatch):
 async def test_web_fetches_and_strips_html_when_allowed(monkeypatch):
     from servers.web import mcp
 
-    pages = {"/page": (200, "text/html; charset=utf-8", "<html><body><h1>Hi</h1><script>x()</script><p>Body text</p></body></html>"),
-             "/plain": (200, "text/plain", "just text " * 10)}
+    pages = {
+        "/page": (
+            200,
+            "text/html; charset=utf-8",
+            "<html><body><h1>Hi</h1><script>x()</script><p>Body text</p></body></html>",
+        ),
+        "/plain": (200, "text/plain", "just text " * 10),
+    }
     site = Loopback(lambda path: pages.get(path, (404, "text/plain", "nope")))
     try:
         monkeypatch.setenv("MEMENTO_ALLOW_NETWORK", "1")

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from memento_lab.jsonl import FormatError
 from memento_lab.agent.judges import unit_test_judge
 from memento_lab.agent.suites import (
     JudgeContext,
@@ -20,6 +19,7 @@ from memento_lab.agent.suites import (
     load_suite,
     trivial_baseline,
 )
+from memento_lab.jsonl import FormatError
 
 
 @pytest.fixture
@@ -64,7 +64,9 @@ def test_reasoning_gym_tasks_are_deterministic_by_seed():
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("family", ["spell_backward", "chain_sum", "letter_counting", "family_relationships", "gsm_symbolic"])
+@pytest.mark.parametrize(
+    "family", ["spell_backward", "chain_sum", "letter_counting", "family_relationships", "gsm_symbolic"]
+)
 async def test_reasoning_gym_scores_gold_one_and_wrong_less(family: str):
     suite = load_suite(f"reasoning-gym:{family}", n=3, seed=0)
     for task in suite.tasks():
@@ -133,9 +135,13 @@ def test_humaneval_tasks_and_slices():
 @pytest.mark.anyio
 async def test_extract_code_and_program_assembly():
     prompt = 'def f(x):\n    """Double x."""\n'
-    fenced = "Here:\n```python\nimport os\n\ndef f(x):\n    return 2 * x\n```\nand a test\n```\nprint(f(2))\n```"
+    fenced = (
+        "Here:\n```python\nimport os\n\ndef f(x):\n    return 2 * x\n```\nand a test\n```\nprint(f(2))\n```"
+    )
     assert extract_code(fenced, "f").startswith("import os")
-    assert extract_code("```python\ndef f(x):\n    return x", "f") == "def f(x):\n    return x"  # unclosed fence
+    assert (
+        extract_code("```python\ndef f(x):\n    return x", "f") == "def f(x):\n    return x"
+    )  # unclosed fence
     assert extract_code("def f(x): return x", "f") == "def f(x): return x"  # no fence: the raw text
     tests = "def check(candidate):\n    assert candidate(3) == 6\n"
     pytest.importorskip("memento_lab.sandbox", reason="servers/sandbox.py is not in this tree yet")
@@ -203,7 +209,10 @@ async def test_deepresearcher_loader_and_judges(seed_dir: Path):
 
 def test_deepresearcher_custom_path(tmp_path: Path):
     path = tmp_path / "dr.jsonl"
-    rows = [{"question": f"q{i}", "ground_truth": f"a{i}<|answer_split|>b{i}", "data_source": "nq"} for i in range(5)]
+    rows = [
+        {"question": f"q{i}", "ground_truth": f"a{i}<|answer_split|>b{i}", "data_source": "nq"}
+        for i in range(5)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     tasks = load_suite(f"deepresearcher:{path}", n=0).tasks()
     assert [t.answer for t in tasks] == [f"a{i}" for i in range(5)]
@@ -222,7 +231,10 @@ def _write(path: Path, lines: list[str]) -> Path:
 async def test_jsonl_suite_exact_match_primary(tmp_path: Path):
     path = _write(
         tmp_path / "mine.jsonl",
-        ['{"id": "a", "question": "2+2?", "answer": 4, "family": "math"}', '{"question": "Capital of France?", "answer": "Paris"}'],
+        [
+            '{"id": "a", "question": "2+2?", "answer": 4, "family": "math"}',
+            '{"question": "Capital of France?", "answer": "Paris"}',
+        ],
     )
     suite = load_suite(f"jsonl:{path}")
     t1, t2 = suite.tasks()
@@ -248,7 +260,11 @@ async def test_jsonl_suite_exact_match_primary(tmp_path: Path):
         (['{"question": "q", "answer": "a"}', '{"question": "q2"}'], 2, "field 'answer'"),
         (['{"answer": "a"}'], 1, "field 'question'"),
         (['{"question": "q", "answer": ["a"]}'], 1, "string or number"),
-        (['{"id": 1, "question": "q", "answer": "a"}', '{"id": 1, "question": "r", "answer": "b"}'], 2, "duplicate id"),
+        (
+            ['{"id": 1, "question": "q", "answer": "a"}', '{"id": 1, "question": "r", "answer": "b"}'],
+            2,
+            "duplicate id",
+        ),
     ],
 )
 def test_jsonl_bad_line_names_file_and_line(tmp_path: Path, lines: list[str], line: int, message: str):
@@ -276,7 +292,9 @@ def _task(i: int, answer: str, family: str = "f") -> Task:
 
 
 def test_trivial_baseline_constant_and_majority_answers():
-    tasks = [_task(i, "yes") for i in range(5)] + [_task(10 + i, a, "g") for i, a in enumerate(["1", "1", "2", "3"])]
+    tasks = [_task(i, "yes") for i in range(5)] + [
+        _task(10 + i, a, "g") for i, a in enumerate(["1", "1", "2", "3"])
+    ]
     assert trivial_baseline(tasks) == {"f": 1.0, "g": 0.5}
     # leave-one-out: each task copies the others' most common answer
     loo = trivial_baseline(tasks, leave_one_out=True)

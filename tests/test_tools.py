@@ -12,8 +12,14 @@ import pytest
 from test_servers import Loopback, searxng_reply
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss
+from memento_lab.agent.mcp_client import (
+    ToolBox,
+    available_servers,
+    cli_tools_call,
+    cli_tools_list,
+    server_env,
+)
 from memento_lab.config import Settings
-from memento_lab.agent.mcp_client import ToolBox, available_servers, cli_tools_call, cli_tools_list, server_env
 
 
 @pytest.fixture
@@ -51,7 +57,9 @@ async def test_stdio_round_trip_through_every_server(tmp_path, settings):
         for server in available_servers():
             assert len(tb.pids(server)) == 1  # one real process each
 
-        code = await tb.call("run_python", {"code": "open('result.txt', 'w').write(str(2**20))\nprint('written')"})
+        code = await tb.call(
+            "run_python", {"code": "open('result.txt', 'w').write(str(2**20))\nprint('written')"}
+        )
         assert code.ok and code.server == "code" and "written" in (code.result or "") and code.duration_s > 0
         doc = await tb.call("read_document", {"path": "result.txt"})  # same workspace for every server
         assert (doc.server, doc.result) == ("documents", "1048576")
@@ -74,9 +82,17 @@ async def test_stdio_round_trip_through_every_server(tmp_path, settings):
 async def test_errors_land_in_the_tool_call(tmp_path, settings):
     async with ToolBox(["math", "code"], workspace=tmp_path, settings=settings) as tb:
         unknown = await tb.call("rm_rf", {"path": "/"})
-        assert unknown.server == "" and "unknown tool 'rm_rf'" in (unknown.error or "") and "calculate" in (unknown.error or "")
+        assert (
+            unknown.server == ""
+            and "unknown tool 'rm_rf'" in (unknown.error or "")
+            and "calculate" in (unknown.error or "")
+        )
         bad_args = await tb.call("calculate", {"expr": "1"})
-        assert bad_args.server == "math" and "expression" in (bad_args.error or "") and "Field required" in (bad_args.error or "")
+        assert (
+            bad_args.server == "math"
+            and "expression" in (bad_args.error or "")
+            and "Field required" in (bad_args.error or "")
+        )
         not_dict = await tb.call("calculate", ["1 + 1"])  # type: ignore[arg-type]
         assert "JSON object" in (not_dict.error or "")
         tool_error = await tb.call("calculate", {"expression": "1/0"})
@@ -165,7 +181,9 @@ async def test_a_server_that_cannot_start_is_reported(tmp_path, settings, monkey
 def test_server_env_is_an_explicit_whitelist(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     monkeypatch.setenv("MEMENTO_SANDBOX", "rlimits")
-    env = server_env(tmp_path, Settings(allow_network=True, searxng_url="http://127.0.0.1:8888", cache_dir=tmp_path))
+    env = server_env(
+        tmp_path, Settings(allow_network=True, searxng_url="http://127.0.0.1:8888", cache_dir=tmp_path)
+    )
     assert "OPENAI_API_KEY" not in env
     assert env["MEMENTO_WORKSPACE"] == str(tmp_path) and env["MEMENTO_ALLOW_NETWORK"] == "1"
     assert env["SEARXNG_URL"] == "http://127.0.0.1:8888" and env["MEMENTO_SANDBOX"] == "rlimits"
@@ -178,8 +196,10 @@ def test_toolbox_rejects_bad_server_lists_and_duplicate_tools():
     with pytest.raises(ValueError, match="listed twice"):
         ToolBox(["math", "math"])
     tb = ToolBox(["math", "search"])
-    tb._tools = {"math": [{"name": "search", "description": "", "input_schema": {}}],
-                 "search": [{"name": "search", "description": "", "input_schema": {}}]}
+    tb._tools = {
+        "math": [{"name": "search", "description": "", "input_schema": {}}],
+        "search": [{"name": "search", "description": "", "input_schema": {}}],
+    }
     with pytest.raises(ValueError, match="'search' is served by both 'math' and 'search'"):
         tb._check_unique()
 
@@ -194,7 +214,9 @@ def test_cli_tools_list_json(capsys):
 
 
 def test_cli_tools_call(capsys, tmp_path):
-    ns = argparse.Namespace(server="math", tool="calculate", arguments='{"expression": "2^8"}', workspace=str(tmp_path))
+    ns = argparse.Namespace(
+        server="math", tool="calculate", arguments='{"expression": "2^8"}', workspace=str(tmp_path)
+    )
     assert cli_tools_call(ns) == 0
     assert capsys.readouterr().out.strip() == "256"
 
@@ -225,4 +247,6 @@ async def test_toolbox_opened_and_closed_in_different_tasks(tmp_path):
     await asyncio.create_task(tb.__aexit__(None, None, None))
     assert not tb._procs["math"].pids()
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )

@@ -6,7 +6,6 @@ import ipywidgets as w
 import numpy as np
 import pytest
 
-from memento_lab.views import widgets
 from memento_lab.memory.cases import Case, CaseBank, Source, Trajectory
 from memento_lab.memory.retrieval import Retriever, SimilarityRetriever
 from memento_lab.trace import (
@@ -20,37 +19,73 @@ from memento_lab.trace import (
     Trace,
     Usage,
 )
+from memento_lab.views import widgets
 
 
-def make_trace(task_id: str = "t1", iteration: int = 0, correct: bool = True, error: str | None = None) -> Trace:
-    planner = LLMCall(role="planner", model="qwen", latency_s=1.25, usage=Usage(prompt_tokens=100, completion_tokens=20))
-    executor = LLMCall(role="executor", model="qwen", latency_s=0.5, usage=Usage(prompt_tokens=50, completion_tokens=5), replayed=True)
+def make_trace(
+    task_id: str = "t1", iteration: int = 0, correct: bool = True, error: str | None = None
+) -> Trace:
+    planner = LLMCall(
+        role="planner", model="qwen", latency_s=1.25, usage=Usage(prompt_tokens=100, completion_tokens=20)
+    )
+    executor = LLMCall(
+        role="executor",
+        model="qwen",
+        latency_s=0.5,
+        usage=Usage(prompt_tokens=50, completion_tokens=5),
+        replayed=True,
+    )
     return Trace(
         task_id=task_id,
         question="Reverse <b>abc</b> & tell me",
         iteration=iteration,
         memory_mode="similarity",
         retrieved=[
-            RetrievedCase(case_id="c" * 24, question="Reverse 'xyz'", label="positive", score=0.91, reward=1.0, rank=0),
-            RetrievedCase(case_id="d" * 24, question="Count letters", label="negative", score=0.42, reward=0.0, rank=1),
+            RetrievedCase(
+                case_id="c" * 24, question="Reverse 'xyz'", label="positive", score=0.91, reward=1.0, rank=0
+            ),
+            RetrievedCase(
+                case_id="d" * 24, question="Count letters", label="negative", score=0.42, reward=0.0, rank=1
+            ),
         ],
         cycles=[
-            PlanCycle(index=0, plan=[PlanStep(id=1, description="Run python to reverse <the> string")], llm=planner),
+            PlanCycle(
+                index=0, plan=[PlanStep(id=1, description="Run python to reverse <the> string")], llm=planner
+            ),
             PlanCycle(index=1, raw="not json {", error="plan is not valid JSON"),
             PlanCycle(index=2, final_answer="cba"),
         ],
         steps=[
             ExecStep(
-                cycle=0, step_id=1, description="Run python", result="cba", duration_s=0.7, llm_calls=[executor],
+                cycle=0,
+                step_id=1,
+                description="Run python",
+                result="cba",
+                duration_s=0.7,
+                llm_calls=[executor],
                 tool_calls=[
-                    ToolCall(server="code", name="run_python", arguments={"code": "print('abc'[::-1])"}, result="cba\n", duration_s=0.3),
-                    ToolCall(server="code", name="run_python", arguments={"code": "1/0"}, error="ZeroDivisionError", duration_s=0.1),
+                    ToolCall(
+                        server="code",
+                        name="run_python",
+                        arguments={"code": "print('abc'[::-1])"},
+                        result="cba\n",
+                        duration_s=0.3,
+                    ),
+                    ToolCall(
+                        server="code",
+                        name="run_python",
+                        arguments={"code": "1/0"},
+                        error="ZeroDivisionError",
+                        duration_s=0.1,
+                    ),
                 ],
             )
         ],
         final_answer="cba",
         expected="cba",
-        verdicts=[JudgeVerdict(judge="exact", score=1.0 if correct else 0.0, correct=correct, detail="gold <cba>")],
+        verdicts=[
+            JudgeVerdict(judge="exact", score=1.0 if correct else 0.0, correct=correct, detail="gold <cba>")
+        ],
         reward=1.0 if correct else 0.0,
         error=error,
         latency_s=3.5,
@@ -62,7 +97,11 @@ def test_trace_sections_show_every_part_escaped() -> None:
     sections = dict(widgets.trace_sections(t))
     titles = list(sections)
     assert titles[0] == "Retrieved cases (2)" and titles[1] == "Plan cycles (3)"
-    assert titles[2] == "Executor steps (1, 2 tool calls)" and titles[3] == "Judges (1)" and titles[4] == "LLM calls (2)"
+    assert (
+        titles[2] == "Executor steps (1, 2 tool calls)"
+        and titles[3] == "Judges (1)"
+        and titles[4] == "LLM calls (2)"
+    )
     retrieved = sections[titles[0]]
     assert "0.910" in retrieved and "Reverse &#x27;xyz&#x27;" in retrieved and "negative" in retrieved
     plans = sections[titles[1]]
@@ -70,7 +109,11 @@ def test_trace_sections_show_every_part_escaped() -> None:
     assert "plan is not valid JSON" in plans and "not json {" in plans and "cba" in plans
     assert "1.25 s" in plans and "100+20 tokens" in plans
     steps = sections[titles[2]]
-    assert "code.run_python" in steps and "print(&#x27;abc&#x27;[::-1])" in steps and "ZeroDivisionError" in steps
+    assert (
+        "code.run_python" in steps
+        and "print(&#x27;abc&#x27;[::-1])" in steps
+        and "ZeroDivisionError" in steps
+    )
     assert widgets.ERROR_STYLE in steps  # the failed tool call is shown in red
     judges = sections[titles[3]]
     assert "exact" in judges and "gold &lt;cba&gt;" in judges
@@ -110,7 +153,9 @@ def test_trace_html_is_static_and_complete() -> None:
 def test_empty_trace_sections_say_so() -> None:
     t = Trace(task_id="x", question="q")
     bodies = [b for _, b in widgets.trace_sections(t)]
-    assert "No cases retrieved" in bodies[0] and "No planner cycles" in bodies[1] and "Not judged" in bodies[3]
+    assert (
+        "No cases retrieved" in bodies[0] and "No planner cycles" in bodies[1] and "Not judged" in bodies[3]
+    )
 
 
 def test_esc_clips_long_text() -> None:
@@ -119,7 +164,12 @@ def test_esc_clips_long_text() -> None:
 
 
 def test_traces_browser_filters_and_switches() -> None:
-    traces = [make_trace("a", 0, True), make_trace("b", 0, False), make_trace("c", 1, True), make_trace("d", 1, False)]
+    traces = [
+        make_trace("a", 0, True),
+        make_trace("b", 0, False),
+        make_trace("c", 1, True),
+        make_trace("d", 1, False),
+    ]
     b = widgets.traces_browser(traces)
     filters, picker, pane = b.children
     it_box, ok_box = filters.children
@@ -147,18 +197,35 @@ def test_traces_browser_no_match_message() -> None:
 
 
 def case(q: str, label: str = "positive", bench: str = "seed", **kw) -> Case:
-    return Case(question=q, reward=1.0 if label == "positive" else 0.0, label=label, source=Source(benchmark=bench), **kw)
+    return Case(
+        question=q,
+        reward=1.0 if label == "positive" else 0.0,
+        label=label,
+        source=Source(benchmark=bench),
+        **kw,
+    )
 
 
 @pytest.fixture
 def bank() -> CaseBank:
-    return CaseBank.in_memory([
-        case("What is the capital of France?", plan=[PlanStep(id=1, description="Look up <France>")], answer="Paris"),
-        case("Reverse the word 'memory'", "negative", "demo", answer="yromem?",
-             trajectory=Trajectory(tools_used=["code.run_python"], step_results=["yromem"])),
-        case("What is the capital of Italy?", "negative"),
-        case("Multiply 17 by 23", bench="demo"),
-    ])
+    return CaseBank.in_memory(
+        [
+            case(
+                "What is the capital of France?",
+                plan=[PlanStep(id=1, description="Look up <France>")],
+                answer="Paris",
+            ),
+            case(
+                "Reverse the word 'memory'",
+                "negative",
+                "demo",
+                answer="yromem?",
+                trajectory=Trajectory(tools_used=["code.run_python"], step_results=["yromem"]),
+            ),
+            case("What is the capital of Italy?", "negative"),
+            case("Multiply 17 by 23", bench="demo"),
+        ]
+    )
 
 
 class LengthRetriever(Retriever):
@@ -173,12 +240,20 @@ class LengthRetriever(Retriever):
 def test_filter_cases(bank: CaseBank) -> None:
     qs = lambda rows: [c.question for c, _ in rows]  # noqa: E731
     assert len(widgets.filter_cases(bank)) == 4
-    assert qs(widgets.filter_cases(bank, label="negative")) == ["Reverse the word 'memory'", "What is the capital of Italy?"]
+    assert qs(widgets.filter_cases(bank, label="negative")) == [
+        "Reverse the word 'memory'",
+        "What is the capital of Italy?",
+    ]
     assert qs(widgets.filter_cases(bank, source="demo")) == ["Reverse the word 'memory'", "Multiply 17 by 23"]
-    assert qs(widgets.filter_cases(bank, query="CAPITAL")) == ["What is the capital of France?", "What is the capital of Italy?"]
+    assert qs(widgets.filter_cases(bank, query="CAPITAL")) == [
+        "What is the capital of France?",
+        "What is the capital of Italy?",
+    ]
     ranked = widgets.filter_cases(bank, query="anything", retriever=LengthRetriever(bank), label="positive")
     assert qs(ranked) == ["What is the capital of France?", "Multiply 17 by 23"] and ranked[0][1] == 30.0
-    assert widgets.filter_cases(bank, limit=1, label="all")[0][0].question.startswith("What is the capital of France")
+    assert widgets.filter_cases(bank, limit=1, label="all")[0][0].question.startswith(
+        "What is the capital of France"
+    )
 
 
 def test_case_bank_browser_interaction(bank: CaseBank) -> None:

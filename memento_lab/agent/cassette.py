@@ -78,7 +78,9 @@ class Cassette:
         if self._db is None:
             return None
         with self._lock:
-            row = self._db.execute("SELECT response FROM calls WHERE key = ?", (request_key(kind, request),)).fetchone()
+            row = self._db.execute(
+                "SELECT response FROM calls WHERE key = ?", (request_key(kind, request),)
+            ).fetchone()
         return json.loads(row[0]) if row else None
 
     def put(self, kind: str, request: dict[str, Any], response: dict[str, Any]) -> str:
@@ -89,7 +91,13 @@ class Cassette:
         with self._lock:  # one statement = one atomic SQLite transaction
             self._db.execute(
                 "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?)",
-                (key, kind, json.dumps(request, sort_keys=True, ensure_ascii=False, default=str), payload, time.time()),
+                (
+                    key,
+                    kind,
+                    json.dumps(request, sort_keys=True, ensure_ascii=False, default=str),
+                    payload,
+                    time.time(),
+                ),
             )
         return key
 
@@ -112,7 +120,9 @@ class Cassette:
             self.put(kind, request, response)
         return response
 
-    def __bool__(self) -> bool:  # an empty cassette is still a cassette (``cassette or default`` must not drop it)
+    def __bool__(
+        self,
+    ) -> bool:  # an empty cassette is still a cassette (``cassette or default`` must not drop it)
         return True
 
     def __len__(self) -> int:

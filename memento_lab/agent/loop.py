@@ -28,8 +28,8 @@ from memento_lab.trace import ExecStep, PlanCycle, PlanStep, ToolCall, Trace
 
 if TYPE_CHECKING:
     from memento_lab.agent.llm import ChatResult, LLMs
-    from memento_lab.agent.suites import JudgeContext, Suite, Task
     from memento_lab.agent.mcp_client import ToolBox
+    from memento_lab.agent.suites import JudgeContext, Suite, Task
 
 
 def load_prompt(name: str) -> str:
@@ -149,7 +149,7 @@ class Agent:
             retrieved = [r for r in retrieved if r.case.id not in drop_case_ids]
             trace.retrieved = [r.to_trace() for r in retrieved]
             if self.memory:
-                    trace.metadata["bank_version"] = self.memory.bank.version
+                trace.metadata["bank_version"] = self.memory.bank.version
             memory_block = format_cases(retrieved, load_prompt("memory")) if retrieved else ""
             # 2-3. plan and execute, re-planning with the results
             trace.final_answer = await self._plan_and_execute(question, memory_block, trace)
@@ -167,7 +167,9 @@ class Agent:
         trace.latency_s = time.perf_counter() - t0
         # 5. write
         if learn and self.memory is not None and self.suite is not None and not isinstance(task, str):
-            self.memory.write(trace, benchmark=getattr(task, "suite", None), family=getattr(task, "family", None))
+            self.memory.write(
+                trace, benchmark=getattr(task, "suite", None), family=getattr(task, "family", None)
+            )
         return trace
 
     def run(self, task: Task | str, **kw: Any) -> Trace:
@@ -195,7 +197,13 @@ class Agent:
                 result = await self.llms.planner.final_answer(messages)
                 answer = (result.parsed or {}).get("final_answer") if result.parsed else result.content
                 trace.cycles.append(
-                    PlanCycle(index=cycle, final_answer=_clean(answer), raw=result.content, error=result.error, llm=result.call)
+                    PlanCycle(
+                        index=cycle,
+                        final_answer=_clean(answer),
+                        raw=result.content,
+                        error=result.error,
+                        llm=result.call,
+                    )
                 )
                 return _clean(answer)
             schema = plan_schema(allow_final=cycle > 0, max_steps=cfg.max_steps)
@@ -214,20 +222,28 @@ class Agent:
             pc.plan, pc.final_answer = steps, final
             if final and not steps:
                 return _clean(final)
-            history.append({"role": "assistant", "content": json.dumps({"plan": [s.model_dump() for s in steps]})})
+            history.append(
+                {"role": "assistant", "content": json.dumps({"plan": [s.model_dump() for s in steps]})}
+            )
             for step in steps[: cfg.max_steps]:
                 es = await self._execute_step(question, step, cycle, history)
                 trace.steps.append(es)
-                history.append({"role": "user", "content": f"Result of step {step.id}: {es.result or es.error}"})
+                history.append(
+                    {"role": "user", "content": f"Result of step {step.id}: {es.result or es.error}"}
+                )
         return None
 
     # ------------------------------------------------------------------ executor
-    async def _execute_step(self, question: str, step: PlanStep, cycle: int, history: list[dict[str, str]]) -> ExecStep:
+    async def _execute_step(
+        self, question: str, step: PlanStep, cycle: int, history: list[dict[str, str]]
+    ) -> ExecStep:
         cfg = self.config
         t0 = time.perf_counter()
         es = ExecStep(cycle=cycle, step_id=step.id, description=step.description)
         done = [m["content"] for m in history if m["content"].startswith("Result of step")]
-        context = f"Overall task: {question}\n" + ("Results so far:\n" + "\n".join(done) + "\n" if done else "")
+        context = f"Overall task: {question}\n" + (
+            "Results so far:\n" + "\n".join(done) + "\n" if done else ""
+        )
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": self.executor_prompt},
             {"role": "user", "content": f"{context}\nYour step: {step.description}"},
@@ -250,9 +266,13 @@ class Agent:
             seen.add(key)
             tc = await self._call_tool(call.name, call.arguments)
             es.tool_calls.append(tc)
-            messages.append({"role": "assistant", "content": json.dumps({"name": call.name, "arguments": call.arguments})})
+            messages.append(
+                {"role": "assistant", "content": json.dumps({"name": call.name, "arguments": call.arguments})}
+            )
             outcome = f"ERROR: {tc.error}" if tc.error else (tc.result or "")
-            messages.append({"role": "user", "content": f"Result of {call.name}: {outcome[: cfg.tool_result_chars]}"})
+            messages.append(
+                {"role": "user", "content": f"Result of {call.name}: {outcome[: cfg.tool_result_chars]}"}
+            )
         if not es.result:
             messages.append({"role": "user", "content": "Now report the result of your step."})
             result = await self.llms.executor.final_answer(messages)

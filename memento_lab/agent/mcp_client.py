@@ -41,9 +41,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVER_MODULES = {"code": "code", "search": "search", "documents": "documents", "math": "math_server", "web": "web"}
-PASS_THROUGH_ENV = ("MEMENTO_SANDBOX", "MEMENTO_SEARCH_INDEX", "MEMENTO_CODE_TIMEOUT", "MEMENTO_DOC_MAX_BYTES",
-                    "MEMENTO_SERVER_LOG_LEVEL", "TRANSFORMERS_OFFLINE", "LANG", "TMPDIR")
+SERVER_MODULES = {
+    "code": "code",
+    "search": "search",
+    "documents": "documents",
+    "math": "math_server",
+    "web": "web",
+}
+PASS_THROUGH_ENV = (
+    "MEMENTO_SANDBOX",
+    "MEMENTO_SEARCH_INDEX",
+    "MEMENTO_CODE_TIMEOUT",
+    "MEMENTO_DOC_MAX_BYTES",
+    "MEMENTO_SERVER_LOG_LEVEL",
+    "TRANSFORMERS_OFFLINE",
+    "LANG",
+    "TMPDIR",
+)
 ERROR_PREFIX = "Error executing tool "
 
 
@@ -156,7 +170,9 @@ class ToolBox:
     # ------------------------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> ToolBox:
         self._tmp = Path(tempfile.mkdtemp(prefix="memento-toolbox-"))
-        self.workspace = (self._tmp / "workspace") if self._workspace_arg is None else Path(self._workspace_arg)
+        self.workspace = (
+            (self._tmp / "workspace") if self._workspace_arg is None else Path(self._workspace_arg)
+        )
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.workspace = self.workspace.resolve()
         self._env = server_env(self.workspace, self.settings, self._extra_env)
@@ -193,20 +209,27 @@ class ToolBox:
         from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
 
-        params = StdioServerParameters(command=sys.executable, args=["-m", f"servers.{srv.module}"],
-                                       cwd=str(ROOT), env=self._env)
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", f"servers.{srv.module}"], cwd=str(ROOT), env=self._env
+        )
         started = False
         try:
             with srv.log_path.open("a") as errlog:
-                async with Client(stdio_client(params, errlog=errlog), read_timeout_seconds=self.call_timeout_s) as client:
+                async with Client(
+                    stdio_client(params, errlog=errlog), read_timeout_seconds=self.call_timeout_s
+                ) as client:
                     srv.client = client
                     started = True
                     ready.set_result(None)
                     await srv.stop.wait()
         except Exception as e:
             if not started:
-                ready.set_exception(RuntimeError(f"tool server {srv.name!r} (python -m servers.{srv.module}) failed to start: "
-                                                 f"{e}\n{srv.stderr_tail()}"))
+                ready.set_exception(
+                    RuntimeError(
+                        f"tool server {srv.name!r} (python -m servers.{srv.module}) failed to start: "
+                        f"{e}\n{srv.stderr_tail()}"
+                    )
+                )
                 return
             log.debug("tool server %s closed with %r", srv.name, e)  # e.g. it had already died
         finally:
@@ -261,8 +284,10 @@ class ToolBox:
         for name in self.servers:
             for tool in self._tools[name]:
                 if tool["name"] in self._route:
-                    raise ValueError(f"tool {tool['name']!r} is served by both {self._route[tool['name']]!r} "
-                                     f"and {name!r}; tool names must be unique")
+                    raise ValueError(
+                        f"tool {tool['name']!r} is served by both {self._route[tool['name']]!r} "
+                        f"and {name!r}; tool names must be unique"
+                    )
                 self._route[tool["name"]] = name
 
     def tool_names(self) -> dict[str, list[str]]:
@@ -272,9 +297,16 @@ class ToolBox:
     def openai_tools(self) -> list[dict[str, Any]]:
         """OpenAI function-tool schemas for every tool of every server."""
         return [
-            {"type": "function", "function": {"name": t["name"], "description": t["description"],
-                                              "parameters": t["input_schema"] or {"type": "object", "properties": {}}}}
-            for s in self.servers for t in self._tools.get(s, [])
+            {
+                "type": "function",
+                "function": {
+                    "name": t["name"],
+                    "description": t["description"],
+                    "parameters": t["input_schema"] or {"type": "object", "properties": {}},
+                },
+            }
+            for s in self.servers
+            for t in self._tools.get(s, [])
         ]
 
     def server_of(self, tool: str) -> str | None:
@@ -287,26 +319,48 @@ class ToolBox:
         server = self._route.get(name)
         started = time.time()
         if server is None:
-            return ToolCall(server="", name=name, arguments=arguments if isinstance(arguments, dict) else {},
-                            error=f"unknown tool {name!r}; available tools: {sorted(self._route)}", started_at=started)
+            return ToolCall(
+                server="",
+                name=name,
+                arguments=arguments if isinstance(arguments, dict) else {},
+                error=f"unknown tool {name!r}; available tools: {sorted(self._route)}",
+                started_at=started,
+            )
         if not isinstance(arguments, dict):
-            return ToolCall(server=server, name=name, error=f"arguments must be a JSON object, got {type(arguments).__name__}",
-                            started_at=started)
+            return ToolCall(
+                server=server,
+                name=name,
+                error=f"arguments must be a JSON object, got {type(arguments).__name__}",
+                started_at=started,
+            )
 
         async def live() -> dict[str, Any]:
             t0 = time.perf_counter()
             result, error = await self._call_live(server, name, arguments)
-            return {"server": server, "result": result, "error": error, "duration_s": time.perf_counter() - t0}
+            return {
+                "server": server,
+                "result": result,
+                "error": error,
+                "duration_s": time.perf_counter() - t0,
+            }
 
         if self.cassette is not None:
             response = await self.cassette.through("tool", {"name": name, "arguments": arguments}, live)
         else:
             response = await live()
-        return ToolCall(server=response.get("server", server), name=name, arguments=arguments,
-                        result=response.get("result"), error=response.get("error"),
-                        duration_s=float(response.get("duration_s", 0.0)), started_at=started)
+        return ToolCall(
+            server=response.get("server", server),
+            name=name,
+            arguments=arguments,
+            result=response.get("result"),
+            error=response.get("error"),
+            duration_s=float(response.get("duration_s", 0.0)),
+            started_at=started,
+        )
 
-    async def _call_live(self, server: str, name: str, arguments: dict[str, Any]) -> tuple[str | None, str | None]:
+    async def _call_live(
+        self, server: str, name: str, arguments: dict[str, Any]
+    ) -> tuple[str | None, str | None]:
         """(result, error) of one live call, restarting a crashed server once and retrying once."""
         from mcp import MCPError
         from mcp.types import REQUEST_TIMEOUT
@@ -321,20 +375,29 @@ class ToolBox:
                 if isinstance(e, TimeoutError) or (isinstance(e, MCPError) and e.code == REQUEST_TIMEOUT):
                     # a hung call: do not retry it (it would hang again), but leave a working server behind
                     await self._safe_restart(server, f"{name} timed out after {self.call_timeout_s:g} s")
-                    return None, f"tool {name!r} timed out after {self.call_timeout_s:g} s (server {server!r} restarted)"
+                    return (
+                        None,
+                        f"tool {name!r} timed out after {self.call_timeout_s:g} s (server {server!r} restarted)",
+                    )
                 detail = f"{type(e).__name__}: {e}"  # the server died or the connection broke
                 if attempt == 2:
                     tail = self._procs[server].stderr_tail()
-                    return None, (f"tool server {server!r} failed during {name!r} ({first_error}); restarted and "
-                                  f"retried once, which failed too: {detail}" + (f"\nserver stderr:\n{tail}" if tail else ""))
+                    return None, (
+                        f"tool server {server!r} failed during {name!r} ({first_error}); restarted and "
+                        f"retried once, which failed too: {detail}"
+                        + (f"\nserver stderr:\n{tail}" if tail else "")
+                    )
                 first_error = detail
                 if not await self._safe_restart(server, f"{name} failed: {detail}"):
-                    return None, f"tool server {server!r} failed during {name!r} ({detail}) and could not be restarted"
+                    return (
+                        None,
+                        f"tool server {server!r} failed during {name!r} ({detail}) and could not be restarted",
+                    )
                 continue
             text = _text(result)
             if result.is_error:
                 prefix = f"{ERROR_PREFIX}{name}: "
-                return None, text[len(prefix):] if text.startswith(prefix) else text
+                return None, text[len(prefix) :] if text.startswith(prefix) else text
             return text, None
         raise AssertionError("unreachable")
 
@@ -385,8 +448,10 @@ def cli_tools_call(args: argparse.Namespace) -> int:
     try:
         arguments = json.loads(args.arguments)
     except json.JSONDecodeError as e:
-        print(f"error: ARGUMENTS is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): {args.arguments!r}",
-              file=sys.stderr)
+        print(
+            f"error: ARGUMENTS is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): {args.arguments!r}",
+            file=sys.stderr,
+        )
         return 2
     if not isinstance(arguments, dict):
         print(f"error: ARGUMENTS must be a JSON object, got {type(arguments).__name__}", file=sys.stderr)

@@ -37,8 +37,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from memento_lab.jsonl import FormatError, read_jsonl
 from memento_lab.agent.judges import ChatClient, exact_match, f1, llm_judge, partial_match, unit_test_judge
+from memento_lab.jsonl import FormatError, read_jsonl
 from memento_lab.trace import JudgeVerdict
 
 ANSWER_SPLIT = "<|answer_split|>"
@@ -70,7 +70,9 @@ class JudgeContext:
     llm_judge: bool = False  # also run the LLM judge as a secondary verdict
     workspace: Path | None = None
     unit_test_timeout_s: float = 10.0
-    calls: list[Any] = dataclasses.field(default_factory=list)  # the judge's LLMCalls land here (the agent moves them into the trace)
+    calls: list[Any] = dataclasses.field(
+        default_factory=list
+    )  # the judge's LLMCalls land here (the agent moves them into the trace)
 
 
 class Suite:
@@ -81,7 +83,9 @@ class Suite:
     def tasks(self) -> list[Task]:
         raise NotImplementedError
 
-    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+    async def score(
+        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    ) -> list[JudgeVerdict]:
         """Verdicts for ``answer``; the first is the reward (0..1)."""
         raise NotImplementedError
 
@@ -89,7 +93,9 @@ class Suite:
         return f"{type(self).__name__}({self.name!r}, tasks={len(self.tasks())})"
 
 
-async def _secondary(task: Task, answer: str | None, ctx: JudgeContext | None, *, em_f1: bool = True) -> list[JudgeVerdict]:
+async def _secondary(
+    task: Task, answer: str | None, ctx: JudgeContext | None, *, em_f1: bool = True
+) -> list[JudgeVerdict]:
     """EM and F1 against the gold answer, plus the LLM judge when the context asks for it."""
     if task.answer is None:
         return []
@@ -144,7 +150,11 @@ def _rg_score(task: Task, answer: str | None) -> tuple[float, str]:
         raw = float(ds.score_answer(answer, entry))
     except Exception as e:
         return 0.0, f"{detail} raised {type(e).__name__}: {e}"
-    if m["family"] == "spell_backward" and raw >= 1.0 - 1e-9 and (answer or "").lower() != str(entry["answer"]).lower():
+    if (
+        m["family"] == "spell_backward"
+        and raw >= 1.0 - 1e-9
+        and (answer or "").lower() != str(entry["answer"]).lower()
+    ):
         return 0.8, f"{detail} = {raw!r}, corrected to its intended 0.8 (gold is only a prefix of the answer)"
     return min(max(raw, 0.0), 1.0), detail
 
@@ -154,14 +164,18 @@ class ReasoningGymSuite(Suite):
 
     def __init__(self, families: list[str], *, n: int = 10, seed: int = 0):
         if not families:
-            raise ValueError(f"reasoning-gym needs at least one family, e.g. reasoning-gym:spell_backward; known: {', '.join(rg_families())}")
+            raise ValueError(
+                f"reasoning-gym needs at least one family, e.g. reasoning-gym:spell_backward; known: {', '.join(rg_families())}"
+            )
         known = set(rg_families())
         bad = [f for f in families if f not in known]
         if bad:
             import difflib
 
             hints = {b: difflib.get_close_matches(b, known, n=3) for b in bad}
-            raise ValueError(f"unknown reasoning-gym families {hints} (name: closest matches); known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown reasoning-gym families {hints} (name: closest matches); known: {', '.join(sorted(known))}"
+            )
         if n < 1:
             raise ValueError(f"reasoning-gym needs n >= 1 tasks per family, got {n}")
         self.families, self.n, self.seed = list(families), n, seed
@@ -185,7 +199,9 @@ class ReasoningGymSuite(Suite):
                 )
         return out
 
-    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+    async def score(
+        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    ) -> list[JudgeVerdict]:
         s, detail = _rg_score(task, answer)
         primary = JudgeVerdict(judge="reasoning_gym", score=s, correct=s >= 1.0, detail=detail)
         return [primary, *await _secondary(task, answer, ctx)]
@@ -259,12 +275,19 @@ class HumanEvalSuite(Suite):
                     answer=p["prompt"] + p["canonical_solution"],
                     family="humaneval",
                     suite="humaneval",
-                    metadata={"task_id": p["task_id"], "prompt": p["prompt"], "test": p["test"], "entry_point": p["entry_point"]},
+                    metadata={
+                        "task_id": p["task_id"],
+                        "prompt": p["prompt"],
+                        "test": p["test"],
+                        "entry_point": p["entry_point"],
+                    },
                 )
             )
         return out
 
-    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+    async def score(
+        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    ) -> list[JudgeVerdict]:
         m = task.metadata
         if answer is None or not answer.strip():
             verdicts = [JudgeVerdict(judge="unit_tests", score=0.0, correct=False, detail="no answer")]
@@ -296,9 +319,15 @@ class QASuite(Suite):
     def tasks(self) -> list[Task]:
         return list(self._tasks)
 
-    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+    async def score(
+        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    ) -> list[JudgeVerdict]:
         gold = _gold_list(task)
-        verdicts = {"em": exact_match(answer, gold), "f1": f1(answer, gold), "pm": partial_match(answer, gold)}
+        verdicts = {
+            "em": exact_match(answer, gold),
+            "f1": f1(answer, gold),
+            "pm": partial_match(answer, gold),
+        }
         wants_llm = self.judge == "llm" or (ctx is not None and ctx.llm_judge)
         if wants_llm and (ctx is None or ctx.judge is None):
             if self.judge == "llm":
@@ -322,7 +351,9 @@ def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
         if not isinstance(obj["question"], str) or not obj["question"].strip():
             raise FormatError(path, line, "must be a non-empty string", field="question")
         if not isinstance(obj["answer"], str | int | float):
-            raise FormatError(path, line, f"must be a string or number, got {type(obj['answer']).__name__}", field="answer")
+            raise FormatError(
+                path, line, f"must be a string or number, got {type(obj['answer']).__name__}", field="answer"
+            )
         tid = str(obj.get("id", f"{path.stem}:{line}"))
         if tid in seen:
             raise FormatError(path, line, f"duplicate id {tid!r}", field="id")
@@ -391,7 +422,9 @@ class DeepResearcherSuite(QASuite):
     def __init__(self, tasks: list[Task], *, name: str = "deepresearcher"):
         super().__init__(name, tasks, judge="f1")
 
-    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> list[JudgeVerdict]:
+    async def score(
+        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    ) -> list[JudgeVerdict]:
         gold = _gold_list(task)
         strings = [f1(answer, gold), exact_match(answer, gold), partial_match(answer, gold)]
         if ctx is not None and ctx.judge is not None:
@@ -424,7 +457,11 @@ def load_suite(spec: str, *, n: int = 10, seed: int = 0) -> Suite:
     if kind == "bfcl":
         import importlib.util
 
-        why = "is not implemented yet" if importlib.util.find_spec("bfcl_eval") else "needs bfcl-eval, which is not installed"
+        why = (
+            "is not implemented yet"
+            if importlib.util.find_spec("bfcl_eval")
+            else "needs bfcl-eval, which is not installed"
+        )
         raise ValueError(f"the BFCL suite {why}; valid forms: " + "; ".join(SPEC_FORMS))
     raise ValueError(f"unknown suite spec {spec!r}; valid forms: " + "; ".join(SPEC_FORMS))
 

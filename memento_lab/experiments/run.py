@@ -34,9 +34,9 @@ from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
 from memento_lab.agent.loop import Agent, AgentConfig
-from memento_lab.memory.cases import CaseBank
 from memento_lab.config import CassetteMode, Settings
 from memento_lab.jsonl import append_jsonl, atomic_write_bytes, atomic_write_text, read_jsonl
+from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.memory import Memory, counterfactual_pair
 from memento_lab.memory.pairs import PairLog
 from memento_lab.trace import Trace, write_traces
@@ -74,7 +74,13 @@ class ExperimentConfig(BaseModel):
 
     def key(self) -> dict[str, Any]:
         """The sweep keys every result row carries."""
-        return {"memory": self.memory, "k": self.k, "seed": self.seed, "order": self.order, "suite": self.suite}
+        return {
+            "memory": self.memory,
+            "k": self.k,
+            "seed": self.seed,
+            "order": self.order,
+            "suite": self.suite,
+        }
 
 
 class RunResult(BaseModel):
@@ -128,9 +134,9 @@ async def run_experiment(
     progress: bool = True,
 ) -> RunResult:
     """Run (or resume) one experiment; ``llms``/``tools`` may be shared by the caller across runs."""
+    from memento_lab.agent.suites import JudgeContext, load_suite
     from memento_lab.memory.encoders import bank_encoder
     from memento_lab.memory.memory import make_retriever
-    from memento_lab.agent.suites import JudgeContext, load_suite
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,11 +159,15 @@ async def run_experiment(
     if config.leakage != "off" and len(bank):
         from memento_lab.memory.dedupe import leakage_report
 
-        report = leakage_report(bank.cases(), [t.question for t in tasks], encoder, threshold=config.leakage_threshold)
+        report = leakage_report(
+            bank.cases(), [t.question for t in tasks], encoder, threshold=config.leakage_threshold
+        )
         atomic_write_text(out / "leakage.json", report.model_dump_json(indent=2))
         if config.leakage == "refuse":
             report.raise_if_contaminated()
-    retriever = make_retriever(config.memory, bank, encoder=encoder, checkpoint=config.checkpoint, seed=config.seed)
+    retriever = make_retriever(
+        config.memory, bank, encoder=encoder, checkpoint=config.checkpoint, seed=config.seed
+    )
     if config.memory == "parametric" and config.online_update:
         from memento_lab.memory.parametric import ParametricRetriever
 
@@ -186,11 +196,15 @@ async def run_experiment(
             memory=memory,
             suite=suite,
             judge_ctx=JudgeContext(judge=llms.judge),
-            config=AgentConfig(max_cycles=config.max_cycles, max_steps=config.max_steps, max_tool_calls=config.max_tool_calls),
+            config=AgentConfig(
+                max_cycles=config.max_cycles, max_steps=config.max_steps, max_tool_calls=config.max_tool_calls
+            ),
             run_id=run_id,
         )
         sem = asyncio.Semaphore(config.concurrency)
-        bar = tqdm(total=len(tasks) * config.iterations, desc=f"{config.memory} k={config.k}", disable=not progress)
+        bar = tqdm(
+            total=len(tasks) * config.iterations, desc=f"{config.memory} k={config.k}", disable=not progress
+        )
         bar.update(len(done))
 
         counter = iter(range(1 << 30))
@@ -198,13 +212,22 @@ async def run_experiment(
         async def one(task: Any, iteration: int) -> None:
             async with sem:
                 trace = await agent.arun(task, iteration=iteration)
-                if config.counterfactual_every and trace.retrieved and next(counter) % config.counterfactual_every == 0:
+                if (
+                    config.counterfactual_every
+                    and trace.retrieved
+                    and next(counter) % config.counterfactual_every == 0
+                ):
                     top = trace.retrieved[0]
-                    without = await agent.arun(task, iteration=iteration, learn=False, drop_case_ids={top.case_id})
+                    without = await agent.arun(
+                        task, iteration=iteration, learn=False, drop_case_ids={top.case_id}
+                    )
                     plan = bank.get(top.case_id).plan_json if top.case_id in bank else ""
                     if memory.pairs is not None:
                         memory.pairs.append([counterfactual_pair(trace, without, top, plan)])
-                    trace.metadata["counterfactual"] = {"case_id": top.case_id, "reward_without": without.reward}
+                    trace.metadata["counterfactual"] = {
+                        "case_id": top.case_id,
+                        "reward_without": without.reward,
+                    }
             write_traces(out / "traces.jsonl", [trace])
             append_jsonl(out / "results.jsonl", [result_row(trace, config)])
             bar.update(1)
@@ -220,11 +243,22 @@ async def run_experiment(
     acc: dict[int, list[float]] = {}
     for r in rows:
         acc.setdefault(r["iteration"], []).append(r["reward"])
-    return RunResult(out=str(out), run_id=run_id, rows=len(rows), accuracy_by_iteration={i: sum(v) / len(v) for i, v in sorted(acc.items())})
+    return RunResult(
+        out=str(out),
+        run_id=run_id,
+        rows=len(rows),
+        accuracy_by_iteration={i: sum(v) / len(v) for i, v in sorted(acc.items())},
+    )
 
 
 async def _open_io(
-    stack: AsyncExitStack, config: ExperimentConfig, settings: Settings | None, out: Path, *, llms: Any = None, tools: Any = None
+    stack: AsyncExitStack,
+    config: ExperimentConfig,
+    settings: Settings | None,
+    out: Path,
+    *,
+    llms: Any = None,
+    tools: Any = None,
 ) -> tuple[Any, Any]:
     """The model clients and tool servers of a run, opening those not given; both record into the
     one cassette ``<out>/cassette.sqlite``."""
@@ -238,8 +272,12 @@ async def _open_io(
         from memento_lab.agent.llm import open_llms
 
         settings = settings or Settings()
-        settings = settings.model_copy(update={"local_parallel": max(settings.local_parallel, config.concurrency)})
-        llms = await stack.enter_async_context(open_llms(settings, local_model=config.model, cassette=cassette))
+        settings = settings.model_copy(
+            update={"local_parallel": max(settings.local_parallel, config.concurrency)}
+        )
+        llms = await stack.enter_async_context(
+            open_llms(settings, local_model=config.model, cassette=cassette)
+        )
     if need_tools:
         from memento_lab.agent.mcp_client import ToolBox
 
@@ -274,7 +312,11 @@ def load_results(runs: Sequence[str | Path]) -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
     for run in runs:
         run = Path(run)
-        dirs = [run] if (run / "results.jsonl").exists() else sorted(p.parent for p in run.glob("*/results.jsonl"))
+        dirs = (
+            [run]
+            if (run / "results.jsonl").exists()
+            else sorted(p.parent for p in run.glob("*/results.jsonl"))
+        )
         for d in dirs:
             rows.extend(_read_rows(d))
     if not rows:
@@ -303,7 +345,16 @@ async def run_sweep(
     async with AsyncExitStack() as stack:
         llms, tools = await _open_io(stack, base, settings, out)
         for m, k, s, o in tqdm(combos, desc="sweep", disable=not progress):
-            cfg = base.model_copy(update={"memory": m, "k": k, "seed": s, "order": o, "out": str(out / f"{m}-k{k}-s{s}-o{o}"), "run_id": None})
+            cfg = base.model_copy(
+                update={
+                    "memory": m,
+                    "k": k,
+                    "seed": s,
+                    "order": o,
+                    "out": str(out / f"{m}-k{k}-s{s}-o{o}"),
+                    "run_id": None,
+                }
+            )
             await run_experiment(cfg, llms=llms, tools=tools, settings=settings, progress=progress)
             paths.append(Path(cfg.out))
     return paths
@@ -346,7 +397,9 @@ def report(runs: Sequence[str | Path]) -> dict[str, Any]:
         seen.add(key)
         try:
             # leave-one-out: with a handful of distinct answers the plain constant matches its own task (1/n)
-            baselines.update(trivial_baseline(load_suite(cfg.suite, n=cfg.n, seed=cfg.seed).tasks(), leave_one_out=True))
+            baselines.update(
+                trivial_baseline(load_suite(cfg.suite, n=cfg.n, seed=cfg.seed).tasks(), leave_one_out=True)
+            )
         except (FileNotFoundError, ValueError):  # a suite not rebuildable here (missing data) has no baseline
             continue
     return {

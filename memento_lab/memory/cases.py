@@ -142,7 +142,9 @@ class CaseBank:
 
     SNAPSHOT_EVERY = 50  # writes between automatic snapshots
 
-    def __init__(self, path: str | Path | None, *, encoder: CachedEncoder | None = None, readonly: bool = False):
+    def __init__(
+        self, path: str | Path | None, *, encoder: CachedEncoder | None = None, readonly: bool = False
+    ):
         self.path = Path(path) if path is not None else None
         self.readonly = readonly or path is None
         self.encoder = encoder
@@ -242,7 +244,13 @@ class CaseBank:
                 }
                 for c in self.cases()
             ],
-            schema_overrides={"answer": pl.String, "benchmark": pl.String, "family": pl.String, "run_id": pl.String, "iteration": pl.Int64},
+            schema_overrides={
+                "answer": pl.String,
+                "benchmark": pl.String,
+                "family": pl.String,
+                "run_id": pl.String,
+                "iteration": pl.Int64,
+            },
         )
 
     def stats(self) -> dict[str, Any]:
@@ -321,12 +329,25 @@ class CaseBank:
             }
             for cid, case in self._cases.items()
         ]
-        df = pl.DataFrame(rows, schema={"id": pl.String, "case_json": pl.String, "added_version": pl.Int64, "removed_version": pl.Int64})
+        df = pl.DataFrame(
+            rows,
+            schema={
+                "id": pl.String,
+                "case_json": pl.String,
+                "added_version": pl.Int64,
+                "removed_version": pl.Int64,
+            },
+        )
         name = f"snapshot-{self.version}.parquet"
         buf = io.BytesIO()
         df.write_parquet(buf)
         atomic_write_bytes(self.path / name, buf.getvalue())
-        meta = {"version": self.version, "log_offset": self._log_offset, "log_lines": self._log_lines, "file": name}
+        meta = {
+            "version": self.version,
+            "log_offset": self._log_offset,
+            "log_lines": self._log_lines,
+            "file": name,
+        }
         atomic_write_text(self.path / "snapshot.json", json.dumps(meta))
         for old in self.path.glob("snapshot-*.parquet"):
             if old.name != name:
@@ -370,11 +391,18 @@ class CaseBank:
         complete = chunk[: chunk.rfind(b"\n") + 1]
         report = ReadReport()
         if len(complete) < len(chunk):  # a torn write (crash) or another writer mid-append
-            report.torn_line, report.torn_bytes = self._log_lines + complete.count(b"\n") + 1, len(chunk) - len(complete)
-        for line, rec in parse_jsonl(complete, self.log_path, strict=False, report=report, first_line=self._log_lines + 1):
+            report.torn_line, report.torn_bytes = (
+                self._log_lines + complete.count(b"\n") + 1,
+                len(chunk) - len(complete),
+            )
+        for line, rec in parse_jsonl(
+            complete, self.log_path, strict=False, report=report, first_line=self._log_lines + 1
+        ):
             version = rec.get("version")
             if not isinstance(version, int):
-                report.errors.append(FormatError(self.log_path, line, "missing or not an integer", field="version"))
+                report.errors.append(
+                    FormatError(self.log_path, line, "missing or not an integer", field="version")
+                )
                 continue
             try:
                 self._apply(rec, version, path=self.log_path, line=line)
@@ -387,7 +415,12 @@ class CaseBank:
         for err in report.errors:
             log.error("%s (skipped; the rest of the bank is intact)", err)
         if report.torn_line is not None:
-            log.warning("%s: line %s is a torn write (%d bytes), ignored", self.log_path, report.torn_line, report.torn_bytes)
+            log.warning(
+                "%s: line %s is a torn write (%d bytes), ignored",
+                self.log_path,
+                report.torn_line,
+                report.torn_bytes,
+            )
             self.load_report.torn_line, self.load_report.torn_bytes = report.torn_line, report.torn_bytes
         self.load_report.errors.extend(report.errors)
 

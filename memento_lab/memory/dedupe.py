@@ -43,7 +43,9 @@ def find_duplicates(
     for c in cases:
         key = (normalize(c.question), c.label if same_label else "")
         if key in seen:
-            g = grouped.setdefault(seen[key], DuplicateGroup(keep=seen[key], duplicates=[], kind="exact", similarity=1.0))
+            g = grouped.setdefault(
+                seen[key], DuplicateGroup(keep=seen[key], duplicates=[], kind="exact", similarity=1.0)
+            )
             g.duplicates.append(c.id)
             taken.add(c.id)
         else:
@@ -64,7 +66,11 @@ def find_duplicates(
             i = start + off
             if i in absorbed:
                 continue
-            hits = [int(j) for j in np.flatnonzero(row >= threshold) if j > i and j not in absorbed and (not same_label or labels[j] == labels[i])]
+            hits = [
+                int(j)
+                for j in np.flatnonzero(row >= threshold)
+                if j > i and j not in absorbed and (not same_label or labels[j] == labels[i])
+            ]
             if hits:
                 absorbed.update(hits)
                 groups.append(
@@ -78,7 +84,9 @@ def find_duplicates(
     return groups
 
 
-def dedupe(bank: CaseBank, encoder: Encoder | None = None, *, threshold: float = 0.95) -> tuple[list[DuplicateGroup], int]:
+def dedupe(
+    bank: CaseBank, encoder: Encoder | None = None, *, threshold: float = 0.95
+) -> tuple[list[DuplicateGroup], int]:
     """Remove duplicates from a bank (tombstones: earlier versions keep them); returns groups and the new version."""
     groups = find_duplicates(bank.cases(), encoder, threshold=threshold)
     ids = [d for g in groups for d in g.duplicates]
@@ -120,7 +128,11 @@ class LeakageReport(BaseModel):
 
 
 def leakage_report(
-    cases: Sequence[Case], eval_questions: Sequence[str], encoder: Encoder | None = None, *, threshold: float = 0.9
+    cases: Sequence[Case],
+    eval_questions: Sequence[str],
+    encoder: Encoder | None = None,
+    *,
+    threshold: float = 0.9,
 ) -> LeakageReport:
     """Which cases are (near) copies of evaluation tasks: exact matches always, cosine >= threshold with an encoder."""
     hits: list[LeakHit] = []
@@ -129,7 +141,16 @@ def leakage_report(
     for c in cases:
         i = index.get(normalize(c.question))
         if i is not None:
-            hits.append(LeakHit(case_id=c.id, case_question=c.question, eval_index=i, eval_question=eval_questions[i], similarity=1.0, exact=True))
+            hits.append(
+                LeakHit(
+                    case_id=c.id,
+                    case_question=c.question,
+                    eval_index=i,
+                    eval_question=eval_questions[i],
+                    similarity=1.0,
+                    exact=True,
+                )
+            )
             exact_ids.add(c.id)
     if encoder is not None and cases and eval_questions:
         rest = [c for c in cases if c.id not in exact_ids]

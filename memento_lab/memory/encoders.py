@@ -137,11 +137,18 @@ class EmbeddingStore:
         with self._conn() as c:
             c.executemany(
                 "INSERT OR IGNORE INTO emb VALUES (?, ?, ?, ?)",
-                [(encoder, h, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for h, v in items.items()],
+                [
+                    (encoder, h, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes())
+                    for h, v in items.items()
+                ],
             )
 
     def count(self, encoder: str | None = None) -> int:
-        q, args = ("SELECT COUNT(*) FROM emb", []) if encoder is None else ("SELECT COUNT(*) FROM emb WHERE encoder=?", [encoder])
+        q, args = (
+            ("SELECT COUNT(*) FROM emb", [])
+            if encoder is None
+            else ("SELECT COUNT(*) FROM emb WHERE encoder=?", [encoder])
+        )
         return int(self._conn().execute(q, args).fetchone()[0])
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memento_lab.memory.cases import Case, Source, content_id, label_for
 from memento_lab.jsonl import FormatError, ReadReport, atomic_write_text, read_jsonl
+from memento_lab.memory.cases import Case, Source, content_id, label_for
 from memento_lab.trace import PlanStep
 
 FORMATS = ("memento", "dummy_memo", "memento_pairs")
@@ -50,7 +50,9 @@ def parse_plan(value: Any, path: Path, line: int, field_name: str = "plan") -> l
         try:
             steps.append(PlanStep(id=int(step.get("id", i + 1)), description=str(step["description"])))
         except (TypeError, ValueError) as e:
-            raise FormatError(path, line, f"step {i} has a non-integer id", field=f"{field_name}[{i}].id") from e
+            raise FormatError(
+                path, line, f"step {i} has a non-integer id", field=f"{field_name}[{i}].id"
+            ) from e
     return steps
 
 
@@ -101,7 +103,9 @@ def _dummy_row(obj: dict[str, Any], path: Path, line: int) -> Case:
 
 
 def _pair_case_row(obj: dict[str, Any], path: Path, line: int) -> Case:
-    return _memory_row({"case": obj.get("case"), "plan": obj.get("plan"), "case_label": obj.get("case_label")}, path, line)
+    return _memory_row(
+        {"case": obj.get("case"), "plan": obj.get("plan"), "case_label": obj.get("case_label")}, path, line
+    )
 
 
 _ROW_PARSERS: dict[str, Callable[[dict[str, Any], Path, int], Case]] = {
@@ -135,6 +139,9 @@ def import_file(path: str | Path, fmt: str = "memento", *, strict: bool = True) 
 
 def export_memory(cases: Iterable[Case], path: str | Path) -> int:
     """Write cases in the original ``memory.jsonl`` format (atomically); returns the row count."""
-    rows = [json.dumps({"case": c.question, "plan": c.plan_json, "case_label": c.label}, ensure_ascii=False) for c in cases]
+    rows = [
+        json.dumps({"case": c.question, "plan": c.plan_json, "case_label": c.label}, ensure_ascii=False)
+        for c in cases
+    ]
     atomic_write_text(path, "".join(r + "\n" for r in rows))
     return len(rows)

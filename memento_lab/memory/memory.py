@@ -15,9 +15,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from memento_lab.memory.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
-from memento_lab.memory.pairs import PairLog, RetrievalPair
 from memento_lab.memory.encoders import CachedEncoder, Encoder
-from memento_lab.memory.retrieval import DEFAULT_K, MEMORY_MODES, NoMemory, RandomRetriever, Retrieved, Retriever, SimilarityRetriever
+from memento_lab.memory.pairs import PairLog, RetrievalPair
+from memento_lab.memory.retrieval import (
+    DEFAULT_K,
+    MEMORY_MODES,
+    NoMemory,
+    RandomRetriever,
+    Retrieved,
+    Retriever,
+    SimilarityRetriever,
+)
 from memento_lab.trace import RetrievedCase, Trace
 
 PROMPT_ANSWER_CHARS = 300  # how much of a past answer / step result a prompt example shows
@@ -70,7 +78,14 @@ class Memory:
         past = self._rewards.get(task_id)
         return sum(past) / len(past) if past else None
 
-    def write(self, trace: Trace, *, benchmark: str | None = None, family: str | None = None, split: str | None = None) -> Case | None:
+    def write(
+        self,
+        trace: Trace,
+        *,
+        benchmark: str | None = None,
+        family: str | None = None,
+        split: str | None = None,
+    ) -> Case | None:
         """Append the episode as a case and its retrieval pairs; returns the case (None if writing is off)."""
         if not self.write_enabled:
             return None
@@ -86,7 +101,12 @@ class Memory:
                 step_results=[s.result for s in trace.steps],
             ),
             source=Source(
-                benchmark=benchmark, split=split, run_id=trace.run_id, iteration=trace.iteration, family=family, task_id=trace.task_id
+                benchmark=benchmark,
+                split=split,
+                run_id=trace.run_id,
+                iteration=trace.iteration,
+                family=family,
+                task_id=trace.task_id,
             ),
             metadata={"expected": trace.expected, "memory_mode": trace.memory_mode},
         )
@@ -121,7 +141,9 @@ class Memory:
         return case
 
 
-def counterfactual_pair(with_case: Trace, without_case: Trace, dropped: RetrievedCase, case_plan: str = "") -> RetrievalPair:
+def counterfactual_pair(
+    with_case: Trace, without_case: Trace, dropped: RetrievedCase, case_plan: str = ""
+) -> RetrievalPair:
     """A pair whose target is the case's own effect: reward with it minus reward without it."""
     return RetrievalPair(
         query=with_case.question,
@@ -182,6 +204,7 @@ def describe(memory: Memory) -> dict[str, Any]:
         "bank_version": memory.bank.version,
         "retriever": json.loads(json.dumps(memory.retriever.describe(), default=str)),
     }
+
 
 def make_retriever(
     mode: str,

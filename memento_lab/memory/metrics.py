@@ -27,10 +27,16 @@ def binary_metrics(targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:
         return {"auc": float("nan"), "f1": float("nan"), "acc": float("nan")}
     auc = float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
     pred = s >= 0.5
-    return {"auc": auc, "f1": float(f1_score(y, pred, zero_division=0)), "acc": float(accuracy_score(y, pred))}
+    return {
+        "auc": auc,
+        "f1": float(f1_score(y, pred, zero_division=0)),
+        "acc": float(accuracy_score(y, pred)),
+    }
 
 
-def ranking_metrics(groups: Sequence[Any], targets: np.ndarray, scores: np.ndarray, k: int = DEFAULT_K) -> dict[str, float]:
+def ranking_metrics(
+    groups: Sequence[Any], targets: np.ndarray, scores: np.ndarray, k: int = DEFAULT_K
+) -> dict[str, float]:
     """Per-query ranking over queries whose cases have both helpful and unhelpful labels.
 
     ``wq_auc``: mean within-query AUC; ``p_at_1`` / ``p_at_k``: mean share of helpful cases among the

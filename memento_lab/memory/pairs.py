@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from memento_lab.memory.cases import content_id
 from memento_lab.jsonl import FormatError, ReadReport, append_jsonl, read_jsonl
+from memento_lab.memory.cases import content_id
 from memento_lab.trace import now
 
 if TYPE_CHECKING:
@@ -68,7 +68,9 @@ class PairLog:
             try:
                 out.append(RetrievalPair.model_validate(obj))
             except ValidationError as e:
-                err = FormatError(self.path, line, e.errors()[0]["msg"], field=".".join(map(str, e.errors()[0]["loc"])))
+                err = FormatError(
+                    self.path, line, e.errors()[0]["msg"], field=".".join(map(str, e.errors()[0]["loc"]))
+                )
                 if strict:
                     raise err from e
                 report.errors.append(err)
@@ -78,7 +80,9 @@ class PairLog:
         return iter(self.read())
 
 
-def read_memento_pairs(path: str | Path, *, strict: bool = True, report: ReadReport | None = None) -> list[RetrievalPair]:
+def read_memento_pairs(
+    path: str | Path, *, strict: bool = True, report: ReadReport | None = None
+) -> list[RetrievalPair]:
     """The original ``training_data.jsonl`` (query, case, case_label, plan, truth_label) as pairs."""
     path = Path(path)
     report = report if report is not None else ReadReport()
@@ -89,7 +93,9 @@ def read_memento_pairs(path: str | Path, *, strict: bool = True, report: ReadRep
                 if key not in obj:
                     raise FormatError(path, line, "missing", field=key)
                 if not isinstance(obj[key], typ):
-                    raise FormatError(path, line, f"expected {typ.__name__}, got {type(obj[key]).__name__}", field=key)
+                    raise FormatError(
+                        path, line, f"expected {typ.__name__}, got {type(obj[key]).__name__}", field=key
+                    )
         except FormatError as e:
             if strict:
                 raise
@@ -116,8 +122,15 @@ def pairs_from_bank(bank: CaseBank, retriever: Retriever, k: int = 4) -> list[Re
     similar other cases, each labelled by the query case's outcome (the original's copying rule)."""
     return [
         RetrievalPair(
-            query=q.question, case_id=r.case.id, case_question=r.case.question, case_label=r.case.label,
-            case_plan=r.case.plan_json, reward=q.reward, helped=q.positive, rank=r.rank, score=r.score,
+            query=q.question,
+            case_id=r.case.id,
+            case_question=r.case.question,
+            case_label=r.case.label,
+            case_plan=r.case.plan_json,
+            reward=q.reward,
+            helped=q.positive,
+            rank=r.rank,
+            score=r.score,
         )
         for q in bank.cases()
         for r in retriever.retrieve(q.question, k, exclude_ids={q.id}, exclude_question=True)

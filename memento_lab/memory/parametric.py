@@ -21,12 +21,19 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from memento_lab.memory.qnet import RetrieverModule, case_text, model_encoder, q_value, resolve_checkpoint, soft_ce
-from memento_lab.memory.training import pair_targets
 from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, Encoder, SentenceEncoder
 from memento_lab.memory.pairs import PairLog, RetrievalPair
+from memento_lab.memory.qnet import (
+    RetrieverModule,
+    case_text,
+    model_encoder,
+    q_value,
+    resolve_checkpoint,
+    soft_ce,
+)
 from memento_lab.memory.retrieval import Retriever
+from memento_lab.memory.training import pair_targets
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +77,9 @@ class ParametricRetriever(Retriever):
     ):
         super().__init__(bank)
         self.model = model.eval()
-        self.encoder = model_encoder(model, encoder if encoder is not None else bank.encoder, cache_dir=cache_dir)
+        self.encoder = model_encoder(
+            model, encoder if encoder is not None else bank.encoder, cache_dir=cache_dir
+        )
         inner = getattr(self.encoder, "encoder", None)
         if isinstance(inner, SentenceEncoder) and not model.fine_tuned:
             model._frozen = inner  # the per-pair reference path shares the loaded model (uncached)
@@ -91,7 +100,11 @@ class ParametricRetriever(Retriever):
 
     @classmethod
     def from_checkpoint(
-        cls, bank: CaseBank, checkpoint: str | Path | None, encoder: CachedEncoder | Encoder | None = None, **kw: Any
+        cls,
+        bank: CaseBank,
+        checkpoint: str | Path | None,
+        encoder: CachedEncoder | Encoder | None = None,
+        **kw: Any,
     ) -> ParametricRetriever:
         path = resolve_checkpoint(checkpoint)
         return cls(bank, RetrieverModule.load(path), encoder, checkpoint=str(path), **kw)
@@ -117,7 +130,9 @@ class ParametricRetriever(Retriever):
     @torch.no_grad()
     def _projection(self) -> torch.Tensor:
         if self._proj_rows < len(self._vecs):
-            self._proj = torch.cat([self._proj[: self._proj_rows], self.model.head.project_cases(self._vecs[self._proj_rows :])])
+            self._proj = torch.cat(
+                [self._proj[: self._proj_rows], self.model.head.project_cases(self._vecs[self._proj_rows :])]
+            )
             self._proj_rows = len(self._vecs)
         return self._proj
 
@@ -164,14 +179,22 @@ class ParametricRetriever(Retriever):
             self._opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
         losses = []
         for step in range(cfg.steps + 1):
-            replay = [self._history[i] for i in self._rng.choice(len(self._history), n_replay, replace=False)] if n_replay else []
+            replay = (
+                [self._history[i] for i in self._rng.choice(len(self._history), n_replay, replace=False)]
+                if n_replay
+                else []
+            )
             batch = new + replay
             y = torch.from_numpy(pair_targets(batch, target))
             keep = ~torch.isnan(y)
             if not bool(keep.any()):
                 return UpdateReport(appended=0, trained=False)
             q = torch.from_numpy(self.encoder.encode([p.query for p in batch]))[keep]
-            c = torch.from_numpy(self.encoder.encode([case_text(p.case_question, p.case_plan, self.model.hp.case_text) for p in batch]))[keep]
+            c = torch.from_numpy(
+                self.encoder.encode(
+                    [case_text(p.case_question, p.case_plan, self.model.hp.case_text) for p in batch]
+                )
+            )[keep]
             head.train(step < cfg.steps)
             loss = soft_ce(head(c, q), y[keep], self.model.get_buffer("class_weight"))
             losses.append(loss.item())
@@ -183,8 +206,13 @@ class ParametricRetriever(Retriever):
         head.eval()
         self._proj_rows = 0  # weights changed: re-project every cached case (vectors stay valid)
         return UpdateReport(
-            appended=0, trained=True, steps=cfg.steps, new_pairs=len(new), replay_pairs=n_replay,
-            loss_before=losses[0], loss_after=losses[-1],
+            appended=0,
+            trained=True,
+            steps=cfg.steps,
+            new_pairs=len(new),
+            replay_pairs=n_replay,
+            loss_before=losses[0],
+            loss_after=losses[-1],
         )
 
     def save(self, path: str | Path) -> Path:
@@ -193,5 +221,11 @@ class ParametricRetriever(Retriever):
 
     def describe(self) -> dict[str, Any]:
         hp = self.model.hp
-        return {"name": self.name, "checkpoint": self.checkpoint, "encoder": self.encoder.name, "target": hp.target,
-                "case_text": hp.case_text, "update_every": self.config.every}
+        return {
+            "name": self.name,
+            "checkpoint": self.checkpoint,
+            "encoder": self.encoder.name,
+            "target": hp.target,
+            "case_text": hp.case_text,
+            "update_every": self.config.every,
+        }

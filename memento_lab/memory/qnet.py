@@ -37,10 +37,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from memento_lab.memory.retrieval import DEFAULT_K
-from memento_lab.memory.metrics import binary_metrics, ranking_metrics
-from memento_lab.memory.encoders import DEFAULT_ENCODER, CachedEncoder, EmbeddingStore, Encoder, SentenceEncoder
 from memento_lab.jsonl import atomic_write_bytes
+from memento_lab.memory.encoders import (
+    DEFAULT_ENCODER,
+    CachedEncoder,
+    EmbeddingStore,
+    Encoder,
+    SentenceEncoder,
+)
+from memento_lab.memory.metrics import binary_metrics, ranking_metrics
+from memento_lab.memory.retrieval import DEFAULT_K
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +78,6 @@ def case_text(question: str, plan: str = "", mode: str = "question") -> str:
     if mode == "question+plan":
         return f"{question}\n{pretty_plan(plan)}" if plan else question
     raise ValueError(f"case_text must be 'question' or 'question+plan', got {mode!r}")
-
-
 
 
 def load_sentence_transformer(name: str = DEFAULT_ENCODER, device: str = "cpu"):
@@ -179,7 +183,9 @@ class RetrieverModule(L.LightningModule):
         """Sentence vectors for ``texts`` with this model's encoder (gradients flow when fine-tuning)."""
         if self.encoder_model is not None:
             features = self.encoder_model.preprocess(list(texts))
-            features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+            features = {
+                k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()
+            }
             return self.encoder_model(features)["sentence_embedding"]
         if self._frozen is None:
             self._frozen = SentenceEncoder(self.hp.encoder, device="cpu")
@@ -234,7 +240,8 @@ class RetrieverModule(L.LightningModule):
         r = ranking_metrics(g.cpu().numpy().tolist(), t, p, self.hp.ranking_k)
         self.log_dict(
             {"val_auc": m["auc"], "val_f1": m["f1"], "val_acc": m["acc"], "val_wq_auc": r["wq_auc"]},
-            prog_bar=True, rank_zero_only=True,
+            prog_bar=True,
+            rank_zero_only=True,
         )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -322,14 +329,19 @@ def default_store(cache_dir: str | Path | None = None) -> EmbeddingStore:
     return EmbeddingStore(Path(cache_dir) / "embeddings.sqlite")
 
 
-def base_encoder(name: str = DEFAULT_ENCODER, *, bank: str | Path | None = None, cache_dir: str | Path | None = None) -> CachedEncoder:
+def base_encoder(
+    name: str = DEFAULT_ENCODER, *, bank: str | Path | None = None, cache_dir: str | Path | None = None
+) -> CachedEncoder:
     """The frozen encoder behind a cache: the bank's ``embeddings.sqlite`` when a bank folder is given."""
     store = EmbeddingStore(Path(bank) / "embeddings.sqlite") if bank is not None else default_store(cache_dir)
     return CachedEncoder(SentenceEncoder(name), store)
 
 
 def model_encoder(
-    model: RetrieverModule, given: CachedEncoder | Encoder | None = None, *, cache_dir: str | Path | None = None
+    model: RetrieverModule,
+    given: CachedEncoder | Encoder | None = None,
+    *,
+    cache_dir: str | Path | None = None,
 ) -> CachedEncoder:
     """The cached encoder that produces this model's vectors (the given one when it is the same frozen encoder)."""
     if model.fine_tuned:
@@ -338,7 +350,8 @@ def model_encoder(
         return CachedEncoder(_ModuleEncoder(model), default_store(cache_dir))
     if given is not None:
         if given.name != model.hp.encoder:
-            raise ValueError(f"checkpoint was trained on encoder {model.hp.encoder!r}, but {given.name!r} was given")
+            raise ValueError(
+                f"checkpoint was trained on encoder {model.hp.encoder!r}, but {given.name!r} was given"
+            )
         return given if isinstance(given, CachedEncoder) else CachedEncoder(given, default_store(cache_dir))
     return base_encoder(model.hp.encoder, cache_dir=cache_dir)
-

@@ -122,13 +122,23 @@ class Retriever(ABC):
         bank = bank if bank is not None else self.bank
         cases = bank.cases()
         if exclude_ids or exclude_question:
-            cases = [c for c in cases if c.id not in exclude_ids and not (exclude_question and c.question == query)]
+            cases = [
+                c for c in cases if c.id not in exclude_ids and not (exclude_question and c.question == query)
+            ]
         if not cases:
             return []
         scores = self.score(query, cases)
         positive = np.fromiter((c.positive for c in cases), dtype=bool, count=len(cases))
         rng = np.random.default_rng([seed, _stable_int(query)])
-        idx = select(scores, positive, k, k_positive=k_positive, k_negative=k_negative, temperature=temperature, rng=rng)
+        idx = select(
+            scores,
+            positive,
+            k,
+            k_positive=k_positive,
+            k_negative=k_negative,
+            temperature=temperature,
+            rng=rng,
+        )
         return [Retrieved(case=cases[i], score=float(scores[i]), rank=r) for r, i in enumerate(idx)]
 
     def describe(self) -> dict[str, Any]:
@@ -209,4 +219,3 @@ class SimilarityRetriever(Retriever):
 
 
 MEMORY_MODES = ("none", "random", "similarity", "parametric")
-

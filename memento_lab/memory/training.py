@@ -33,12 +33,12 @@ import torch
 from pydantic import BaseModel
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from memento_lab.memory.metrics import _nan_to_none, binary_metrics, ranking_metrics
-from memento_lab.memory.qnet import TARGETS, RetrieverModule, base_encoder, case_text, model_encoder, q_value
+from memento_lab.jsonl import FormatError, atomic_write_text, read_jsonl
 from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.encoders import DEFAULT_ENCODER, CachedEncoder
-from memento_lab.jsonl import FormatError, atomic_write_text, read_jsonl
+from memento_lab.memory.metrics import _nan_to_none, binary_metrics, ranking_metrics
 from memento_lab.memory.pairs import PairLog, RetrievalPair, read_memento_pairs
+from memento_lab.memory.qnet import TARGETS, RetrieverModule, base_encoder, case_text, model_encoder, q_value
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,9 @@ def pair_targets(pairs: Sequence[RetrievalPair], target: str) -> np.ndarray:
     if target == "advantage":
         pairs = with_advantage(pairs)
     vals = [getattr(p, target) for p in pairs]
-    return np.array([np.nan if v is None else (1.0 + max(-1.0, min(1.0, v))) / 2 for v in vals], dtype=np.float32)
+    return np.array(
+        [np.nan if v is None else (1.0 + max(-1.0, min(1.0, v))) / 2 for v in vals], dtype=np.float32
+    )
 
 
 def query_set_sha(pairs: Sequence[RetrievalPair]) -> str:
@@ -122,14 +124,20 @@ def split_by_query(
     return train, val
 
 
-def _split_report(pairs: Sequence[RetrievalPair], y: np.ndarray, train: list[int], val: list[int], dropped: int) -> SplitReport:
+def _split_report(
+    pairs: Sequence[RetrievalPair], y: np.ndarray, train: list[int], val: list[int], dropped: int
+) -> SplitReport:
     tq, vq = {pairs[i].query for i in train}, {pairs[i].query for i in val}
     return SplitReport(
-        train_pairs=len(train), val_pairs=len(val), train_queries=len(tq), val_queries=len(vq),
-        train_positive=int((y[train] > 0.5).sum()), val_positive=int((y[val] > 0.5).sum()),
-        overlap_queries=len(tq & vq), dropped_no_target=dropped,
+        train_pairs=len(train),
+        val_pairs=len(val),
+        train_queries=len(tq),
+        val_queries=len(vq),
+        train_positive=int((y[train] > 0.5).sum()),
+        val_positive=int((y[val] > 0.5).sum()),
+        overlap_queries=len(tq & vq),
+        dropped_no_target=dropped,
     )
-
 
 
 # ---------------------------------------------------------------------------- data
@@ -164,7 +172,12 @@ class PairDataModule(L.LightningDataModule):
             raise ValueError("precompute=True needs an encoder")
         self.all_pairs = list(pairs)
         self.encoder, self.target, self.case_text = encoder, target, case_text
-        self.val_fraction, self.seed, self.batch_size, self.precompute = val_fraction, seed, batch_size, precompute
+        self.val_fraction, self.seed, self.batch_size, self.precompute = (
+            val_fraction,
+            seed,
+            batch_size,
+            precompute,
+        )
         self.report: SplitReport | None = None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
@@ -176,7 +189,9 @@ class PairDataModule(L.LightningDataModule):
         keep = ~np.isnan(y_all)
         self.pairs = [p for p, k in zip(self.all_pairs, keep, strict=True) if k]
         if not self.pairs:
-            raise ValueError(f"no pair has a {self.target!r} target (fill it in the pair log, or use target='helped')")
+            raise ValueError(
+                f"no pair has a {self.target!r} target (fill it in the pair log, or use target='helped')"
+            )
         self.y = y_all[keep]
         self.train_idx, self.val_idx = split_by_query(self.pairs, self.val_fraction, self.seed)
         self.report = _split_report(self.pairs, self.y, self.train_idx, self.val_idx, int((~keep).sum()))
@@ -204,7 +219,6 @@ class PairDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None
         return DataLoader(self.val_set, batch_size=max(self.batch_size, 256), shuffle=False)
-
 
 
 # ---------------------------------------------------------------------------- fit / evaluate
@@ -265,11 +279,24 @@ def fit(
     plist = load_pairs(pairs) if isinstance(pairs, str | Path) else list(pairs)
     plans = _bank_plans(bank)
     if plans:
-        plist = [p if p.case_plan or p.case_id not in plans else p.model_copy(update={"case_plan": plans[p.case_id]}) for p in plist]
+        plist = [
+            p
+            if p.case_plan or p.case_id not in plans
+            else p.model_copy(update={"case_plan": plans[p.case_id]})
+            for p in plist
+        ]
     encoder = encoder or base_encoder(DEFAULT_ENCODER, bank=bank, cache_dir=cache_dir)
     # Frozen base vectors are always computed (the similarity baseline needs them); batches use them in head-only mode.
-    dm = PairDataModule(plist, encoder, target=target, case_text=case_text, val_fraction=val_fraction, seed=seed,
-                        batch_size=batch_size, precompute=True)
+    dm = PairDataModule(
+        plist,
+        encoder,
+        target=target,
+        case_text=case_text,
+        val_fraction=val_fraction,
+        seed=seed,
+        batch_size=batch_size,
+        precompute=True,
+    )
     dm.setup("fit")
     if not freeze_encoder:
         dm.precompute = False
@@ -277,19 +304,43 @@ def fit(
     assert dm.report is not None
     pos, n = dm.report.train_positive, dm.report.train_pairs
     model = RetrieverModule(
-        encoder=encoder.name, dim=encoder.dim, freeze_encoder=freeze_encoder, train_layers=train_layers,
-        hidden=hidden, dropout=dropout, lr=lr, encoder_lr=encoder_lr,
-        pos_weight=max(1.0, (n - pos) / max(1, pos)), target=target, case_text=case_text,
-        val_fraction=val_fraction, split_seed=seed, queries_sha=query_set_sha(dm.pairs),
+        encoder=encoder.name,
+        dim=encoder.dim,
+        freeze_encoder=freeze_encoder,
+        train_layers=train_layers,
+        hidden=hidden,
+        dropout=dropout,
+        lr=lr,
+        encoder_lr=encoder_lr,
+        pos_weight=max(1.0, (n - pos) / max(1, pos)),
+        target=target,
+        case_text=case_text,
+        val_fraction=val_fraction,
+        split_seed=seed,
+        queries_sha=query_set_sha(dm.pairs),
     )
     out = Path(out)
-    ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_auc", mode="max", save_last=True,
-                           enable_version_counter=False)
+    ckpt = ModelCheckpoint(
+        dirpath=out,
+        filename="best",
+        monitor="val_auc",
+        mode="max",
+        save_last=True,
+        enable_version_counter=False,
+    )
     trainer = L.Trainer(
-        accelerator=accelerator, devices=devices, strategy=strategy, num_nodes=num_nodes,
-        max_epochs=epochs, deterministic=True, logger=CSVLogger(out, name="logs"),
-        callbacks=[ckpt, *([TQDMProgressBar(refresh_rate=10)] if progress else [])], enable_progress_bar=progress,
-        enable_model_summary=False, log_every_n_steps=1, fast_dev_run=fast_dev_run,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        num_nodes=num_nodes,
+        max_epochs=epochs,
+        deterministic=True,
+        logger=CSVLogger(out, name="logs"),
+        callbacks=[ckpt, *([TQDMProgressBar(refresh_rate=10)] if progress else [])],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        fast_dev_run=fast_dev_run,
     )
     trainer.fit(model, datamodule=dm)
 
@@ -303,10 +354,14 @@ def fit(
     log_dir = getattr(trainer.logger, "log_dir", None)
     metrics_csv = Path(log_dir) / "metrics.csv" if log_dir else None
     result = FitResult(
-        best_checkpoint=best, last_checkpoint=str(last) if last.exists() else None,
+        best_checkpoint=best,
+        last_checkpoint=str(last) if last.exists() else None,
         metrics_csv=str(metrics_csv) if metrics_csv and metrics_csv.exists() else None,
-        split=dm.report, learned=learned, similarity=similarity,
-        seconds=round(time.perf_counter() - t0, 2), epochs=trainer.current_epoch,
+        split=dm.report,
+        learned=learned,
+        similarity=similarity,
+        seconds=round(time.perf_counter() - t0, 2),
+        epochs=trainer.current_epoch,
     )
     if not fast_dev_run:
         atomic_write_text(out / "summary.json", result.model_dump_json(indent=2))
@@ -352,12 +407,19 @@ def evaluate(
     with torch.no_grad():
         model.eval()
         qv, cv = torch.from_numpy(mine.encode(q_texts)), torch.from_numpy(mine.encode(c_texts))
-        learned = np.concatenate([q_value(model(qv[i : i + 4096], cv[i : i + 4096])).numpy() for i in range(0, len(plist), 4096)])
+        learned = np.concatenate(
+            [q_value(model(qv[i : i + 4096], cv[i : i + 4096])).numpy() for i in range(0, len(plist), 4096)]
+        )
     # similarity-only: cosine of the untrained encoder between the query and the case *question*
     bq, bc = base.encode(q_texts), base.encode([p.case_question for p in plist])
     sim = (bq * bc).sum(axis=1)
     groups = q_texts
-    out: dict[str, Any] = {"n": len(plist), "split": split, "target": target, "positives": int((y > 0.5).sum())}
+    out: dict[str, Any] = {
+        "n": len(plist),
+        "split": split,
+        "target": target,
+        "positives": int((y > 0.5).sum()),
+    }
     out.update(binary_metrics(y, learned))
     out.update(ranking_metrics(groups, y, learned, k))
     s_bin, s_rank = binary_metrics(y, sim), ranking_metrics(groups, y, sim, k)
@@ -365,5 +427,3 @@ def evaluate(
     for key in ("wq_auc", "p_at_1", f"p_at_{k}"):
         out[f"similarity_{key}"] = s_rank[key]
     return _nan_to_none(out)
-
-

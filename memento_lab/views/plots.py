@@ -18,8 +18,8 @@ import polars as pl
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from memento_lab.memory.pairs import RetrievalPair
 from memento_lab.experiments.run import summarize
+from memento_lab.memory.pairs import RetrievalPair
 
 NOTEBOOK_RENDERER = "notebook+plotly_mimetype"
 COLORS = qualitative.Plotly
@@ -44,12 +44,21 @@ def _rgba(hex_color: str, alpha: float) -> str:
 def _band(x: list[Any], lo: list[float], hi: list[float], *, name: str, color: str, group: str) -> go.Scatter:
     """A filled confidence band: the upper edge left to right, then the lower edge back."""
     return go.Scatter(
-        x=x + x[::-1], y=hi + lo[::-1], fill="toself", fillcolor=_rgba(color, 0.18), line={"width": 0},
-        hoverinfo="skip", name=name, legendgroup=group, showlegend=False,
+        x=x + x[::-1],
+        y=hi + lo[::-1],
+        fill="toself",
+        fillcolor=_rgba(color, 0.18),
+        line={"width": 0},
+        hoverinfo="skip",
+        name=name,
+        legendgroup=group,
+        showlegend=False,
     )
 
 
-def _curve_traces(summary: pl.DataFrame, by: str, x: str, *, color_of: dict[Any, str], legend: bool) -> list[go.Scatter]:
+def _curve_traces(
+    summary: pl.DataFrame, by: str, x: str, *, color_of: dict[Any, str], legend: bool
+) -> list[go.Scatter]:
     traces: list[go.Scatter] = []
     for key in sorted(summary[by].unique().to_list(), key=str):
         part = summary.filter(pl.col(by) == key).sort(x)
@@ -61,10 +70,16 @@ def _curve_traces(summary: pl.DataFrame, by: str, x: str, *, color_of: dict[Any,
             traces.append(_band(xs, lo, hi, name=f"{key} 95% CI", color=color, group=str(key)))
         traces.append(
             go.Scatter(
-                x=xs, y=acc, mode="lines+markers", name=str(key), legendgroup=str(key), showlegend=legend,
-                line={"color": color}, customdata=list(zip(ci, part["runs"].to_list(), strict=True)),
+                x=xs,
+                y=acc,
+                mode="lines+markers",
+                name=str(key),
+                legendgroup=str(key),
+                showlegend=legend,
+                line={"color": color},
+                customdata=list(zip(ci, part["runs"].to_list(), strict=True)),
                 hovertemplate=f"{by}={key}<br>{x}=%{{x}}<br>accuracy=%{{y:.3f}} ± %{{customdata[0]:.3f}}"
-                              "<br>runs=%{customdata[1]}<extra></extra>",
+                "<br>runs=%{customdata[1]}<extra></extra>",
             )
         )
     return traces
@@ -72,8 +87,14 @@ def _curve_traces(summary: pl.DataFrame, by: str, x: str, *, color_of: dict[Any,
 
 def _baseline_trace(value: float, x: list[Any], name: str, *, legend: bool) -> go.Scatter:
     return go.Scatter(
-        x=[min(x), max(x)], y=[value, value], mode="lines", name=name, legendgroup="baseline", showlegend=legend,
-        line={"color": "gray", "dash": "dash"}, hovertemplate=f"{name}: {value:.3f}<extra></extra>",
+        x=[min(x), max(x)],
+        y=[value, value],
+        mode="lines",
+        name=name,
+        legendgroup="baseline",
+        showlegend=legend,
+        line={"color": "gray", "dash": "dash"},
+        hovertemplate=f"{name}: {value:.3f}<extra></extra>",
     )
 
 
@@ -96,10 +117,18 @@ def learning_curves(
     color_of = {g: _color(i) for i, g in enumerate(groups)}
     iterations = sorted(df["iteration"].unique().to_list())
     if not facet_family:
-        fig = go.Figure(_curve_traces(summarize(df, by=(by, "iteration")), by, "iteration", color_of=color_of, legend=True))
+        fig = go.Figure(
+            _curve_traces(
+                summarize(df, by=(by, "iteration")), by, "iteration", color_of=color_of, legend=True
+            )
+        )
         if baselines:
             value = sum(baselines.values()) / len(baselines)
-            name = "trivial baseline" if len(baselines) == 1 else f"trivial baseline (mean of {len(baselines)} families)"
+            name = (
+                "trivial baseline"
+                if len(baselines) == 1
+                else f"trivial baseline (mean of {len(baselines)} families)"
+            )
             fig.add_trace(_baseline_trace(value, iterations, name, legend=True))
     else:
         fams = sorted(df["family"].drop_nulls().unique().to_list())
@@ -111,10 +140,16 @@ def learning_curves(
         summary = summarize(df.filter(pl.col("family").is_not_null()), by=("family", by, "iteration"))
         for i, fam in enumerate(fams):
             r, c = i // cols + 1, i % cols + 1
-            for t in _curve_traces(summary.filter(pl.col("family") == fam), by, "iteration", color_of=color_of, legend=i == 0):
+            for t in _curve_traces(
+                summary.filter(pl.col("family") == fam), by, "iteration", color_of=color_of, legend=i == 0
+            ):
                 fig.add_trace(t, row=r, col=c)
             if baselines and fam in baselines:
-                fig.add_trace(_baseline_trace(baselines[fam], iterations, "trivial baseline", legend=i == 0), row=r, col=c)
+                fig.add_trace(
+                    _baseline_trace(baselines[fam], iterations, "trivial baseline", legend=i == 0),
+                    row=r,
+                    col=c,
+                )
     fig.update_layout(title=title, hovermode="closest", legend_title_text=by)
     fig.update_xaxes(title_text="iteration", tickmode="array", tickvals=iterations)
     fig.update_yaxes(title_text="accuracy (mean reward)", range=[0, 1.02])
@@ -136,12 +171,18 @@ def k_sweep(df: pl.DataFrame, *, by: str = "memory") -> go.Figure:
         part = summary.filter(pl.col(by) == key).sort("k")
         fig.add_trace(
             go.Scatter(
-                x=part["k"].to_list(), y=part["accuracy"].to_list(), mode="lines+markers", name=str(key),
-                line={"color": _color(i)}, error_y={"type": "data", "array": part["ci95"].to_list(), "visible": True},
+                x=part["k"].to_list(),
+                y=part["accuracy"].to_list(),
+                mode="lines+markers",
+                name=str(key),
+                line={"color": _color(i)},
+                error_y={"type": "data", "array": part["ci95"].to_list(), "visible": True},
             )
         )
     fig.update_layout(title="Accuracy vs K (final iteration)", legend_title_text=by)
-    fig.update_xaxes(title_text="K (cases retrieved)", tickmode="array", tickvals=sorted(summary["k"].unique().to_list()))
+    fig.update_xaxes(
+        title_text="K (cases retrieved)", tickmode="array", tickvals=sorted(summary["k"].unique().to_list())
+    )
     fig.update_yaxes(title_text="accuracy (mean reward)", range=[0, 1.02])
     return fig
 
@@ -159,14 +200,37 @@ def pairs_frame(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path) -> pl
 
         data = load_pairs(data)
     if not isinstance(data, pl.DataFrame):
-        rows = [p.model_dump(include={"query", "case_id", "case_question", "case_label", "reward", "advantage", "baseline", "task_id"})
-                for p in data]
+        rows = [
+            p.model_dump(
+                include={
+                    "query",
+                    "case_id",
+                    "case_question",
+                    "case_label",
+                    "reward",
+                    "advantage",
+                    "baseline",
+                    "task_id",
+                }
+            )
+            for p in data
+        ]
         data = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
     if data.is_empty():
-        return pl.DataFrame(schema={"query": pl.String, "case_id": pl.String, "case_question": pl.String,
-                                    "case_label": pl.String, "reward": pl.Float64, "advantage": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                "query": pl.String,
+                "case_id": pl.String,
+                "case_question": pl.String,
+                "case_label": pl.String,
+                "reward": pl.Float64,
+                "advantage": pl.Float64,
+            }
+        )
     if "retrieved_ids" in data.columns:  # result rows (their own case_id is the case they wrote: dropped)
-        base = data.drop("case_id", strict=False).with_columns(pl.col("reward").mean().over("task_id").alias("_task_mean"))
+        base = data.drop("case_id", strict=False).with_columns(
+            pl.col("reward").mean().over("task_id").alias("_task_mean")
+        )
         data = (
             base.with_columns(pl.col("retrieved_ids").str.json_decode(pl.List(pl.String)).alias("case_id"))
             .explode("case_id")
@@ -179,10 +243,14 @@ def pairs_frame(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path) -> pl
             )
         )
     elif not {"case_id", "query", "reward"} <= set(data.columns):
-        raise ValueError(f"expected retrieval pairs (query, case_id, reward) or result rows (retrieved_ids); got {data.columns}")
+        raise ValueError(
+            f"expected retrieval pairs (query, case_id, reward) or result rows (retrieved_ids); got {data.columns}"
+        )
     data = data.with_columns(pl.col("reward").cast(pl.Float64))
     mean_by_query = pl.col("reward").mean().over("query")
-    fill = pl.col("reward") - (pl.col("baseline") if "baseline" in data.columns else mean_by_query).fill_null(mean_by_query)
+    fill = pl.col("reward") - (pl.col("baseline") if "baseline" in data.columns else mean_by_query).fill_null(
+        mean_by_query
+    )
     adv = pl.col("advantage").cast(pl.Float64).fill_null(fill) if "advantage" in data.columns else fill
     return data.with_columns(adv.alias("advantage"))
 
@@ -203,47 +271,81 @@ def case_effects(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path) -> p
     )
 
 
-def retrieval_diagnostics(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path, *, top: int = 20) -> go.Figure:
+def retrieval_diagnostics(
+    data: pl.DataFrame | Sequence[RetrievalPair] | str | Path, *, top: int = 20
+) -> go.Figure:
     """Which retrieved cases helped: mean advantage of the ``top`` most retrieved cases (left), and the
     episode reward when a positive vs a negative case was shown (right, mean ± 95% CI)."""
     df = pairs_frame(data)
     if df.is_empty():
         raise ValueError("no retrieval pairs to plot (a run with memory 'none' retrieves nothing)")
     effects = case_effects(df).head(top)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.7, 0.3],
-                        subplot_titles=(f"Mean advantage of the {len(effects)} most retrieved cases", "Reward by label of shown case"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.7, 0.3],
+        subplot_titles=(
+            f"Mean advantage of the {len(effects)} most retrieved cases",
+            "Reward by label of shown case",
+        ),
+    )
     color_of = {"positive": "#2ca02c", "negative": "#d62728", "unknown": "#7f7f7f"}
     labels = [str(q)[:40] for q in effects["case_question"].to_list()]
     fig.add_trace(
         go.Bar(
-            x=list(range(len(effects))), y=effects["mean_advantage"].to_list(), name="mean advantage",
+            x=list(range(len(effects))),
+            y=effects["mean_advantage"].to_list(),
+            name="mean advantage",
             marker_color=[color_of.get(lbl, "#7f7f7f") for lbl in effects["case_label"].to_list()],
-            customdata=list(zip(effects["times_retrieved"].to_list(), effects["mean_reward"].to_list(), labels,
-                                effects["case_label"].to_list(), strict=True)),
+            customdata=list(
+                zip(
+                    effects["times_retrieved"].to_list(),
+                    effects["mean_reward"].to_list(),
+                    labels,
+                    effects["case_label"].to_list(),
+                    strict=True,
+                )
+            ),
             hovertemplate="%{customdata[2]}<br>label=%{customdata[3]}<br>retrieved %{customdata[0]}×"
-                          "<br>mean reward %{customdata[1]:.2f}<br>mean advantage %{y:.3f}<extra></extra>",
+            "<br>mean reward %{customdata[1]:.2f}<br>mean advantage %{y:.3f}<extra></extra>",
             showlegend=False,
         ),
-        row=1, col=1,
+        row=1,
+        col=1,
     )
-    fig.update_xaxes(tickmode="array", tickvals=list(range(len(effects))),
-                     ticktext=[f"{lbl[:18]} ({n}×)" for lbl, n in zip(labels, effects["times_retrieved"].to_list(), strict=True)],
-                     tickangle=-45, row=1, col=1)
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=list(range(len(effects))),
+        ticktext=[
+            f"{lbl[:18]} ({n}×)" for lbl, n in zip(labels, effects["times_retrieved"].to_list(), strict=True)
+        ],
+        tickangle=-45,
+        row=1,
+        col=1,
+    )
     by_label = (
         df.group_by("case_label")
-        .agg(pl.col("reward").mean().alias("mean"), pl.col("reward").std().fill_null(0.0).alias("std"), pl.len().alias("n"))
+        .agg(
+            pl.col("reward").mean().alias("mean"),
+            pl.col("reward").std().fill_null(0.0).alias("std"),
+            pl.len().alias("n"),
+        )
         .with_columns((1.96 * pl.col("std") / pl.col("n").sqrt()).alias("ci95"))
         .sort("case_label")
     )
     fig.add_trace(
         go.Bar(
-            x=by_label["case_label"].to_list(), y=by_label["mean"].to_list(), name="reward when shown",
+            x=by_label["case_label"].to_list(),
+            y=by_label["mean"].to_list(),
+            name="reward when shown",
             marker_color=[color_of.get(lbl, "#7f7f7f") for lbl in by_label["case_label"].to_list()],
             error_y={"type": "data", "array": by_label["ci95"].to_list(), "visible": True},
-            customdata=by_label["n"].to_list(), hovertemplate="%{x}: %{y:.3f} (n=%{customdata})<extra></extra>",
+            customdata=by_label["n"].to_list(),
+            hovertemplate="%{x}: %{y:.3f} (n=%{customdata})<extra></extra>",
             showlegend=False,
         ),
-        row=1, col=2,
+        row=1,
+        col=2,
     )
     fig.update_yaxes(title_text="reward − task baseline", row=1, col=1)
     fig.update_yaxes(title_text="episode reward", range=[0, 1.02], row=1, col=2)
@@ -264,7 +366,12 @@ def read_metrics(metrics_csv: str | Path) -> pl.DataFrame:
     return (
         raw.filter(pl.col("epoch").is_not_null())
         .group_by("epoch")
-        .agg([pl.col(c).cast(pl.Float64, strict=False).fill_nan(None).drop_nulls().last().alias(c) for c in cols])
+        .agg(
+            [
+                pl.col(c).cast(pl.Float64, strict=False).fill_nan(None).drop_nulls().last().alias(c)
+                for c in cols
+            ]
+        )
         .sort("epoch")
     )
 
@@ -282,7 +389,10 @@ def training_curves(metrics_csv: str | Path) -> go.Figure:
     }
     for col, (name, right, line) in styles.items():
         if col in m.columns and m[col].drop_nulls().len():
-            fig.add_trace(go.Scatter(x=epochs, y=m[col].to_list(), mode="lines+markers", name=name, line=line), secondary_y=right)
+            fig.add_trace(
+                go.Scatter(x=epochs, y=m[col].to_list(), mode="lines+markers", name=name, line=line),
+                secondary_y=right,
+            )
     if not fig.data:
         raise ValueError(f"{metrics_csv}: none of {list(styles)} were logged")
     fig.update_layout(title="Retriever training", hovermode="x unified")
@@ -300,7 +410,11 @@ def comparison_metrics(result: Any) -> dict[str, dict[str, float | None]]:
         learned, similarity = dict(result["learned"]), dict(result.get("similarity") or {})
     elif isinstance(result, Mapping):
         learned = {k: v for k, v in result.items() if not str(k).startswith("similarity_")}
-        similarity = {str(k).removeprefix("similarity_"): v for k, v in result.items() if str(k).startswith("similarity_")}
+        similarity = {
+            str(k).removeprefix("similarity_"): v
+            for k, v in result.items()
+            if str(k).startswith("similarity_")
+        }
     else:
         raise TypeError(f"expected a FitResult or a metrics dict, got {type(result).__name__}")
     return {"learned": learned, "similarity": similarity}
@@ -313,21 +427,48 @@ def retriever_comparison(result: Any) -> go.Figure:
     """Grouped bars, learned Q(query, case) vs similarity-only, on the metrics both report, with chance level."""
     m = comparison_metrics(result)
     learned, similarity = m["learned"], m["similarity"]
-    keys = [k for k in ("auc", "wq_auc", "p_at_1", *sorted(k for k in similarity if k.startswith("p_at_") and k != "p_at_1"))
-            if k in learned and k in similarity and (learned[k] is not None or similarity[k] is not None)]
+    keys = [
+        k
+        for k in (
+            "auc",
+            "wq_auc",
+            "p_at_1",
+            *sorted(k for k in similarity if k.startswith("p_at_") and k != "p_at_1"),
+        )
+        if k in learned and k in similarity and (learned[k] is not None or similarity[k] is not None)
+    ]
     if not keys:
-        raise ValueError(f"no metric reported by both: learned {sorted(learned)}, similarity {sorted(similarity)}")
+        raise ValueError(
+            f"no metric reported by both: learned {sorted(learned)}, similarity {sorted(similarity)}"
+        )
     names = [METRIC_NAMES.get(k, k.replace("p_at_", "precision@")) for k in keys]
     p_random = learned.get("p_random")
     chance = [0.5 if "auc" in k else p_random for k in keys]
     fig = go.Figure()
-    for i, (name, values) in enumerate((("learned", [learned[k] for k in keys]), ("similarity", [similarity[k] for k in keys]),
-                                        ("chance", chance))):
-        fig.add_trace(go.Bar(x=names, y=values, name=name, marker_color=_color(i) if name != "chance" else "#bbbbbb",
-                             text=[None if v is None else f"{v:.3f}" for v in values], textposition="outside"))
+    for i, (name, values) in enumerate(
+        (
+            ("learned", [learned[k] for k in keys]),
+            ("similarity", [similarity[k] for k in keys]),
+            ("chance", chance),
+        )
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=values,
+                name=name,
+                marker_color=_color(i) if name != "chance" else "#bbbbbb",
+                text=[None if v is None else f"{v:.3f}" for v in values],
+                textposition="outside",
+            )
+        )
     n = learned.get("n")
     mixed = learned.get("n_mixed_queries")
-    sub = f" (n={n} pairs" + (f", {mixed} queries with mixed labels" if mixed is not None else "") + ")" if n else ""
+    sub = (
+        f" (n={n} pairs" + (f", {mixed} queries with mixed labels" if mixed is not None else "") + ")"
+        if n
+        else ""
+    )
     fig.update_layout(title=f"Learned vs similarity retrieval on validation queries{sub}", barmode="group")
     fig.update_yaxes(range=[0, 1.1], title_text="score")
     return fig
@@ -340,12 +481,16 @@ def bank_composition(df: pl.DataFrame) -> go.Figure:
         raise ValueError("the bank is empty")
     counts = (
         df.with_columns(pl.col("benchmark").fill_null("unknown"))
-        .group_by(["benchmark", "label"]).agg(pl.len().alias("cases")).sort(["benchmark", "label"])
+        .group_by(["benchmark", "label"])
+        .agg(pl.len().alias("cases"))
+        .sort(["benchmark", "label"])
     )
     fig = go.Figure()
     for label, color in (("positive", "#2ca02c"), ("negative", "#d62728")):
         part = counts.filter(pl.col("label") == label)
-        fig.add_trace(go.Bar(x=part["benchmark"].to_list(), y=part["cases"].to_list(), name=label, marker_color=color))
+        fig.add_trace(
+            go.Bar(x=part["benchmark"].to_list(), y=part["cases"].to_list(), name=label, marker_color=color)
+        )
     fig.update_layout(title=f"Case bank: {df.height} live cases by source and label", barmode="stack")
     fig.update_yaxes(title_text="cases")
     return fig

@@ -55,7 +55,8 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, raw: bo
     """A small HTML table; cells are escaped unless ``raw`` (then they must already be HTML)."""
     head = "".join(f'<th style="{CELL_STYLE}">{esc(h)}</th>' for h in headers)
     body = "".join(
-        "<tr>" + "".join(f'<td style="{CELL_STYLE}">{c if raw else esc(c)}</td>' for c in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f'<td style="{CELL_STYLE}">{c if raw else esc(c)}</td>' for c in row) + "</tr>"
+        for row in rows
     )
     return f'<table style="{TABLE_STYLE}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -88,17 +89,26 @@ def _llm_summary(call: LLMCall | None) -> str:
 def trace_header_html(trace: Trace) -> str:
     """The top of the viewer: question, expected and final answer, reward, verdicts, cost, error."""
     usage = trace.usage
-    verdicts = ", ".join(f"{esc(v.judge)}={v.score:.2f}{' ✓' if v.correct else ' ✗'}" for v in trace.verdicts) or "none"
+    verdicts = (
+        ", ".join(f"{esc(v.judge)}={v.score:.2f}{' ✓' if v.correct else ' ✗'}" for v in trace.verdicts)
+        or "none"
+    )
     rows = [
-        ("task", f"{esc(trace.task_id)} · iteration {trace.iteration} · memory {esc(trace.memory_mode)}"
-                 + (f" · retriever {esc(trace.retriever)}" if trace.retriever else "")),
+        (
+            "task",
+            f"{esc(trace.task_id)} · iteration {trace.iteration} · memory {esc(trace.memory_mode)}"
+            + (f" · retriever {esc(trace.retriever)}" if trace.retriever else ""),
+        ),
         ("question", pre(trace.question)),
         ("expected", pre(trace.expected) if trace.expected is not None else "<i>(none)</i>"),
         ("final answer", pre(trace.final_answer) if trace.final_answer is not None else "<i>(no answer)</i>"),
         ("reward", f"<b>{trace.reward:.3f}</b> ({'correct' if trace_correct(trace) else 'not correct'})"),
         ("verdicts", verdicts),
-        ("latency / tokens", f"{trace.latency_s:.2f} s · {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens"
-                             f" · {len(trace.llm_calls)} LLM calls · {len(trace.tool_calls)} tool calls"),
+        (
+            "latency / tokens",
+            f"{trace.latency_s:.2f} s · {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens"
+            f" · {len(trace.llm_calls)} LLM calls · {len(trace.tool_calls)} tool calls",
+        ),
     ]
     if trace.error:
         rows.append(("error", error_html(trace.error)))
@@ -108,7 +118,10 @@ def trace_header_html(trace: Trace) -> str:
 def retrieved_html(trace: Trace) -> str:
     if not trace.retrieved:
         return "<i>No cases retrieved (memory mode: " + esc(trace.memory_mode) + ").</i>"
-    rows = [(r.rank, r.label, _num(r.score), _num(r.reward, 2), r.case_id[:12], r.question) for r in trace.retrieved]
+    rows = [
+        (r.rank, r.label, _num(r.score), _num(r.reward, 2), r.case_id[:12], r.question)
+        for r in trace.retrieved
+    ]
     return html_table(["rank", "label", "score", "reward", "case", "question"], rows)
 
 
@@ -144,10 +157,16 @@ def steps_html(trace: Trace) -> str:
             )
             for t in s.tool_calls
         ]
-        calls = html_table(["tool", "arguments", "result", "error", "duration"], rows, raw=True) if rows else "<i>no tool calls</i>"
+        calls = (
+            html_table(["tool", "arguments", "result", "error", "duration"], rows, raw=True)
+            if rows
+            else "<i>no tool calls</i>"
+        )
         llm = "<br>".join(_llm_summary(c) for c in s.llm_calls)
         tail = f"step result: {pre(s.result)}" + (error_html(s.error) if s.error else "")
-        parts.append(f"<div style='margin-bottom:10px'>{head}<br>{calls}{'<br>' + llm if llm else ''}<br>{tail}</div>")
+        parts.append(
+            f"<div style='margin-bottom:10px'>{head}<br>{calls}{'<br>' + llm if llm else ''}<br>{tail}</div>"
+        )
     return "".join(parts)
 
 
@@ -163,11 +182,20 @@ def llm_calls_html(trace: Trace) -> str:
     if not calls:
         return "<i>No LLM calls.</i>"
     rows = [
-        (esc(c.role), esc(c.model), f"{c.latency_s:.2f}", c.usage.prompt_tokens, c.usage.completion_tokens,
-         "yes" if c.replayed else "", error_html(c.error))
+        (
+            esc(c.role),
+            esc(c.model),
+            f"{c.latency_s:.2f}",
+            c.usage.prompt_tokens,
+            c.usage.completion_tokens,
+            "yes" if c.replayed else "",
+            error_html(c.error),
+        )
         for c in calls
     ]
-    return html_table(["role", "model", "latency s", "prompt tok", "completion tok", "replayed", "error"], rows, raw=True)
+    return html_table(
+        ["role", "model", "latency s", "prompt tok", "completion tok", "replayed", "error"], rows, raw=True
+    )
 
 
 def trace_sections(trace: Trace) -> list[tuple[str, str]]:
@@ -185,7 +213,9 @@ def trace_viewer(trace: Trace) -> widgets.VBox:
     """One episode: a header, then an accordion of sections (the first one open)."""
     sections = trace_sections(trace)
     accordion = widgets.Accordion(
-        children=[widgets.HTML(body) for _, body in sections], titles=tuple(t for t, _ in sections), selected_index=0
+        children=[widgets.HTML(body) for _, body in sections],
+        titles=tuple(t for t, _ in sections),
+        selected_index=0,
     )
     return widgets.VBox([widgets.HTML(trace_header_html(trace)), accordion])
 
@@ -194,7 +224,9 @@ def trace_html(trace: Trace, *, open_first: bool = True) -> str:
     """The same view as plain HTML with ``<details>`` sections: no JavaScript, so it shows in any exported page."""
     parts = [trace_header_html(trace)]
     for i, (title, body) in enumerate(trace_sections(trace)):
-        parts.append(f"<details{' open' if open_first and i == 0 else ''}><summary><b>{esc(title)}</b></summary>{body}</details>")
+        parts.append(
+            f"<details{' open' if open_first and i == 0 else ''}><summary><b>{esc(title)}</b></summary>{body}</details>"
+        )
     return "<div>" + "".join(parts) + "</div>"
 
 
@@ -204,11 +236,15 @@ def trace_label(trace: Trace) -> str:
     return f"it{trace.iteration} {mark} {trace.reward:.2f} · {trace.task_id} · {_short(trace.question, 60)}"
 
 
-def filter_traces(traces: Sequence[Trace], iteration: int | None = None, correct: bool | None = None) -> list[int]:
+def filter_traces(
+    traces: Sequence[Trace], iteration: int | None = None, correct: bool | None = None
+) -> list[int]:
     """Indices of the traces of ``iteration`` (None: all) whose correctness is ``correct`` (None: both)."""
     return [
-        i for i, t in enumerate(traces)
-        if (iteration is None or t.iteration == iteration) and (correct is None or trace_correct(t) == correct)
+        i
+        for i, t in enumerate(traces)
+        if (iteration is None or t.iteration == iteration)
+        and (correct is None or trace_correct(t) == correct)
     ]
 
 
@@ -219,15 +255,20 @@ def traces_browser(traces: Sequence[Trace]) -> widgets.VBox:
     """
     traces = list(traces)
     iterations = sorted({t.iteration for t in traces})
-    it_box = widgets.Dropdown(options=[("all iterations", None)] + [(f"iteration {i}", i) for i in iterations],
-                              value=None, description="iteration")
+    it_box = widgets.Dropdown(
+        options=[("all iterations", None)] + [(f"iteration {i}", i) for i in iterations],
+        value=None,
+        description="iteration",
+    )
     ok_box = widgets.ToggleButtons(options=[("all", None), ("correct", True), ("wrong", False)], value=None)
     picker = widgets.Dropdown(description="trace", layout=widgets.Layout(width="95%"))
     pane = widgets.VBox()
 
     def show(_: Any = None) -> None:
         i = picker.value
-        pane.children = (trace_viewer(traces[i]),) if i is not None else (widgets.HTML("<i>No trace matches.</i>"),)
+        pane.children = (
+            (trace_viewer(traces[i]),) if i is not None else (widgets.HTML("<i>No trace matches.</i>"),)
+        )
 
     def refilter(_: Any = None) -> None:
         idx = filter_traces(traces, it_box.value, ok_box.value)
@@ -262,7 +303,11 @@ def filter_cases(
     it keeps cases whose question contains the query (case-insensitive). Returns (case, score).
     """
     cases = bank.cases() if isinstance(bank, CaseBank) else list(bank)
-    cases = [c for c in cases if (label == "all" or c.label == label) and (source == "all" or source_of(c) == source)]
+    cases = [
+        c
+        for c in cases
+        if (label == "all" or c.label == label) and (source == "all" or source_of(c) == source)
+    ]
     query, no_score = query.strip(), cast(float | None, None)
     if not query:
         return [(c, no_score) for c in cases[:limit]]
@@ -283,7 +328,15 @@ def cases_table_html(rows: Sequence[tuple[Case, float | None]]) -> str:
     scored = any(s is not None for _, s in rows)
     headers = ["#", *(["score"] if scored else []), "label", "reward", "source", "steps", "question"]
     body = [
-        (i + 1, *([_num(s)] if scored else []), c.label, _num(c.reward, 2), source_of(c), len(c.plan), _short(c.question, 140))
+        (
+            i + 1,
+            *([_num(s)] if scored else []),
+            c.label,
+            _num(c.reward, 2),
+            source_of(c),
+            len(c.plan),
+            _short(c.question, 140),
+        )
         for i, (c, s) in enumerate(rows)
     ]
     return html_table(headers, body)
@@ -296,13 +349,22 @@ def case_detail_html(case: Case) -> str:
     parts = [
         f"<b>{esc(case.label)}</b> · reward {case.reward:.2f} · id <code>{esc(case.id)}</code> · {esc(provenance)}",
         f"<b>question</b>{pre(case.question)}",
-        "<b>plan</b>" + ("<ol>" + "".join(f"<li>[{s.id}] {esc(s.description)}</li>" for s in case.plan) + "</ol>" if case.plan else " <i>(none)</i>"),
+        "<b>plan</b>"
+        + (
+            "<ol>" + "".join(f"<li>[{s.id}] {esc(s.description)}</li>" for s in case.plan) + "</ol>"
+            if case.plan
+            else " <i>(none)</i>"
+        ),
         f"<b>answer</b>{pre(case.answer)}" if case.answer is not None else "<b>answer</b> <i>(none)</i>",
     ]
     traj = case.trajectory
     if traj.tools_used or traj.step_results:
         parts.append("<b>tools used</b> " + esc(", ".join(traj.tools_used) or "none"))
-        parts.append("<b>step results</b><ol>" + "".join(f"<li>{pre(r, 500)}</li>" for r in traj.step_results) + "</ol>")
+        parts.append(
+            "<b>step results</b><ol>"
+            + "".join(f"<li>{pre(r, 500)}</li>" for r in traj.step_results)
+            + "</ol>"
+        )
     return "<br>".join(parts)
 
 
@@ -315,8 +377,11 @@ def case_bank_browser(bank: CaseBank, *, retriever: Retriever | None = None, lim
     sources = sorted({source_of(c) for c in bank.cases()})
     label_box = widgets.ToggleButtons(options=["all", "positive", "negative"], value="all")
     source_box = widgets.Dropdown(options=["all", *sources], value="all", description="source")
-    search = widgets.Text(placeholder="similarity search" if retriever is not None else "substring search",
-                          description="search", continuous_update=False)
+    search = widgets.Text(
+        placeholder="similarity search" if retriever is not None else "substring search",
+        description="search",
+        continuous_update=False,
+    )
     summary, table, detail = widgets.HTML(), widgets.HTML(), widgets.HTML()
     picker = widgets.Dropdown(description="case", layout=widgets.Layout(width="95%"))
     state: dict[str, list[Case]] = {"cases": []}
@@ -326,11 +391,23 @@ def case_bank_browser(bank: CaseBank, *, retriever: Retriever | None = None, lim
         detail.value = case_detail_html(state["cases"][i]) if i is not None else ""
 
     def refresh(_: Any = None) -> None:
-        rows = filter_cases(bank, label=label_box.value, source=source_box.value, query=search.value,
-                            retriever=retriever, limit=limit)
+        rows = filter_cases(
+            bank,
+            label=label_box.value,
+            source=source_box.value,
+            query=search.value,
+            retriever=retriever,
+            limit=limit,
+        )
         state["cases"] = [c for c, _ in rows]
-        how = f"ranked by {retriever.name}" if retriever is not None and search.value.strip() else "in bank order"
-        summary.value = f"bank version {bank.version} · {len(bank)} live cases · showing {len(rows)} ({esc(how)})"
+        how = (
+            f"ranked by {retriever.name}"
+            if retriever is not None and search.value.strip()
+            else "in bank order"
+        )
+        summary.value = (
+            f"bank version {bank.version} · {len(bank)} live cases · showing {len(rows)} ({esc(how)})"
+        )
         table.value = cases_table_html(rows)
         picker.options = [(f"{n + 1}. {_short(c.question, 90)}", n) for n, c in enumerate(state["cases"])]
         picker.value = 0 if rows else None
@@ -357,5 +434,7 @@ def compare_retrievers(query: str, retrievers: Mapping[str, Retriever], *, k: in
     columns = []
     for name, r in retrievers.items():
         got = r.retrieve(query, k)
-        columns.append(widgets.VBox([widgets.HTML(f"<b>{esc(name)}</b>"), widgets.HTML(retrieved_table_html(got))]))
+        columns.append(
+            widgets.VBox([widgets.HTML(f"<b>{esc(name)}</b>"), widgets.HTML(retrieved_table_html(got))])
+        )
     return widgets.VBox([widgets.HTML(f"<b>query</b> {esc(query)}"), widgets.HBox(columns)])
