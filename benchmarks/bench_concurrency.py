@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from loopback import FakeOpenAI, completion
 
 from memento_lab.config import Settings
-from memento_lab.experiments.run import ExperimentConfig, run_experiment
+from memento_lab.experiments.config import ExperimentConfig
+from memento_lab.experiments.run import run_experiment
 
 
 def handler(req: dict) -> tuple:
@@ -69,7 +70,7 @@ async def one(concurrency: int, fake: FakeOpenAI, tasks: int, out: Path) -> floa
 
 
 def _rows(out: Path):
-    from memento_lab.experiments.run import load_results
+    from memento_lab.experiments.results import load_results
 
     return load_results([out]).select("task_id", "answer", "reward").sort("task_id")
 

@@ -33,6 +33,7 @@ _EXPORTS = {
     "dedupe": "memento_lab.memory.dedupe",
     "leakage_report": "memento_lab.memory.dedupe",
     "Memory": "memento_lab.memory.memory",
+    "open_memory": "memento_lab.memory.memory",
     # records and settings
     "Trace": "memento_lab.trace",
     "read_traces": "memento_lab.trace",
@@ -40,11 +41,15 @@ _EXPORTS = {
     # agent and experiments
     "Agent": "memento_lab.agent.loop",
     "AgentConfig": "memento_lab.agent.loop",
-    "ExperimentConfig": "memento_lab.experiments.run",
+    "open_session": "memento_lab.agent.session",
+    "load_suite": "memento_lab.agent.suites",
+    "ExperimentConfig": "memento_lab.experiments.config",
+    "ResultRow": "memento_lab.experiments.config",
     "run_experiment": "memento_lab.experiments.run",
-    "run_sweep": "memento_lab.experiments.run",
-    "load_results": "memento_lab.experiments.run",
-    "report": "memento_lab.experiments.run",
+    "run_sweep": "memento_lab.experiments.sweep",
+    "load_results": "memento_lab.experiments.results",
+    "summarize": "memento_lab.experiments.results",
+    "report": "memento_lab.experiments.results",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -17,7 +17,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 
 class FormatError(ValueError):
@@ -28,6 +30,19 @@ class FormatError(ValueError):
         where = f"{path}:{line}" if line is not None else str(path)
         what = f" field '{field}':" if field else ""
         super().__init__(f"{where}:{what} {message}")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_record(model: type[M], obj: Any, path: str | Path, line: int | None, *, what: str = "") -> M:
+    """``model.model_validate(obj)``; a failure is a ``FormatError`` naming the file, line and first bad field."""
+    try:
+        return model.model_validate(obj)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise FormatError(path, line, f"{what}{first['msg']}", field=field) from e
 
 
 @dataclass

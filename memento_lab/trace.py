@@ -11,9 +11,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from memento_lab.jsonl import FormatError, append_jsonl, read_jsonl
+from memento_lab.jsonl import FormatError, append_jsonl, read_jsonl, validate_record
 
 
 def now() -> float:
@@ -121,15 +121,24 @@ class JudgeVerdict(BaseModel):
     detail: str = ""
 
 
+class Counterfactual(BaseModel):
+    """The probe of one shown case: the same task re-run without it (``delta`` = reward - reward_without)."""
+
+    case_id: str
+    reward_without: float
+
+
 class Trace(BaseModel):
     """Everything that happened in one episode."""
 
     task_id: str
     question: str
+    family: str | None = None
+    suite: str | None = None
     run_id: str | None = None
     iteration: int = 0
     memory_mode: str = "none"
-    retriever: str | None = None
+    bank_version: int | None = None  # the bank version the episode retrieved from
     retrieved: list[RetrievedCase] = Field(default_factory=list)
     cycles: list[PlanCycle] = Field(default_factory=list)
     steps: list[ExecStep] = Field(default_factory=list)
@@ -142,7 +151,7 @@ class Trace(BaseModel):
     error: str | None = None
     started_at: float = Field(default_factory=now)
     latency_s: float = 0.0
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    counterfactual: Counterfactual | None = None
 
     @property
     def llm_calls(self) -> list[LLMCall]:
@@ -174,12 +183,7 @@ def read_traces(path: str | Path, *, strict: bool = True) -> Iterator[Trace]:
     """Read traces from JSONL; a bad line raises (or, ``strict=False``, skips) naming file and line."""
     for line, obj in read_jsonl(path, strict=strict):
         try:
-            yield Trace.model_validate(obj)
-        except ValidationError as e:
+            yield validate_record(Trace, obj, path, line, what="not a valid trace: ")
+        except FormatError:
             if strict:
-                raise FormatError(
-                    path,
-                    line,
-                    f"not a valid trace: {e.errors()[0]['msg']}",
-                    field=".".join(map(str, e.errors()[0]["loc"])),
-                ) from e
+                raise

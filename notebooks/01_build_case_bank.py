@@ -34,12 +34,11 @@ from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
 from memento_lab.agent.suites import load_suite
-from memento_lab.config import shared_seed_dir
 from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.dedupe import dedupe, leakage_report
 from memento_lab.memory.encoders import bank_encoder
-from memento_lab.memory.formats import import_file
 from memento_lab.memory.retrieval import SimilarityRetriever
+from memento_lab.memory.sources import case_sources
 from memento_lab.views import plots, widgets
 
 plots.use_notebook_renderer()
@@ -55,27 +54,11 @@ print("run folder:", run.resolve())
 # Each file becomes one write (one version) of the bank.
 
 # %%
-seed_dir = shared_seed_dir()
-kind = ("seed" if seed_dir else "demo") if source == "auto" else source
-if kind == "seed":
-    if seed_dir is None:
-        raise FileNotFoundError("source='seed' but ../shared/data/memento-seed is not on this machine")
-    files = [(seed_dir / "memory.jsonl", "memento"), (seed_dir / "dummy_memo.jsonl", "dummy_memo")]
-elif kind == "demo":
-    files = [(Path("memento_lab/data/demo_memory.jsonl"), "memento")]
-else:
-    files = [(Path(source), fmt)]
-
-imports = []  # (name, cases)
-for path, file_fmt in files:
-    if path.is_dir():  # another bank, or a run folder holding one
-        folder = path / "bank" if (path / "bank" / "log.jsonl").exists() else path
-        imports.append((str(folder), CaseBank(folder, readonly=True).cases()))
-    else:
-        result = import_file(path, file_fmt, strict=False)
-        for err in result.errors[:5]:
-            print("skipped:", err)
-        imports.append((path.name, result.cases))
+sources = case_sources(source, fmt)
+for s in sources:
+    for err in s.errors[:5]:
+        print("skipped:", err)
+imports = [(s.name, s.cases) for s in sources]  # (name, cases)
 if smoke:
     budget, trimmed = smoke_cases, []
     for name, cases in imports:

@@ -41,14 +41,13 @@ from pathlib import Path
 import polars as pl
 from IPython.display import Markdown, display
 
-from memento_lab.config import shared_seed_dir
 from memento_lab.jsonl import atomic_write_bytes
 from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.encoders import bank_encoder
-from memento_lab.memory.pairs import pairs_from_bank
 from memento_lab.memory.parametric import ParametricRetriever
 from memento_lab.memory.retrieval import SimilarityRetriever
-from memento_lab.memory.training import fit, load_pairs, split_by_query
+from memento_lab.memory.sources import training_pairs
+from memento_lab.memory.training import fit, split_by_query
 from memento_lab.views import plots, widgets
 
 plots.use_notebook_renderer()
@@ -68,16 +67,7 @@ print(f"bank {bank_dir}: version {case_bank.version}, {len(case_bank)} cases")
 # most similar other cases, labelled by the query case's own outcome (the same copying rule).
 
 # %%
-seed_dir = shared_seed_dir()
-kind = ("seed" if seed_dir else "bank") if pairs == "auto" else pairs
-if kind == "seed":
-    if seed_dir is None:
-        raise FileNotFoundError("pairs='seed' but ../shared/data/memento-seed is not on this machine")
-    all_pairs = load_pairs(seed_dir / "training_data.jsonl")
-elif kind == "bank":
-    all_pairs = pairs_from_bank(case_bank, SimilarityRetriever(case_bank, encoder), bank_pair_k)
-else:
-    all_pairs = load_pairs(pairs)
+kind, all_pairs = training_pairs(pairs, case_bank, k=bank_pair_k)
 queries = sorted({p.query for p in all_pairs})
 if smoke:
     keep = set(random.Random(seed).sample(queries, min(smoke_queries, len(queries))))

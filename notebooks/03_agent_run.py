@@ -38,16 +38,8 @@ import polars as pl
 from IPython.display import HTML, display
 from tqdm.auto import tqdm
 
-from memento_lab.agent.cassette import Cassette
-from memento_lab.agent.llm import open_llms
-from memento_lab.agent.loop import Agent, AgentConfig
-from memento_lab.agent.mcp_client import ToolBox
-from memento_lab.agent.suites import JudgeContext, load_suite
-from memento_lab.config import Settings
-from memento_lab.memory.cases import CaseBank
-from memento_lab.memory.encoders import bank_encoder
-from memento_lab.memory.memory import Memory, make_retriever
-from memento_lab.memory.pairs import PairLog
+from memento_lab import load_suite, open_memory, open_session
+from memento_lab.agent.loop import AgentConfig
 from memento_lab.trace import read_traces, write_traces
 from memento_lab.views.widgets import trace_html, trace_viewer, traces_browser
 
@@ -68,40 +60,21 @@ if memory == "parametric" and not checkpoint.exists():
 # `cassette.sqlite`, so this notebook re-executes offline and identically from the cassette.
 
 # %%
-settings = Settings()
 stack = AsyncExitStack()
-tape = Cassette(run / "cassette.sqlite", mode=cassette)
-llms = await stack.enter_async_context(open_llms(settings, local_model=model, cassette=tape))
-toolbox = await stack.enter_async_context(
-    ToolBox(tool_list, workspace=run / "workspace", cassette=tape, settings=settings)
-)
-print(llms.describe())
-print({server: names for server, names in toolbox.tool_names().items()})
+session = await stack.enter_async_context(open_session(run, tools=tool_list, cassette=cassette, model=model))
+print(session.llms.describe())
+print(dict(session.tools.tool_names()) if session.tools else {})
 
 # %% [markdown]
 # ## The memory: a case bank and a retriever
 
 # %%
-bank = CaseBank(run / "bank", encoder=bank_encoder(run / "bank"))
-retriever = make_retriever(
-    memory,
-    bank,
-    encoder=bank.encoder,
-    checkpoint=str(checkpoint) if memory == "parametric" else None,
-    seed=seed,
-)
-mem = Memory(bank, retriever, pairs=PairLog(run / "pairs.jsonl"), k=k)
+retriever_options = dict(checkpoint=str(checkpoint) if memory == "parametric" else None, seed=seed)
+mem = open_memory(run / "bank", memory, pairs=run / "pairs.jsonl", k=k, **retriever_options)
+bank = mem.bank
 the_suite = load_suite(suite, n=n_tasks, seed=seed)
 config = AgentConfig(max_cycles=1 if smoke else 2, max_steps=2 if smoke else 3)
-agent = Agent(
-    llms,
-    tools=toolbox,
-    memory=mem,
-    suite=the_suite,
-    judge_ctx=JudgeContext(judge=llms.judge),
-    config=config,
-    run_id="notebook-03",
-)
+agent = session.agent(memory=mem, suite=the_suite, config=config, run_id="notebook-03")
 print(f"bank: {len(bank)} cases (version {bank.version}); memory: {memory}, k={k}")
 
 # %% [markdown]
@@ -157,42 +130,16 @@ display(HTML(trace_html(saved[-1])))
 await stack.aclose()  # stop the model and the tool servers
 
 if cassette in ("record", "auto"):
-    async with (
-        open_llms(
-            settings, local_model=model, cassette=Cassette(run / "cassette.sqlite", mode="replay")
-        ) as replay_llms,
-        ToolBox(
-            tool_list,
-            workspace=run / "workspace",
-            cassette=Cassette(run / "cassette.sqlite", mode="replay"),
-            settings=settings,
-        ) as replay_tools,
-    ):
-        past_bank = bank.at(version_before)
-        past = Memory(
-            past_bank,
-            make_retriever(
-                memory,
-                past_bank,
-                encoder=bank.encoder,
-                checkpoint=str(checkpoint) if memory == "parametric" else None,
-                seed=seed,
-            ),
-            k=k,
+    async with open_session(run, tools=tool_list, cassette="replay", model=model) as replay:
+        past = open_memory(
+            run / "bank", memory, k=k, version=version_before, **retriever_options
+        )  # time travel
+        again = await replay.agent(memory=past, suite=the_suite, config=config, run_id="notebook-03").arun(
+            the_suite.tasks()[0], learn=False
         )
-        replayer = Agent(
-            replay_llms,
-            tools=replay_tools,
-            memory=past,
-            suite=the_suite,
-            judge_ctx=JudgeContext(judge=replay_llms.judge),
-            config=config,
-            run_id="notebook-03",
-        )
-        again = await replayer.arun(the_suite.tasks()[0], learn=False)
     print(
         f"live answer: {traces[0].final_answer!r}  replayed: {again.final_answer!r}  identical: {again.final_answer == traces[0].final_answer}"
     )
     print(
-        f"replayed model calls: {sum(c.replayed for c in again.llm_calls)}/{len(again.llm_calls)}, started a model server: {replay_llms.local is not None}"
+        f"replayed model calls: {sum(c.replayed for c in again.llm_calls)}/{len(again.llm_calls)}, started a model server: {replay.llms.local is not None}"
     )

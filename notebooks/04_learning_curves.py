@@ -37,7 +37,9 @@ from pathlib import Path
 
 import polars as pl
 
-from memento_lab.experiments.run import ExperimentConfig, load_results, report, run_sweep, summarize
+from memento_lab.experiments.config import ExperimentConfig
+from memento_lab.experiments.results import load_results, report, summarize
+from memento_lab.experiments.sweep import run_sweep
 from memento_lab.memory.pairs import PairLog
 from memento_lab.views import plots
 

@@ -19,8 +19,6 @@ from pathlib import Path
 
 from mcp.server import MCPServer
 
-MODULES = {"code": "code", "search": "search", "documents": "documents", "math": "math_server", "web": "web"}
-
 
 @cache
 def workspace() -> Path:

@@ -91,7 +91,7 @@ def folder_docs(folder: Path) -> list[Doc]:
 def _tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
-    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)  # type: ignore[return-value]
+    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
 
 
 def build_index(source: Path | str | Iterable[Doc | dict[str, Any]], out_dir: Path | str) -> Path:

@@ -31,3 +31,9 @@ def seed_dir() -> Path:
     if d is None:
         pytest.skip("../shared/data/memento-seed is not on this machine")
     return d
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio, like Jupyter and the MCP SDK here."""
+    return "asyncio"

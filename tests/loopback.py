@@ -98,3 +98,66 @@ class FakeOpenAI:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Loopback:
+    """An HTTP server on 127.0.0.1 answering GETs with ``reply(path) -> (status, content_type, body)``."""
+
+    def __init__(self, reply):
+        self.requests: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                owner.requests.append(self.path)
+                status, ctype, body = reply(self.path)
+                raw = body.encode() if isinstance(body, str) else body
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def searxng_reply(path: str) -> tuple[int, str, str]:
+    """What SearxNG's ``/search?q=..&format=json`` returns (trimmed to the fields we read)."""
+    if not path.startswith("/search?") or "format=json" not in path:
+        return 404, "text/plain", "not found"
+    return (
+        200,
+        "application/json",
+        json.dumps(
+            {
+                "query": "ada lovelace",
+                "number_of_results": 2,
+                "results": [
+                    {
+                        "url": "https://example.org/ada",
+                        "title": "Ada Lovelace",
+                        "content": "First programmer.",
+                        "engine": "x",
+                        "score": 2.0,
+                    },
+                    {
+                        "url": "https://example.org/babbage",
+                        "title": "Charles Babbage",
+                        "content": "Analytical Engine.",
+                        "engine": "x",
+                        "score": 1.0,
+                    },
+                ],
+            }
+        ),
+    )

@@ -8,22 +8,17 @@ import json
 import polars as pl
 import pytest
 
-from memento_lab.agent.cassette import Cassette
-from memento_lab.agent.llm import ChatResult, open_llms
-from memento_lab.agent.loop import Agent, AgentConfig, parse_planner_reply
-from memento_lab.config import Settings
-from memento_lab.experiments.run import ExperimentConfig, load_results, report, run_experiment, summarize
+from memento_lab.agent.llm import ChatResult
+from memento_lab.agent.loop import AgentConfig, parse_planner_reply
+from memento_lab.experiments.config import ExperimentConfig
+from memento_lab.experiments.results import load_results, report, summarize
+from memento_lab.experiments.run import run_experiment
 from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.memory import Memory
 from memento_lab.memory.retrieval import SimilarityRetriever
 from memento_lab.trace import LLMCall
 
 SMALL = "qwen2.5-coder-0.5b"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def _reply(content: str, parsed: dict | None = None) -> ChatResult:
@@ -46,8 +41,8 @@ def test_parse_planner_reply_forms() -> None:
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_episode_with_real_model_and_tools_then_memory_is_retrieved(tmp_path, encoder) -> None:
-    from memento_lab.agent.mcp_client import ToolBox
-    from memento_lab.agent.suites import JudgeContext, load_suite
+    from memento_lab.agent.session import open_session
+    from memento_lab.agent.suites import load_suite
     from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
 
     suite = load_suite("reasoning-gym:spell_backward", n=2, seed=0)
@@ -59,19 +54,10 @@ async def test_episode_with_real_model_and_tools_then_memory_is_retrieved(tmp_pa
     tape = tmp_path / "cassette.sqlite"
     config = AgentConfig(max_cycles=1, max_steps=2, max_tool_calls=2)
 
-    async with (
-        open_llms(Settings(), local_model=SMALL, cassette=Cassette(tape, "record")) as llms,
-        ToolBox(["code", "math"], workspace=tmp_path / "ws", cassette=Cassette(tape, "record")) as tools,
-    ):
-        agent = Agent(
-            llms,
-            tools=tools,
-            memory=memory,
-            suite=suite,
-            judge_ctx=JudgeContext(judge=llms.judge),
-            config=config,
-            run_id="t",
-        )
+    async with open_session(
+        tmp_path, tools=["code", "math"], cassette="record", model=SMALL, workspace=tmp_path / "ws"
+    ) as session:
+        agent = session.agent(memory=memory, suite=suite, config=config, run_id="t")
         first = await agent.arun(tasks[0])
         second = await agent.arun(tasks[1])
 
@@ -106,20 +92,11 @@ async def test_episode_with_real_model_and_tools_then_memory_is_retrieved(tmp_pa
     # replay: the same two episodes from the cassette, no model server, identical answers and rewards
     bank2 = CaseBank(tmp_path / "bank2", encoder=bank.encoder)
     memory2 = Memory(bank2, SimilarityRetriever(bank2), k=2)
-    async with (
-        open_llms(Settings(), local_model=SMALL, cassette=Cassette(tape, "replay")) as llms,
-        ToolBox(["code", "math"], workspace=tmp_path / "ws", cassette=Cassette(tape, "replay")) as tools,
-    ):
-        assert llms.local is None
-        agent = Agent(
-            llms,
-            tools=tools,
-            memory=memory2,
-            suite=suite,
-            judge_ctx=JudgeContext(judge=llms.judge),
-            config=config,
-            run_id="t",
-        )
+    async with open_session(
+        tmp_path, tools=["code", "math"], cassette="replay", model=SMALL, workspace=tmp_path / "ws"
+    ) as session:
+        assert session.llms.local is None
+        agent = session.agent(memory=memory2, suite=suite, config=config, run_id="t")
         again = [await agent.arun(t) for t in tasks]
     assert [t.final_answer for t in again] == [first.final_answer, second.final_answer]
     assert [t.reward for t in again] == [first.reward, second.reward]

@@ -3,10 +3,10 @@ through the real sandbox, and judge agreement."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from fakes import FakeChat, reply
 
 from memento_lab.agent.judges import (
     JUDGE_SCHEMA,
@@ -20,11 +20,6 @@ from memento_lab.agent.judges import (
     unit_test_judge,
 )
 from memento_lab.trace import JudgeVerdict
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.mark.parametrize(
@@ -107,32 +102,9 @@ def test_judge_agreement_pairs_judges_on_shared_answers():
 
 
 # --------------------------------------------------------------------------- LLM judge
-@dataclass
-class FakeResult:
-    content: str = ""
-    parsed: dict[str, Any] | None = None
-    error: str | None = None
-    call: Any = None
-
-
-@dataclass
-class FakeClient:
-    """A test double of memento_lab.agent.llm's chat client: replies in order, records the requests."""
-
-    replies: list[FakeResult | Exception]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-    async def chat(self, messages, json_schema=None, temperature=0.0, max_tokens=None):
-        self.requests.append({"messages": messages, "json_schema": json_schema, "temperature": temperature})
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-
 @pytest.mark.anyio
 async def test_llm_judge_uses_parsed_verdict_and_shows_golds():
-    client = FakeClient([FakeResult(content="{}", parsed={"reasoning": "same city", "verdict": "correct"})])
+    client = FakeChat([reply(content="{}", parsed={"reasoning": "same city", "verdict": "correct"})])
     v = await llm_judge("Capital of France?", "It is Paris.", ["Paris", "Paname"], client)
     assert (v.judge, v.score, v.correct, v.detail) == ("llm", 1.0, True, "same city")
     req = client.requests[0]
@@ -145,23 +117,23 @@ async def test_llm_judge_uses_parsed_verdict_and_shows_golds():
 @pytest.mark.parametrize(
     ("reply", "score", "detail_part"),
     [
-        (FakeResult(content='```json\n{"reasoning": "r", "verdict": "Incorrect"}\n```'), 0.0, "r"),
-        (FakeResult(content='{"reasoning": "cut off... "verdict": "correct"'), 1.0, "cut off"),  # torn JSON
-        (FakeResult(content="I think it is right."), 0.0, "no correct/incorrect verdict"),
-        (FakeResult(content="", parsed={"reasoning": "x", "verdict": "maybe"}), 0.0, "no correct/incorrect"),
-        (FakeResult(error="timeout after 120 s"), 0.0, "judge error: timeout"),
+        (reply(content='```json\n{"reasoning": "r", "verdict": "Incorrect"}\n```'), 0.0, "r"),
+        (reply(content='{"reasoning": "cut off... "verdict": "correct"'), 1.0, "cut off"),  # torn JSON
+        (reply(content="I think it is right."), 0.0, "no correct/incorrect verdict"),
+        (reply(content="", parsed={"reasoning": "x", "verdict": "maybe"}), 0.0, "no correct/incorrect"),
+        (reply(error="timeout after 120 s"), 0.0, "judge error: timeout"),
         (ConnectionError("refused"), 0.0, "ConnectionError: refused"),
     ],
 )
 async def test_llm_judge_parses_text_and_turns_failures_into_zero(reply, score: float, detail_part: str):
-    v = await llm_judge("q", "a", "a", FakeClient([reply]))
+    v = await llm_judge("q", "a", "a", FakeChat([reply]))
     assert v.score == score and v.correct == (score == 1.0)
     assert detail_part in v.detail
 
 
 @pytest.mark.anyio
 async def test_llm_judge_skips_the_call_without_an_answer():
-    client = FakeClient([])
+    client = FakeChat([])
     v = await llm_judge("q", "   ", "a", client)
     assert v.score == 0.0 and v.detail == "no answer" and client.requests == []
 
@@ -172,7 +144,6 @@ TESTS = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert cand
 
 @pytest.mark.anyio
 async def test_unit_test_judge_runs_in_the_sandbox(tmp_path):
-    pytest.importorskip("memento_lab.sandbox", reason="servers/sandbox.py is not in this tree yet")
     good = await unit_test_judge("def add(a, b):\n    return a + b\n", TESTS, "add", workspace=tmp_path)
     assert good.correct and good.score == 1.0
     wrong = await unit_test_judge("def add(a, b):\n    return a - b\n", TESTS, "add", workspace=tmp_path)

@@ -38,11 +38,6 @@ RESPOND = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def endpoint_settings(fake: FakeOpenAI, **kw: object) -> Settings:
     base = {
         "openai_base_url": fake.base_url,

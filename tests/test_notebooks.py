@@ -131,7 +131,7 @@ def check_03(run: Path, nb: Any, html: str) -> None:
 
 
 def check_04(run: Path, nb: Any, html: str) -> None:
-    from memento_lab.experiments.run import load_results
+    from memento_lab.experiments.results import load_results
 
     df = load_results([run / "sweep"])
     assert sorted(df["memory"].unique().to_list()) == ["none", "similarity"]

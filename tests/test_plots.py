@@ -1,4 +1,4 @@
-"""Figures built from small result tables shaped exactly like ``runner.result_row``: trace names and numbers."""
+"""Figures built from small result tables shaped exactly like ``ResultRow``: trace names and numbers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import plotly.io as pio
 import polars as pl
 import pytest
 
-from memento_lab.experiments.run import ExperimentConfig, result_row
+from memento_lab.experiments.config import ExperimentConfig, ResultRow
 from memento_lab.memory.cases import Case, CaseBank, Source
 from memento_lab.memory.pairs import RetrievalPair
 from memento_lab.trace import JudgeVerdict, RetrievedCase, Trace
@@ -36,12 +36,12 @@ def rows(
             iteration=iteration,
             reward=r,
             verdicts=[JudgeVerdict(judge="em", score=r, correct=r >= 1.0)],
-            metadata={"family": family},
+            family=family,
             retrieved=[RetrievedCase(case_id=f"case{i}", question="c", label="positive", score=0.5)]
             if memory != "none"
             else [],
         )
-        out.append(result_row(t, cfg))
+        out.append(ResultRow.of(t, cfg).model_dump())
     return out
 
 

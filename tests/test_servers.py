@@ -5,17 +5,15 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from loopback import Loopback, searxng_reply
 from mcp import Client
 
 import servers
@@ -23,11 +21,6 @@ from memento_lab.sandbox import bwrap_available
 from servers import search
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -46,70 +39,6 @@ async def call(server: Any, tool: str, **arguments: Any) -> tuple[bool, str]:
     async with Client(server) as client:
         result = await client.call_tool(tool, arguments)
     return result.is_error, "\n".join(c.text for c in result.content)
-
-
-# -------------------------------------------------------------------------------------- loopback
-class Loopback:
-    """An HTTP server on 127.0.0.1 answering GETs with ``reply(path) -> (status, content_type, body)``."""
-
-    def __init__(self, reply):
-        self.requests: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                owner.requests.append(self.path)
-                status, ctype, body = reply(self.path)
-                raw = body.encode() if isinstance(body, str) else body
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def searxng_reply(path: str) -> tuple[int, str, str]:
-    """What SearxNG's ``/search?q=..&format=json`` returns (trimmed to the fields we read)."""
-    if not path.startswith("/search?") or "format=json" not in path:
-        return 404, "text/plain", "not found"
-    return (
-        200,
-        "application/json",
-        json.dumps(
-            {
-                "query": "ada lovelace",
-                "number_of_results": 2,
-                "results": [
-                    {
-                        "url": "https://example.org/ada",
-                        "title": "Ada Lovelace",
-                        "content": "First programmer.",
-                        "engine": "x",
-                        "score": 2.0,
-                    },
-                    {
-                        "url": "https://example.org/babbage",
-                        "title": "Charles Babbage",
-                        "content": "Analytical Engine.",
-                        "engine": "x",
-                        "score": 1.0,
-                    },
-                ],
-            }
-        ),
-    )
 
 
 @pytest.fixture

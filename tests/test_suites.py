@@ -4,11 +4,10 @@ DeepResearcher loader, user JSONL files (errors name file and line) and trivial 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from fakes import always_correct
 
 from memento_lab.agent.judges import unit_test_judge
 from memento_lab.agent.suites import (
@@ -20,30 +19,6 @@ from memento_lab.agent.suites import (
     trivial_baseline,
 )
 from memento_lab.jsonl import FormatError
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@dataclass
-class _Reply:
-    content: str
-    parsed: dict[str, Any] | None
-    error: str | None = None
-    call: Any = None
-
-
-class AlwaysCorrect:
-    """A chat-client test double whose verdict is always 'correct' (counts its calls)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def chat(self, messages, json_schema=None, temperature=0.0, max_tokens=None):
-        self.calls += 1
-        return _Reply(content="", parsed={"reasoning": "fine", "verdict": "correct"})
 
 
 def _gold(task: Task) -> str:
@@ -70,12 +45,12 @@ def test_reasoning_gym_tasks_are_deterministic_by_seed():
 async def test_reasoning_gym_scores_gold_one_and_wrong_less(family: str):
     suite = load_suite(f"reasoning-gym:{family}", n=3, seed=0)
     for task in suite.tasks():
-        gold = await suite.score(task, task.answer)
+        gold = (await suite.score(task, task.answer)).verdicts
         assert gold[0].judge == "reasoning_gym" and gold[0].score == 1.0 and gold[0].correct
         assert [v.judge for v in gold[1:]] == ["em", "f1"]
-        wrong = await suite.score(task, _gold(task) + "x9")
+        wrong = (await suite.score(task, _gold(task) + "x9")).verdicts
         assert wrong[0].score < 1.0 and not wrong[0].correct
-        none = await suite.score(task, None)
+        none = (await suite.score(task, None)).verdicts
         assert none[0].score == 0.0
 
 
@@ -84,13 +59,13 @@ async def test_reasoning_gym_partial_credit_and_llm_secondary():
     suite = load_suite("reasoning-gym:spell_backward", n=1, seed=0)
     task = suite.tasks()[0]
     near = _gold(task)[:-1] + ("a" if _gold(task)[-1] != "a" else "b")  # last letter wrong
-    v = await suite.score(task, near)
+    v = (await suite.score(task, near)).verdicts
     assert 0.0 < v[0].score < 1.0  # the dataset's own partial credit, not exact match
     assert v[1].judge == "em" and v[1].score == 0.0
-    judge = AlwaysCorrect()
-    with_llm = await suite.score(task, near, ctx=JudgeContext(judge=judge, llm_judge=True))
+    judge = always_correct()
+    with_llm = (await suite.score(task, near, ctx=JudgeContext(judge=judge, llm_judge=True))).verdicts
     assert [x.judge for x in with_llm] == ["reasoning_gym", "em", "f1", "llm"] and judge.calls == 1
-    without = await suite.score(task, near, ctx=JudgeContext(judge=judge))  # llm_judge off
+    without = (await suite.score(task, near, ctx=JudgeContext(judge=judge))).verdicts  # llm_judge off
     assert [x.judge for x in without] == ["reasoning_gym", "em", "f1"] and judge.calls == 1
 
 
@@ -100,13 +75,13 @@ async def test_reasoning_gym_scorer_bugs_are_guarded():
     # which would count a wrong answer as correct; its intended score is 0.8.
     spell = load_suite("reasoning-gym:spell_backward", n=1, seed=0)
     task = spell.tasks()[0]
-    v = (await spell.score(task, _gold(task) + "x9"))[0]
+    v = (await spell.score(task, _gold(task) + "x9")).verdicts[0]
     assert v.score == 0.8 and not v.correct and "corrected" in v.detail
-    assert (await spell.score(task, _gold(task).upper()))[0].score == 1.0  # its scorer ignores case
+    assert (await spell.score(task, _gold(task).upper())).verdicts[0].score == 1.0  # its scorer ignores case
     # prime_factorization's scorer raises ValueError on a malformed answer: a 0, not a crash
     pf = load_suite("reasoning-gym:prime_factorization", n=1, seed=0)
     task = pf.tasks()[0]
-    v = (await pf.score(task, _gold(task) + "x9"))[0]
+    v = (await pf.score(task, _gold(task) + "x9")).verdicts[0]
     assert v.score == 0.0 and "raised ValueError" in v.detail
 
 
@@ -144,7 +119,6 @@ async def test_extract_code_and_program_assembly():
     )  # unclosed fence
     assert extract_code("def f(x): return x", "f") == "def f(x): return x"  # no fence: the raw text
     tests = "def check(candidate):\n    assert candidate(3) == 6\n"
-    pytest.importorskip("memento_lab.sandbox", reason="servers/sandbox.py is not in this tree yet")
     for answer in [fenced, "return 2 * x", "    return 2 * x\n"]:  # full function, bare body, indented body
         v = await unit_test_judge(humaneval_program(prompt, answer, "f"), tests, "f")
         assert v.correct, (answer, v.detail)
@@ -152,16 +126,15 @@ async def test_extract_code_and_program_assembly():
 
 @pytest.mark.anyio
 async def test_humaneval_canonical_passes_and_broken_fails_in_sandbox(tmp_path: Path):
-    pytest.importorskip("memento_lab.sandbox", reason="servers/sandbox.py is not in this tree yet")
     suite = load_suite("humaneval:0-2")
     ctx = JudgeContext(workspace=tmp_path)
     for task in suite.tasks():
-        canonical = (await suite.score(task, f"```python\n{task.answer}```", ctx=ctx))[0]
+        canonical = (await suite.score(task, f"```python\n{task.answer}```", ctx=ctx)).verdicts[0]
         assert canonical.judge == "unit_tests" and canonical.correct, canonical.detail
     task = suite.tasks()[0]
-    broken = (await suite.score(task, "    return False\n", ctx=ctx))[0]
+    broken = (await suite.score(task, "    return False\n", ctx=ctx)).verdicts[0]
     assert broken.score == 0.0 and "AssertionError" in broken.detail
-    empty = (await suite.score(task, None, ctx=ctx))[0]
+    empty = (await suite.score(task, None, ctx=ctx)).verdicts[0]
     assert empty.score == 0.0 and empty.detail == "no answer"
 
 
@@ -169,7 +142,6 @@ async def test_humaneval_canonical_passes_and_broken_fails_in_sandbox(tmp_path: 
 @pytest.mark.slow
 async def test_all_164_canonical_solutions_pass_as_fenced_answers():
     """Program assembly works for every problem (helpers and imports in the prompt included)."""
-    pytest.importorskip("memento_lab.sandbox", reason="servers/sandbox.py is not in this tree yet")
     import anyio
 
     suite = load_suite("humaneval", n=0)
@@ -179,7 +151,7 @@ async def test_all_164_canonical_solutions_pass_as_fenced_answers():
 
     async def one(task: Task) -> None:
         async with limit:
-            v = (await suite.score(task, f"Here you go:\n```python\n{task.answer}```\n"))[0]
+            v = (await suite.score(task, f"Here you go:\n```python\n{task.answer}```\n")).verdicts[0]
         if not v.correct:
             failed.append(f"{task.id}: {v.detail}")
 
@@ -200,10 +172,10 @@ async def test_deepresearcher_loader_and_judges(seed_dir: Path):
     assert [t.id for t in tasks] == [t.id for t in load_suite("deepresearcher", n=2, seed=0).tasks()]
     multi = next(t for t in tasks if len(t.metadata["aliases"]) > 1)
     alias = multi.metadata["aliases"][-1]
-    v = await suite.score(multi, alias)  # any alias is a right answer
+    v = (await suite.score(multi, alias)).verdicts  # any alias is a right answer
     assert [x.judge for x in v] == ["f1", "em", "pm"] and v[0].score == 1.0 and v[1].correct
-    judge = AlwaysCorrect()
-    v = await suite.score(multi, "something else", ctx=JudgeContext(judge=judge))
+    judge = always_correct()
+    v = (await suite.score(multi, "something else", ctx=JudgeContext(judge=judge))).verdicts
     assert v[0].judge == "llm" and v[0].score == 1.0 and judge.calls == 1  # the judge is the reward
 
 
@@ -240,16 +212,16 @@ async def test_jsonl_suite_exact_match_primary(tmp_path: Path):
     t1, t2 = suite.tasks()
     assert (t1.id, t1.answer, t1.family) == ("a", "4", "math")
     assert (t2.id, t2.family) == ("mine:2", "mine")
-    v = await suite.score(t2, "the paris")
+    v = (await suite.score(t2, "the paris")).verdicts
     assert [x.judge for x in v] == ["em", "f1", "pm"] and v[0].score == 1.0
-    v = await suite.score(t2, "Paris, France")
+    v = (await suite.score(t2, "Paris, France")).verdicts
     assert v[0].score == 0.0 and v[2].score == 1.0
     f1_suite = load_suite(f"jsonl+f1:{path}")
-    assert (await f1_suite.score(t2, "Paris, France"))[0].judge == "f1"
+    assert (await f1_suite.score(t2, "Paris, France")).verdicts[0].judge == "f1"
     llm_suite = load_suite(f"jsonl+llm:{path}")
     with pytest.raises(ValueError, match="JudgeContext"):
         await llm_suite.score(t2, "Paris")
-    v = await llm_suite.score(t2, "Paris", ctx=JudgeContext(judge=AlwaysCorrect()))
+    v = (await llm_suite.score(t2, "Paris", ctx=JudgeContext(judge=always_correct()))).verdicts
     assert v[0].judge == "llm" and v[0].correct
 
 

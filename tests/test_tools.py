@@ -9,22 +9,16 @@ import signal
 from pathlib import Path
 
 import pytest
-from test_servers import Loopback, searxng_reply
+from loopback import Loopback, searxng_reply
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss
 from memento_lab.agent.mcp_client import (
     ToolBox,
     available_servers,
-    cli_tools_call,
-    cli_tools_list,
     server_env,
 )
+from memento_lab.cli.agent import cli_tools_call, cli_tools_list
 from memento_lab.config import Settings
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="module")

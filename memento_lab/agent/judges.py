@@ -100,6 +100,7 @@ class ChatClient(Protocol):
     async def chat(
         self,
         messages: list[dict[str, Any]],
+        *,
         json_schema: dict[str, Any] | None = None,
         temperature: float = 0.0,
         max_tokens: int | None = None,

@@ -13,7 +13,6 @@ episode is written to memory. Every call lands in the returned ``Trace``.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import re
 import time
@@ -141,7 +140,8 @@ class Agent:
             run_id=self.run_id,
             iteration=iteration,
             memory_mode=self.memory.mode if self.memory else "none",
-            metadata={"family": getattr(task, "family", None), "suite": getattr(task, "suite", None)},
+            family=getattr(task, "family", None),
+            suite=getattr(task, "suite", None),
         )
         try:
             # 1. retrieve
@@ -149,7 +149,7 @@ class Agent:
             retrieved = [r for r in retrieved if r.case.id not in drop_case_ids]
             trace.retrieved = [r.to_trace() for r in retrieved]
             if self.memory:
-                trace.metadata["bank_version"] = self.memory.bank.version
+                trace.bank_version = self.memory.bank.version
             memory_block = format_cases(retrieved, load_prompt("memory")) if retrieved else ""
             # 2-3. plan and execute, re-planning with the results
             trace.final_answer = await self._plan_and_execute(question, memory_block, trace)
@@ -158,10 +158,8 @@ class Agent:
         # 4. judge
         if self.suite is not None and not isinstance(task, str):
             try:
-                ctx = dataclasses.replace(self.judge_ctx, calls=[]) if self.judge_ctx is not None else None
-                trace.verdicts = await self.suite.score(task, trace.final_answer, ctx=ctx)  # type: ignore[arg-type]
-                trace.judge_calls = list(ctx.calls) if ctx is not None else []
-                trace.reward = trace.verdicts[0].score if trace.verdicts else 0.0
+                judged = await self.suite.score(task, trace.final_answer, ctx=self.judge_ctx)
+                trace.verdicts, trace.judge_calls, trace.reward = judged.verdicts, judged.calls, judged.reward
             except Exception as e:
                 trace.error = (trace.error or "") + f" | judge: {type(e).__name__}: {e}"
         trace.latency_s = time.perf_counter() - t0

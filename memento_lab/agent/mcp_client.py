@@ -15,7 +15,6 @@ it; in replay mode no server is ever started.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -413,67 +412,3 @@ class ToolBox:
     def pids(self, server: str) -> list[int]:
         """Process ids of a running server (for diagnostics and tests)."""
         return self._procs[server].pids()
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def _servers_arg(value: str | None) -> list[str]:
-    return [s.strip() for s in value.split(",") if s.strip()] if value else available_servers()
-
-
-def cli_tools_list(args: argparse.Namespace) -> int:
-    """``memento-lab tools list [--servers code,math] [--json]``: start the servers, print their tools."""
-
-    async def run() -> dict[str, Any]:
-        async with ToolBox(_servers_arg(args.servers), workspace=getattr(args, "workspace", None)) as tb:
-            return {"servers": tb.tool_names(), "schemas": tb.openai_tools()}
-
-    try:
-        listing = anyio.run(run)
-    except (ValueError, RuntimeError) as e:  # unknown server name, server that cannot start
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({"servers": listing["servers"]}, indent=2))
-        return 0
-    described = {t["function"]["name"]: t["function"]["description"] for t in listing["schemas"]}
-    for server, names in listing["servers"].items():
-        print(f"{server}:")
-        for n in names:
-            print(f"  {n:12s} {described[n].splitlines()[0][:100]}")
-    return 0
-
-
-def cli_tools_call(args: argparse.Namespace) -> int:
-    """``memento-lab tools call SERVER TOOL '{"arg": 1}'``: print the result; exit 1 on a tool error."""
-    try:
-        arguments = json.loads(args.arguments)
-    except json.JSONDecodeError as e:
-        print(
-            f"error: ARGUMENTS is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): {args.arguments!r}",
-            file=sys.stderr,
-        )
-        return 2
-    if not isinstance(arguments, dict):
-        print(f"error: ARGUMENTS must be a JSON object, got {type(arguments).__name__}", file=sys.stderr)
-        return 2
-
-    async def run() -> ToolCall | str:
-        async with ToolBox([args.server], workspace=getattr(args, "workspace", None)) as tb:
-            names = tb.tool_names()[args.server]
-            if args.tool not in names:
-                return f"server {args.server!r} has no tool {args.tool!r}; its tools: {names}"
-            return await tb.call(args.tool, arguments)
-
-    try:
-        outcome = anyio.run(run)
-    except (ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if isinstance(outcome, str):
-        print(f"error: {outcome}", file=sys.stderr)
-        return 2
-    if outcome.error is not None:
-        print(outcome.error, file=sys.stderr)
-        return 1
-    print(outcome.result)
-    return 0

@@ -2,8 +2,8 @@
 
     suite = load_suite("reasoning-gym:spell_backward,chain_sum", n=10, seed=0)
     for task in suite.tasks(): ...
-    verdicts = await suite.score(task, answer, ctx=JudgeContext(judge=llms.judge))
-    reward = verdicts[0].score          # the first verdict is the suite's own checker
+    judged = await suite.score(task, answer, ctx=JudgeContext(judge=llms.judge))  # .verdicts, .calls, .reward
+    judged.reward                       # = judged.verdicts[0].score, the suite's own checker
 
 Specs (``load_suite``):
 
@@ -25,7 +25,6 @@ the score of always answering that family's most common gold answer: the honesty
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 import re
@@ -39,7 +38,7 @@ from pydantic import BaseModel, Field
 
 from memento_lab.agent.judges import ChatClient, exact_match, f1, llm_judge, partial_match, unit_test_judge
 from memento_lab.jsonl import FormatError, read_jsonl
-from memento_lab.trace import JudgeVerdict
+from memento_lab.trace import JudgeVerdict, LLMCall
 
 ANSWER_SPLIT = "<|answer_split|>"
 
@@ -70,9 +69,18 @@ class JudgeContext:
     llm_judge: bool = False  # also run the LLM judge as a secondary verdict
     workspace: Path | None = None
     unit_test_timeout_s: float = 10.0
-    calls: list[Any] = dataclasses.field(
-        default_factory=list
-    )  # the judge's LLMCalls land here (the agent moves them into the trace)
+
+
+class Judgement(BaseModel):
+    """What a suite's judges said about one answer: the verdicts (the first is the reward) and the
+    LLM calls the judges made."""
+
+    verdicts: list[JudgeVerdict] = Field(default_factory=list)
+    calls: list[LLMCall] = Field(default_factory=list)
+
+    @property
+    def reward(self) -> float:
+        return self.verdicts[0].score if self.verdicts else 0.0
 
 
 class Suite:
@@ -83,10 +91,16 @@ class Suite:
     def tasks(self) -> list[Task]:
         raise NotImplementedError
 
-    async def score(
-        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> Judgement:
+        """Every judge's verdict on ``answer`` (the first is the reward, 0..1) and the judges' LLM calls."""
+        calls: list[LLMCall] = []
+        verdicts = await self.verdicts(task, answer, ctx, calls)
+        return Judgement(verdicts=verdicts, calls=calls)
+
+    async def verdicts(
+        self, task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall]
     ) -> list[JudgeVerdict]:
-        """Verdicts for ``answer``; the first is the reward (0..1)."""
+        """The suite's judges; LLM judges append their call records to ``calls``."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -94,7 +108,7 @@ class Suite:
 
 
 async def _secondary(
-    task: Task, answer: str | None, ctx: JudgeContext | None, *, em_f1: bool = True
+    task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall], *, em_f1: bool = True
 ) -> list[JudgeVerdict]:
     """EM and F1 against the gold answer, plus the LLM judge when the context asks for it."""
     if task.answer is None:
@@ -102,7 +116,7 @@ async def _secondary(
     gold = _gold_list(task)
     out = [exact_match(answer, gold), f1(answer, gold)] if em_f1 else []
     if ctx is not None and ctx.llm_judge and ctx.judge is not None:
-        out.append(await llm_judge(task.question, answer, gold, ctx.judge, calls=ctx.calls))
+        out.append(await llm_judge(task.question, answer, gold, ctx.judge, calls=calls))
     return out
 
 
@@ -199,12 +213,12 @@ class ReasoningGymSuite(Suite):
                 )
         return out
 
-    async def score(
-        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    async def verdicts(
+        self, task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall]
     ) -> list[JudgeVerdict]:
         s, detail = _rg_score(task, answer)
         primary = JudgeVerdict(judge="reasoning_gym", score=s, correct=s >= 1.0, detail=detail)
-        return [primary, *await _secondary(task, answer, ctx)]
+        return [primary, *await _secondary(task, answer, ctx, calls)]
 
 
 # --------------------------------------------------------------------------- HumanEval
@@ -285,8 +299,8 @@ class HumanEvalSuite(Suite):
             )
         return out
 
-    async def score(
-        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    async def verdicts(
+        self, task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall]
     ) -> list[JudgeVerdict]:
         m = task.metadata
         if answer is None or not answer.strip():
@@ -302,7 +316,7 @@ class HumanEvalSuite(Suite):
                     timeout_s=ctx.unit_test_timeout_s if ctx else 10.0,
                 )
             ]
-        return verdicts + await _secondary(task, answer, ctx, em_f1=False)
+        return verdicts + await _secondary(task, answer, ctx, calls, em_f1=False)
 
 
 # --------------------------------------------------------------------------- question/answer files
@@ -319,8 +333,8 @@ class QASuite(Suite):
     def tasks(self) -> list[Task]:
         return list(self._tasks)
 
-    async def score(
-        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    async def verdicts(
+        self, task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall]
     ) -> list[JudgeVerdict]:
         gold = _gold_list(task)
         verdicts = {
@@ -333,7 +347,7 @@ class QASuite(Suite):
             if self.judge == "llm":
                 raise ValueError(f"suite {self.name} is judged by an LLM: pass JudgeContext(judge=client)")
         elif wants_llm and ctx is not None and ctx.judge is not None:
-            verdicts["llm"] = await llm_judge(task.question, answer, gold, ctx.judge, calls=ctx.calls)
+            verdicts["llm"] = await llm_judge(task.question, answer, gold, ctx.judge, calls=calls)
         primary = verdicts.pop(self.judge)
         return [primary, *verdicts.values()]
 
@@ -422,13 +436,13 @@ class DeepResearcherSuite(QASuite):
     def __init__(self, tasks: list[Task], *, name: str = "deepresearcher"):
         super().__init__(name, tasks, judge="f1")
 
-    async def score(
-        self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None
+    async def verdicts(
+        self, task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall]
     ) -> list[JudgeVerdict]:
         gold = _gold_list(task)
         strings = [f1(answer, gold), exact_match(answer, gold), partial_match(answer, gold)]
         if ctx is not None and ctx.judge is not None:
-            return [await llm_judge(task.question, answer, gold, ctx.judge, calls=ctx.calls), *strings]
+            return [await llm_judge(task.question, answer, gold, ctx.judge, calls=calls), *strings]
         return strings
 
 

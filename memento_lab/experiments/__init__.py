@@ -1,0 +1,1 @@
+"""Experiments over task streams: one run (``run``), sweeps (``sweep``), and their results (``results``)."""

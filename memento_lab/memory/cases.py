@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from memento_lab.jsonl import (
     FormatError,
@@ -37,6 +37,7 @@ from memento_lab.jsonl import (
     atomic_write_text,
     parse_jsonl,
     repair_torn_tail,
+    validate_record,
 )
 from memento_lab.trace import PlanStep, now
 
@@ -124,12 +125,7 @@ def content_id(*parts: str) -> str:
 
 def validate_case(obj: dict[str, Any], path: str | Path, line: int | None) -> Case:
     """Validate a dict as a Case; errors name the file, line and first bad field."""
-    try:
-        return Case.model_validate(obj)
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise FormatError(path, line, first["msg"], field=field) from e
+    return validate_record(Case, obj, path, line)
 
 
 class CaseBank:

@@ -81,7 +81,7 @@ def _memory_row(obj: dict[str, Any], path: Path, line: int) -> Case:
         question=question,
         plan=plan,
         reward=1.0 if label == "positive" else 0.0,
-        label=label,  # type: ignore[arg-type]
+        label=label,
         source=Source(benchmark="memento-seed", split=path.name),
     )
 

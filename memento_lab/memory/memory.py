@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from memento_lab.memory.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
@@ -61,6 +62,11 @@ class Memory:
     @property
     def mode(self) -> str:
         return self.retriever.name
+
+    def restore_rewards(self, rewards: Sequence[tuple[str, float]]) -> None:
+        """Replay earlier (task id, reward) outcomes, e.g. on resume, so task baselines match a fresh run."""
+        for task_id, reward in rewards:
+            self._rewards[task_id].append(reward)
 
     def read(self, question: str, *, seed: int = 0) -> list[Retrieved]:
         """The cases to show for ``question``, from the bank as it is now."""
@@ -226,3 +232,25 @@ def make_retriever(
 
         return ParametricRetriever.from_checkpoint(bank, checkpoint, encoder=encoder)
     raise ValueError(f"unknown memory mode {mode!r}; expected one of {MEMORY_MODES}")
+
+
+def open_memory(
+    folder: str | Path,
+    mode: str = "similarity",
+    *,
+    pairs: str | Path | None = None,
+    checkpoint: str | None = None,
+    seed: int = 0,
+    version: int | None = None,
+    **memory_kw: Any,
+) -> Memory:
+    """The bank in ``folder`` (created if missing) with its cached encoder, a retriever by mode name
+    and, when ``pairs`` names a file, the pair log; ``memory_kw`` go to ``Memory`` (k, quotas, ...).
+    ``version``: the bank as it was after that write (read-only time travel, e.g. to replay an episode)."""
+    from memento_lab.memory.encoders import bank_encoder
+
+    bank = CaseBank(folder, encoder=bank_encoder(folder))
+    if version is not None:
+        bank = bank.at(version)
+    retriever = make_retriever(mode, bank, encoder=bank.encoder, checkpoint=checkpoint, seed=seed)
+    return Memory(bank, retriever, pairs=PairLog(pairs) if pairs is not None else None, **memory_kw)

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from memento_lab.jsonl import FormatError, ReadReport, append_jsonl, read_jsonl
+from memento_lab.jsonl import FormatError, ReadReport, append_jsonl, read_jsonl, validate_record
 from memento_lab.memory.cases import content_id
 from memento_lab.trace import now
 
@@ -66,13 +66,10 @@ class PairLog:
         out = []
         for line, obj in read_jsonl(self.path, strict=strict, report=report):
             try:
-                out.append(RetrievalPair.model_validate(obj))
-            except ValidationError as e:
-                err = FormatError(
-                    self.path, line, e.errors()[0]["msg"], field=".".join(map(str, e.errors()[0]["loc"]))
-                )
+                out.append(validate_record(RetrievalPair, obj, self.path, line))
+            except FormatError as err:
                 if strict:
-                    raise err from e
+                    raise
                 report.errors.append(err)
         return out
 

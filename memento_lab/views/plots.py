@@ -18,7 +18,7 @@ import polars as pl
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from memento_lab.experiments.run import summarize
+from memento_lab.experiments.results import summarize
 from memento_lab.memory.pairs import RetrievalPair
 
 NOTEBOOK_RENDERER = "notebook+plotly_mimetype"

@@ -97,7 +97,7 @@ def trace_header_html(trace: Trace) -> str:
         (
             "task",
             f"{esc(trace.task_id)} · iteration {trace.iteration} · memory {esc(trace.memory_mode)}"
-            + (f" · retriever {esc(trace.retriever)}" if trace.retriever else ""),
+            + (f" · bank v{trace.bank_version}" if trace.bank_version is not None else ""),
         ),
         ("question", pre(trace.question)),
         ("expected", pre(trace.expected) if trace.expected is not None else "<i>(none)</i>"),

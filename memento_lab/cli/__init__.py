@@ -110,51 +110,9 @@ def _retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- llm
 def _bank_stats(args: argparse.Namespace) -> int:
     _print_json(_open_bank(args.dir, embed=False).stats())
     return 0
-
-
-def add_llm_commands(sub: argparse._SubParsersAction) -> None:
-    from memento_lab.agent.llm import cli_llm_models, cli_llm_smoke
-
-    r = sub.add_parser(
-        "llm", help="the language models: smoke-test the endpoint or embedded model, list packaged models"
-    )
-    rs = r.add_subparsers(dest="llm_command", required=True)
-    p = rs.add_parser("smoke", help="start the model (or use the endpoint) and ask for a short JSON plan")
-    p.add_argument(
-        "--model", default=None, help="packaged model name or .gguf path (embedded) / model id (endpoint)"
-    )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cli_llm_smoke)
-    p = rs.add_parser("models", help="packaged models with pins, sha256 and licence")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cli_llm_models)
-
-
-# --------------------------------------------------------------------------- tools
-def add_tools_commands(sub: argparse._SubParsersAction) -> None:
-    from memento_lab.agent.mcp_client import cli_tools_call, cli_tools_list
-
-    servers = ["code", "search", "documents", "math", "web"]
-    tools = sub.add_parser("tools", help="start MCP tool servers, list their tools, call one").add_subparsers(
-        dest="tools_cmd", required=True
-    )
-    p = tools.add_parser("list", help="start the servers and print their tools")
-    p.add_argument(
-        "--servers", default=None, help=f"comma-separated subset of {','.join(servers)} (default: all)"
-    )
-    p.add_argument("--workspace", default=None, help="folder the servers share (default: a temporary one)")
-    p.add_argument("--json", action="store_true", help='print {"servers": {server: [tool names]}}')
-    p.set_defaults(handler=cli_tools_list)
-    p = tools.add_parser("call", help="call one tool and print its result (exit 1 on a tool error)")
-    p.add_argument("server", choices=servers)
-    p.add_argument("tool")
-    p.add_argument("arguments", nargs="?", default="{}", help="the arguments as a JSON object (default: {})")
-    p.add_argument("--workspace", default=None, help="folder the server works in (default: a temporary one)")
-    p.set_defaults(handler=cli_tools_call)
 
 
 # --------------------------------------------------------------------------- retriever
@@ -260,7 +218,7 @@ def _retriever_eval(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- run / report / demo
 def add_run_commands(sub: argparse._SubParsersAction) -> None:
-    from memento_lab.experiments.run import ExperimentConfig
+    from memento_lab.experiments.config import ExperimentConfig
 
     defaults = ExperimentConfig()
     p = sub.add_parser("run", help="run the agent over a task stream (a continual-learning experiment)")
@@ -300,7 +258,8 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from memento_lab.experiments.run import ExperimentConfig, run_experiment
+    from memento_lab.experiments.config import ExperimentConfig
+    from memento_lab.experiments.run import run_experiment
 
     cfg = ExperimentConfig(
         suite=args.suite,
@@ -324,7 +283,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from memento_lab.experiments.run import report
+    from memento_lab.experiments.results import report
 
     rep = report(args.runs)
     if args.json:
@@ -351,6 +310,8 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memento-lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    from memento_lab.cli.agent import add_llm_commands, add_tools_commands
+
     for add in (
         add_bank_commands,
         add_llm_commands,

@@ -1,0 +1,117 @@
+"""The typed records of an experiment: its configuration, one result row per episode, the run's summary."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from memento_lab.config import CassetteMode
+
+if TYPE_CHECKING:
+    from memento_lab.trace import Trace
+
+
+class ExperimentConfig(BaseModel):
+    """Everything that defines a run (primitives only, so it is a papermill parameter set too)."""
+
+    suite: str = "reasoning-gym:spell_backward,chain_sum"
+    n: int = 4  # tasks per family
+    seed: int = 0  # which tasks (suite generator seed)
+    order: int = 0  # task order: 0 = the suite's order, else a seeded shuffle
+    iterations: int = 2  # epochs over the stream
+    memory: Literal["none", "random", "similarity", "parametric"] = "similarity"
+    k: int = 4
+    k_positive: int | None = None
+    k_negative: int | None = None
+    temperature: float | None = None  # soft retrieval policy (softmax over scores)
+    exclude_question: bool = False  # never show a case of the very same task
+    checkpoint: str | None = None  # parametric retriever checkpoint
+    online_update: bool = False  # parametric: update the head after each episode
+    counterfactual_every: int = 0  # every Nth episode, re-run without its top case (0 = off)
+    initial_bank: str | None = None  # a bank folder to start from (copied into the run)
+    leakage: Literal["off", "flag", "refuse"] = "flag"
+    leakage_threshold: float = 0.95
+    concurrency: int = 1
+    tools: list[str] = Field(default_factory=lambda: ["code", "math"])
+    model: str | None = None  # embedded model name or GGUF path (default: Settings.local_model)
+    cassette: CassetteMode = "record"
+    max_cycles: int = 2
+    max_steps: int = 3
+    max_tool_calls: int = 2
+    out: str = "data/runs/run"
+    run_id: str | None = None
+
+    def key(self) -> dict[str, Any]:
+        """The sweep keys every result row carries."""
+        return {
+            "memory": self.memory,
+            "k": self.k,
+            "seed": self.seed,
+            "order": self.order,
+            "suite": self.suite,
+        }
+
+
+class RunResult(BaseModel):
+    out: str
+    run_id: str
+    rows: int
+    accuracy_by_iteration: dict[int, float]
+
+
+class ResultRow(BaseModel):
+    """One episode of a run as a row of ``results.jsonl`` / the results dataframe."""
+
+    run_id: str | None
+    memory: str
+    k: int
+    seed: int
+    order: int
+    suite: str
+    iteration: int
+    task_id: str
+    family: str | None = None
+    reward: float
+    correct: bool
+    answer: str | None = None
+    expected: str | None = None
+    error: str | None = None
+    latency_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    n_cycles: int = 0
+    n_tool_calls: int = 0
+    n_retrieved: int = 0
+    n_retrieved_positive: int = 0
+    retrieved_ids: str = "[]"  # JSON list (a string keeps the parquet schema flat)
+    bank_version: int | None = None
+    case_id: str | None = None
+
+    @classmethod
+    def of(cls, trace: Trace, config: ExperimentConfig) -> ResultRow:
+        usage = trace.usage
+        primary = trace.verdicts[0] if trace.verdicts else None
+        return cls(
+            run_id=trace.run_id,
+            **config.key(),
+            iteration=trace.iteration,
+            task_id=trace.task_id,
+            family=trace.family,
+            reward=trace.reward,
+            correct=bool(primary.correct) if primary else False,
+            answer=trace.final_answer,
+            expected=trace.expected,
+            error=trace.error,
+            latency_s=trace.latency_s,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            n_cycles=len(trace.cycles),
+            n_tool_calls=len(trace.tool_calls),
+            n_retrieved=len(trace.retrieved),
+            n_retrieved_positive=sum(r.label == "positive" for r in trace.retrieved),
+            retrieved_ids=json.dumps([r.case_id for r in trace.retrieved]),
+            bank_version=trace.bank_version,
+            case_id=trace.case_id,
+        )
