@@ -3,7 +3,7 @@
 #
 # Memento's parametric case-based reasoning learns Q(query, case): *does showing this case help
 # solve this query?* A frozen sentence encoder embeds both texts and a small MLP head scores the
-# pair (`memento_lab/retriever_model.py`, a Lightning module). This notebook
+# pair (`memento_lab/memory/qnet.py`, a Lightning module). This notebook
 #
 # 1. loads retrieval pairs (the original Memento `training_data.jsonl`, a run's `pairs.jsonl`, or
 #    pairs derived from the bank of notebook 01),

@@ -3,7 +3,7 @@
 - ``NoMemory``             the zero-memory baseline
 - ``RandomRetriever``      K random cases (a control: does *relevance* matter, or any example?)
 - ``SimilarityRetriever``  cosine top-K over cached case embeddings (non-parametric CBR)
-- ``ParametricRetriever``  a learned Q(query, case) (parametric CBR; see ``retriever_model.py``)
+- ``ParametricRetriever``  a learned Q(query, case) (parametric CBR; ``parametric.py``)
 
 A retriever scores every live case of its bank, then ``select`` picks K: plain top-K, or separate
 quotas of positive and negative cases (the planner shows positives as examples and negatives as

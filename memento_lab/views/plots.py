@@ -1,6 +1,6 @@
 """Figures for notebooks (plotly): learning curves, K sweeps, retrieval diagnostics, retriever training.
 
-Every function takes plain data (result rows from ``runner.load_results``, pairs, a Lightning
+Every function takes plain data (result rows from ``experiments.results.load_results``, pairs, a Lightning
 ``metrics.csv``, a ``FitResult``) and returns a ``go.Figure``; nothing is shown here. Call
 ``use_notebook_renderer()`` once per notebook so figures also appear in exported HTML (offline).
 """
@@ -109,7 +109,7 @@ def learning_curves(
     """Mean reward per iteration for each ``by`` group (memory mode), with 95% CI bands over runs.
 
     ``facet_family`` draws one panel per task family. ``baselines`` (family -> trivial-baseline
-    score, as ``runner.report`` gives) adds dashed lines: per panel when faceted, else their mean.
+    score, as ``experiments.results.report`` gives) adds dashed lines: per panel when faceted, else their mean.
     """
     if df.is_empty():
         raise ValueError("no result rows to plot")
@@ -191,7 +191,7 @@ def k_sweep(df: pl.DataFrame, *, by: str = "memory") -> go.Figure:
 def pairs_frame(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path) -> pl.DataFrame:
     """Retrieval pairs as one row per (episode, shown case) with ``advantage`` filled in.
 
-    Accepts pairs (or a pair file), or result rows (``runner.load_results``): then each row's
+    Accepts pairs (or a pair file), or result rows (``experiments.results.load_results``): then each row's
     ``retrieved_ids`` become pairs, labels are unknown and the advantage is the reward minus the
     task's mean reward over all rows.
     """
