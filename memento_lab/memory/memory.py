@@ -18,6 +18,7 @@ from typing import Any
 from memento_lab.memory.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
 from memento_lab.memory.encoders import CachedEncoder, Encoder
 from memento_lab.memory.pairs import PairLog, RetrievalPair
+from memento_lab.memory.policies import BankPolicy
 from memento_lab.memory.retrieval import (
     DEFAULT_K,
     MEMORY_MODES,
@@ -48,6 +49,7 @@ class Memory:
         exclude_question: bool = False,
         threshold: float = DEFAULT_THRESHOLD,
         write: bool = True,
+        policy: BankPolicy | None = None,
     ):
         self.bank = bank
         self.retriever = retriever or NoMemory(bank)
@@ -57,6 +59,8 @@ class Memory:
         self.exclude_question = exclude_question
         self.threshold = threshold
         self.write_enabled = write
+        self.policy = policy  # what the bank keeps after each write (None: everything)
+        self.evicted: list[str] = []  # case ids the policy removed, in order
         self._rewards: dict[str, list[float]] = defaultdict(list)  # task id -> rewards seen so far
 
     @property
@@ -144,6 +148,8 @@ class Memory:
         update = getattr(self.retriever, "update", None)
         if pairs and callable(update):
             update(pairs)
+        if self.policy is not None:
+            self.evicted.extend(self.policy.apply(self.bank, self.pairs.read() if self.pairs is not None else pairs))
         return case
 
 
