@@ -42,6 +42,16 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("executor_model", "MEMENTO_EXECUTOR_MODEL")
     )
     judge_model: str | None = Field(None, validation_alias=AliasChoices("judge_model", "MEMENTO_JUDGE_MODEL"))
+    # media and crawler tools on the endpoint (servers/endpoint.py); unset = offline or a clear tool error
+    vision_model: str | None = Field(
+        None, validation_alias=AliasChoices("vision_model", "MEMENTO_VISION_MODEL")
+    )
+    transcribe_model: str | None = Field(
+        None, validation_alias=AliasChoices("transcribe_model", "MEMENTO_TRANSCRIBE_MODEL")
+    )
+    summary_model: str | None = Field(
+        None, validation_alias=AliasChoices("summary_model", "MEMENTO_SUMMARY_MODEL")
+    )
     llm_timeout_s: float = Field(120.0, validation_alias=AliasChoices("llm_timeout_s", "MEMENTO_LLM_TIMEOUT"))
     llm_max_retries: int = Field(
         3, validation_alias=AliasChoices("llm_max_retries", "MEMENTO_LLM_MAX_RETRIES")

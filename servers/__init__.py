@@ -4,7 +4,8 @@
     search       servers.search       BM25 over Wikipedia summaries offline, SearxNG when configured
     documents    servers.documents    read txt/md/html/pdf/csv/xlsx from the workspace
     math         servers.math_server  exact arithmetic and algebra (sympy)
-    web          servers.web          fetch a URL (only with MEMENTO_ALLOW_NETWORK=1)
+    web          servers.web          fetch a URL, crawl a site for a query (only with MEMENTO_ALLOW_NETWORK=1)
+    media        servers.media        OCR, image questions, transcription, video narration (offline models)
 
 Shared by all: the workspace (``MEMENTO_WORKSPACE``) and the server log level
 (``MEMENTO_SERVER_LOG_LEVEL``, default WARNING). Clients: ``memento_lab.agent.mcp_client.ToolBox``.

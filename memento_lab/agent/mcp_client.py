@@ -46,13 +46,22 @@ SERVER_MODULES = {
     "documents": "documents",
     "math": "math_server",
     "web": "web",
+    "media": "media",
 }
+ENDPOINT_SERVERS = (
+    "media",
+    "web",
+)  # only these get the endpoint and its key (vision, transcription, summary)
 PASS_THROUGH_ENV = (
     "MEMENTO_SANDBOX",
     "MEMENTO_SEARCH_INDEX",
     "MEMENTO_CODE_TIMEOUT",
     "MEMENTO_DOC_MAX_BYTES",
     "MEMENTO_SERVER_LOG_LEVEL",
+    "MEMENTO_WEB_ALLOW_HOSTS",
+    "MEMENTO_MEDIA_MAX_BYTES",
+    "MEMENTO_MEDIA_MAX_SECONDS",
+    "MEMENTO_MEDIA_THREADS",
     "TRANSFORMERS_OFFLINE",
     "LANG",
     "TMPDIR",
@@ -61,7 +70,7 @@ ERROR_PREFIX = "Error executing tool "
 
 
 def available_servers() -> list[str]:
-    """Names accepted by ``ToolBox``: code, search, documents, math, web."""
+    """Names accepted by ``ToolBox``: code, search, documents, math, web, media."""
     return list(SERVER_MODULES)
 
 
@@ -82,6 +91,18 @@ def server_env(workspace: Path, settings: Settings, extra: dict[str, str] | None
         env["SEARXNG_URL"] = settings.searxng_url
     env |= {k: os.environ[k] for k in PASS_THROUGH_ENV if k in os.environ}
     return env | (extra or {})
+
+
+def endpoint_env(settings: Settings) -> dict[str, str]:
+    """The endpoint variables for the servers in ENDPOINT_SERVERS (the others never see the key)."""
+    pairs = {
+        "OPENAI_BASE_URL": settings.openai_base_url,
+        "OPENAI_API_KEY": settings.openai_api_key,
+        "MEMENTO_VISION_MODEL": settings.vision_model,
+        "MEMENTO_TRANSCRIBE_MODEL": settings.transcribe_model,
+        "MEMENTO_SUMMARY_MODEL": settings.summary_model,
+    }
+    return {k: v for k, v in pairs.items() if v}
 
 
 def _tool_record(tool: Any) -> dict[str, Any]:
@@ -209,7 +230,10 @@ class ToolBox:
         from mcp.client.stdio import stdio_client
 
         params = StdioServerParameters(
-            command=sys.executable, args=["-m", f"servers.{srv.module}"], cwd=str(ROOT), env=self._env
+            command=sys.executable,
+            args=["-m", f"servers.{srv.module}"],
+            cwd=str(ROOT),
+            env=self._env | (endpoint_env(self.settings) if srv.name in ENDPOINT_SERVERS else {}),
         )
         started = False
         try:
