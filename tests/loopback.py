@@ -1,6 +1,7 @@
 """A scripted OpenAI-compatible HTTP server on 127.0.0.1: the test double for a *remote* endpoint.
 
-Each POST to ``/v1/chat/completions`` is answered by ``handler(request_json) -> (status, body, headers)``
+Each POST (``/v1/chat/completions``, or multipart ``/v1/audio/transcriptions`` kept as
+``{"multipart": raw bytes}``) is answered by ``handler(request_json) -> (status, body, headers)``
 or sleeps ``delay`` seconds first; every request is kept in ``requests`` for assertions.
 """
 
@@ -43,6 +44,7 @@ class FakeOpenAI:
     ):
         self.handler, self.delay, self.models = handler, delay, models
         self.requests: list[dict[str, Any]] = []
+        self.paths: list[str] = []  # the path of each POST, beside its body in ``requests``
         owner = self
 
         class H(BaseHTTPRequestHandler):
@@ -76,8 +78,13 @@ class FakeOpenAI:
                     self._send(404, {"error": {"message": "not found"}})
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Type", "").startswith("multipart/"):  # /audio/transcriptions
+                    body: dict[str, Any] = {"multipart": raw}
+                else:
+                    body = json.loads(raw or b"{}")
                 owner.requests.append(body)
+                owner.paths.append(self.path)
                 if owner.delay:
                     time.sleep(owner.delay)
                 status, reply, headers = owner.handler(body)

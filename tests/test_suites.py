@@ -247,6 +247,38 @@ def test_jsonl_bad_line_names_file_and_line(tmp_path: Path, lines: list[str], li
     assert f"bad.jsonl:{line}" in str(err.value)
 
 
+def test_jsonl_tasks_attach_files_relative_to_the_task_file(tmp_path: Path):
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "chart.png").write_bytes(b"png")
+    (tmp_path / "notes.txt").write_text("n")
+    path = _write(
+        tmp_path / "gaia.jsonl",
+        [
+            '{"question": "q1", "answer": "a", "file": "media/chart.png"}',
+            '{"question": "q2", "answer": "b", "files": ["notes.txt", "media/chart.png"]}',
+            '{"question": "q3", "answer": "c"}',
+        ],
+    )
+    t1, t2, t3 = load_suite(f"jsonl:{path}").tasks()
+    chart, notes = str((tmp_path / "media" / "chart.png").resolve()), str((tmp_path / "notes.txt").resolve())
+    assert (t1.files, t2.files, t3.files) == ([chart], [notes, chart], [])
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ('"file": "missing.png"', "file", "not found"),
+        ('"file": ["a.png"]', "file", "non-empty string"),
+        ('"files": "a.png"', "files", "list of non-empty strings"),
+    ],
+)
+def test_jsonl_bad_attached_files_name_the_field(tmp_path: Path, extra: str, field: str, message: str):
+    path = _write(tmp_path / "bad.jsonl", ['{"question": "q", "answer": "a", ' + extra + "}"])
+    with pytest.raises(FormatError, match=message) as err:
+        load_suite(f"jsonl:{path}")
+    assert (err.value.line, err.value.field) == (1, field)
+
+
 def test_unknown_specs_list_valid_forms(tmp_path: Path):
     for spec in ["gsm8k", "jsonl:", "bfcl"]:
         with pytest.raises(ValueError) as err:

@@ -16,7 +16,8 @@ Specs (``load_suite``):
   Reward = Memento's LLM judge when a judge client is given (as in the paper), else token F1
   against the best alias; EM, F1 and PM are always reported as secondary verdicts.
 - ``jsonl:PATH`` (or ``jsonl+JUDGE:PATH``, JUDGE one of em, f1, pm, llm) — your own
-  ``{"id"?, "question", "answer", "family"?}`` lines; reward = normalised exact match by default.
+  ``{"id"?, "question", "answer", "family"?, "file"?/"files"?}`` lines; reward = normalised exact
+  match by default. Attached files (relative to the task file) land in ``Task.files``.
 
 Secondary verdicts: EM and F1 where a gold string exists, and the LLM judge when
 ``ctx.llm_judge`` is set and ``ctx.judge`` is a client. ``trivial_baseline`` gives, per family,
@@ -59,6 +60,7 @@ class Task(BaseModel):
     family: str
     suite: str
     metadata: dict[str, Any] = Field(default_factory=dict)
+    files: list[str] = Field(default_factory=list)  # absolute paths, copied into the episode's workspace
 
 
 @dataclass
@@ -353,7 +355,8 @@ class QASuite(Suite):
 
 
 def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
-    """``{"id"?, "question", "answer", "family"?}`` lines; a bad line is a FormatError naming file and line."""
+    """``{"id"?, "question", "answer", "family"?, "file"?/"files"?}`` lines; a bad line is a FormatError
+    naming file and line. Attached files are relative to the task file's folder and must exist."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"task file {path} does not exist")
@@ -372,6 +375,7 @@ def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
         if tid in seen:
             raise FormatError(path, line, f"duplicate id {tid!r}", field="id")
         seen.add(tid)
+        files = _task_files(obj, path, line)
         out.append(
             Task(
                 id=tid,
@@ -380,10 +384,30 @@ def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
                 family=str(obj.get("family") or path.stem),
                 suite=suite,
                 metadata={"file": str(path), "line": line},
+                files=files,
             )
         )
     if not out:
         raise FormatError(path, None, "contains no tasks")
+    return out
+
+
+def _task_files(obj: dict[str, Any], path: Path, line: int) -> list[str]:
+    """A line's optional ``"file"`` (a string) or ``"files"`` (a list), relative to the task file's folder."""
+    out = []
+    for field in ("file", "files"):
+        value = obj.get(field)
+        if value is None:
+            continue
+        names = [value] if field == "file" else value
+        if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+            kind = "a non-empty string" if field == "file" else "a list of non-empty strings"
+            raise FormatError(path, line, f"must be {kind}", field=field)
+        for name in names:
+            target = (path.parent / name).resolve()
+            if not target.is_file():
+                raise FormatError(path, line, f"attached file {name!r} not found at {target}", field=field)
+            out.append(str(target))
     return out
 
 

@@ -1,0 +1,285 @@
+"""The media server on generated media: Pillow text, espeak-ng speech, an ffmpeg video; endpoint paths.
+
+The offline models are real (RapidOCR's ONNX models, Whisper tiny.en): those tests are ``slow``.
+The endpoint (vision, transcription) is a loopback fake OpenAI server.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import pytest
+from loopback import FakeOpenAI, completion
+from test_servers import ROOT, call, workspace  # noqa: F401  (workspace is a fixture)
+
+from servers.media import mcp
+
+SENTENCE = "the quick brown fox jumps over the lazy dog"
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def render_text(path: Path, text: str, size: tuple[int, int] = (480, 120)) -> Path:
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).text(
+        (20, size[1] // 2 - 30), text, fill="black", font=ImageFont.load_default(size=48)
+    )
+    image.save(path)
+    return path
+
+
+def speak(path: Path, text: str = SENTENCE) -> Path:
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+    return path
+
+
+def tone(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    """A 440 Hz sine as a WAV file: sound without speech."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        n = int(seconds * rate)
+        w.writeframes(
+            b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(n))
+        )
+    return path
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: word-level edit distance over the reference length."""
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / len(ref)
+
+
+def sentence_words_heard(text: str) -> int:
+    """How many of the sentence's 9 words the transcript contains (each occurrence counted once)."""
+    heard = words(text)
+    count = 0
+    for w in words(SENTENCE):
+        if w in heard:
+            heard.remove(w)
+            count += 1
+    return count
+
+
+# ------------------------------------------------------------------------------------ offline models
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_ocr_reads_rendered_text(workspace):  # noqa: F811
+    render_text(workspace / "card.png", "MEMENTO 4217")
+    render_text(workspace / "blank.png", "")
+    err, text = await call(mcp, "read_image_text", path="card.png")
+    print(f"OCR: {text!r} (exact match: {text == 'MEMENTO 4217'})")
+    assert not err and "4217" in text and "MEMENTO" in text
+    assert await call(mcp, "read_image_text", path="blank.png") == (False, "No text found in the image.")
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+@needs_espeak
+async def test_transcribes_espeak_speech_offline(workspace):  # noqa: F811
+    speak(workspace / "speech.wav")
+    tone(workspace / "tone.wav")
+    err, text = await call(mcp, "transcribe_audio", path="speech.wav")
+    print(f"transcript: {text!r}; WER {wer(SENTENCE, text):.2f}; words heard {sentence_words_heard(text)}/9")
+    assert not err and sentence_words_heard(text) >= 4
+    err, timed = await call(mcp, "transcribe_audio", path="speech.wav", timestamps=True)
+    assert not err and re.match(r"\[0:0\d\.\d-0:0\d\.\d\] ", timed)
+    err, text = await call(mcp, "transcribe_audio", path="tone.wav")
+    assert not err and sentence_words_heard(text) <= 1  # a tone is not the sentence
+
+
+@pytest.fixture
+def video(workspace) -> Path:  # noqa: F811
+    """6 s: 'SLIDE ONE' then 'SLIDE TWO 88' (3 s each), the spoken sentence on the sound track."""
+    render_text(workspace / "f0.png", "SLIDE ONE", (640, 360))
+    render_text(workspace / "f1.png", "SLIDE TWO 88", (640, 360))
+    speak(workspace / "voice.wav")
+    out = workspace / "clip.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-loop",
+            "1",
+            "-t",
+            "3",
+            "-i",
+            "f0.png",
+            "-loop",
+            "1",
+            "-t",
+            "3",
+            "-i",
+            "f1.png",
+        ]
+        + ["-i", "voice.wav", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0,format=yuv420p[v]"]
+        + ["-map", "[v]", "-map", "2:a", "-r", "5", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
+        + ["clip.mp4"],
+        check=True,
+        cwd=workspace,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", "clip.mp4", "-an", "-c:v", "copy", "mute.mp4"],
+        check=True,
+        cwd=workspace,
+        capture_output=True,
+    )
+    return out
+
+
+def timed(narration: str) -> list[tuple[float, str]]:
+    out = []
+    for line in narration.splitlines():
+        m = re.match(r"\[(\d+):(\d+\.\d)(?:-[\d:.]+)?\] (.*)", line)
+        if m:
+            out.append((int(m[1]) * 60 + float(m[2]), m[3]))
+    return out
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+@needs_espeak
+@needs_ffmpeg
+async def test_video_narration_merges_frames_and_speech_in_time(workspace, video):  # noqa: F811
+    err, text = await call(mcp, "narrate_video", path="clip.mp4", every_s=1.0)
+    print(text)
+    assert not err
+    events = timed(text)
+    assert [t for t, _ in events] == sorted(t for t, _ in events)
+    frames = [(t, e) for t, e in events if e.startswith("frame:")]
+    assert len(frames) == 7  # 0..6 s, one a second
+    assert frames[0] == (0.0, "frame: text 'SLIDE ONE'")
+    two = [t for t, e in frames if "SLIDE TWO 88" in e]
+    assert two and 3.0 <= two[0] <= 4.0
+    speech = [e for _, e in events if e.startswith("speech:")]
+    assert speech and sentence_words_heard(" ".join(speech)) >= 4
+
+    err, text = await call(mcp, "narrate_video", path="clip.mp4", every_s=1.0, max_frames=2, max_seconds=1.5)
+    assert not err and len([e for _, e in timed(text) if e.startswith("frame:")]) == 2
+    assert "[only the first 1.5 s of 6 s were read]" in text
+    err, text = await call(mcp, "narrate_video", path="mute.mp4", every_s=3.0)
+    assert not err and text.endswith("[no audio track]") and "SLIDE TWO 88" in text
+
+
+@pytest.mark.slow
+@needs_espeak
+def test_cli_tools_call_transcribes_a_workspace_file(tmp_path):
+    speak(tmp_path / "speech.wav")
+    args = ["tools", "call", "media", "transcribe_audio", json.dumps({"path": "speech.wav"})]
+    out = subprocess.run(
+        [sys.executable, "-m", "memento_lab.cli", *args, "--workspace", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert sentence_words_heard(out.stdout) >= 4
+
+
+# ------------------------------------------------------------------------------------ bad input
+@pytest.mark.anyio
+async def test_media_refuses_bad_input_with_clear_errors(workspace, tmp_path, monkeypatch):  # noqa: F811
+    (tmp_path / "outside.png").write_bytes(b"x")
+    (workspace / "notes.txt").write_text("hi")
+    (workspace / "broken.png").write_bytes(b"not a png")
+    (workspace / "broken.wav").write_bytes(b"RIFF....not audio")
+    tone(workspace / "tone.wav")
+    cases = [
+        ("read_image_text", {"path": "../outside.png"}, "outside the workspace"),
+        ("read_image_text", {"path": "nope.png"}, "no such file"),
+        ("read_image_text", {"path": "notes.txt"}, "unsupported file type '.txt'"),
+        ("read_image_text", {"path": "broken.png"}, "'broken.png': cannot read the image"),
+        ("transcribe_audio", {"path": "broken.wav"}, "'broken.wav': cannot decode audio"),
+        ("narrate_video", {"path": "tone.wav"}, "unsupported file type '.wav'"),
+        ("narrate_video", {"path": "x.mp4", "max_frames": 99}, "max_frames must be between 1 and 32"),
+        ("narrate_video", {"path": "x.mp4", "every_s": 0}, "every_s must be > 0"),
+    ]
+    for tool, args, message in cases:
+        err, text = await call(mcp, tool, **args)
+        assert err and message in text, (tool, args, text)
+    monkeypatch.setenv("MEMENTO_MEDIA_MAX_BYTES", "100")
+    err, text = await call(mcp, "transcribe_audio", path="tone.wav")
+    assert err and "over the limit of 100 bytes (MEMENTO_MEDIA_MAX_BYTES)" in text
+
+
+@pytest.mark.anyio
+async def test_describe_image_without_a_vision_model_says_what_to_set(workspace, monkeypatch):  # noqa: F811
+    monkeypatch.delenv("MEMENTO_VISION_MODEL", raising=False)
+    (workspace / "a.png").write_bytes(b"\x89PNG")
+    err, text = await call(mcp, "describe_image", path="a.png")
+    assert (
+        err
+        and "no vision model is configured (set MEMENTO_VISION_MODEL" in text
+        and "read_image_text" in text
+    )
+
+
+# ------------------------------------------------------------------------------------ endpoint paths
+@pytest.mark.anyio
+async def test_describe_image_sends_a_data_url_to_the_vision_model(workspace, monkeypatch):  # noqa: F811
+    png = render_text(workspace / "card.png", "MEMENTO 4217").read_bytes()
+    with FakeOpenAI(lambda body: (200, completion("A white card with MEMENTO 4217."), {})) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("MEMENTO_VISION_MODEL", "vision-x")
+        err, text = await call(mcp, "describe_image", path="card.png", question="What number is shown?")
+    assert (err, text) == (False, "A white card with MEMENTO 4217.")
+    assert fake.paths == ["/v1/chat/completions"]
+    body = fake.requests[0]
+    assert body["model"] == "vision-x"
+    question, image = body["messages"][0]["content"]
+    assert question == {"type": "text", "text": "What number is shown?"}
+    assert image["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+@pytest.mark.anyio
+async def test_transcription_uses_the_endpoint_when_a_model_is_set(workspace, monkeypatch):  # noqa: F811
+    tone(workspace / "tone.wav", seconds=0.5)
+    with FakeOpenAI(lambda body: (200, {"text": "hello from the endpoint"}, {})) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("MEMENTO_TRANSCRIBE_MODEL", "whisper-big")
+        assert await call(mcp, "transcribe_audio", path="tone.wav") == (False, "hello from the endpoint")
+    assert fake.paths == ["/v1/audio/transcriptions"]
+    raw = fake.requests[0]["multipart"]
+    assert b'name="model"' in raw and b"whisper-big" in raw and b'filename="tone.wav"' in raw
+    assert b"RIFF" in raw and b"WAVE" in raw  # 16 kHz mono WAV of the decoded samples
+
+
+@pytest.mark.anyio
+async def test_endpoint_failures_name_the_endpoint_and_the_call(workspace, monkeypatch):  # noqa: F811
+    render_text(workspace / "card.png", "X")
+    with FakeOpenAI(lambda body: (500, {"error": {"message": "boom"}}, {})) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("MEMENTO_VISION_MODEL", "vision-x")
+        err, text = await call(mcp, "describe_image", path="card.png")
+    assert err and f"describe_image card.png: POST {fake.base_url}/chat/completions returned HTTP 500" in text
