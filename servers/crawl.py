@@ -2,8 +2,8 @@
 
     crawl_site("https://site/a", "when was X founded", depth=1, max_pages=5, fetch=web.fetch_page)
 
-Main text by trafilatura (the page's own text when it finds none), split into passages of about
-PASSAGE_WORDS words, ranked against the query with BM25 (bm25s); with ``MEMENTO_SUMMARY_MODEL``
+Main text by trafilatura (the page's own text when it finds none), split into passages (one
+paragraph each, at most PASSAGE_WORDS words), ranked against the query with BM25 (bm25s); with ``MEMENTO_SUMMARY_MODEL``
 the top passages are summarised by the endpoint's LLM. Every passage keeps its source URL.
 """
 
@@ -18,8 +18,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from servers import endpoint
 from servers.documents import html_to_text
 
-PASSAGE_WORDS = 120
+PASSAGE_WORDS, MIN_WORDS = 100, 12  # a passage is a paragraph, cut or joined to these sizes
 MAX_PAGES, MAX_DEPTH, MAX_CHARS = 20, 3, 20000
+RELATIVE_FLOOR = 0.2  # passages scoring under this share of the best one are dropped as noise
 
 
 @dataclass
@@ -69,24 +70,24 @@ def same_site_links(html: str, url: str) -> list[str]:
     return out
 
 
-def passages(text: str, url: str, words: int = PASSAGE_WORDS) -> list[Passage]:
-    """Paragraphs packed into passages of at most ``words`` words (a longer paragraph is cut)."""
+def passages(text: str, url: str, words: int = PASSAGE_WORDS, min_words: int = MIN_WORDS) -> list[Passage]:
+    """One passage per paragraph: short ones (headings) join the next, long ones are cut at ``words``."""
     out: list[Passage] = []
-    current: list[str] = []
+    pending: list[str] = []
     for para in (p.split() for p in text.splitlines() if p.strip()):
-        for start in range(0, len(para), words):
-            piece = para[start : start + words]
-            if current and len(current) + len(piece) > words:
-                out.append(Passage(url, " ".join(current)))
-                current = []
-            current += piece
-    if current:
-        out.append(Passage(url, " ".join(current)))
+        para = pending + para
+        if len(para) < min_words:
+            pending = para
+            continue
+        pending = []
+        out += [Passage(url, " ".join(para[i : i + words])) for i in range(0, len(para), words)]
+    if pending:
+        out.append(Passage(url, " ".join(pending)))
     return out
 
 
 def rank(query: str, found: list[Passage]) -> list[Passage]:
-    """The passages with a BM25 score > 0 for ``query``, best first (their ``score`` set)."""
+    """The passages scoring > 0 and >= RELATIVE_FLOOR x the best for ``query``, best first (``score`` set)."""
     import bm25s
 
     def tokens(texts: list[str]) -> list[list[str]]:
@@ -100,7 +101,8 @@ def rank(query: str, found: list[Passage]) -> list[Passage]:
     scores = retriever.get_scores(query_tokens)
     for p, s in zip(found, scores, strict=True):
         p.score = float(s)
-    return sorted((p for p in found if p.score > 0), key=lambda p: -p.score)
+    floor = max(float(scores.max()) * RELATIVE_FLOOR, 1e-9)
+    return sorted((p for p in found if p.score >= floor), key=lambda p: -p.score)
 
 
 def gather(

@@ -108,7 +108,7 @@ class FakeOpenAI:
 
 
 class Loopback:
-    """An HTTP server on 127.0.0.1 answering GETs with ``reply(path) -> (status, content_type, body)``."""
+    """An HTTP server on 127.0.0.1 answering GETs with ``reply(path) -> (status, content_type, body[, headers])``."""
 
     def __init__(self, reply):
         self.requests: list[str] = []
@@ -120,11 +120,13 @@ class Loopback:
 
             def do_GET(self) -> None:
                 owner.requests.append(self.path)
-                status, ctype, body = reply(self.path)
+                status, ctype, body, *extra = reply(self.path)
                 raw = body.encode() if isinstance(body, str) else body
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(raw)))
+                for key, value in (extra[0] if extra else {}).items():
+                    self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(raw)
 

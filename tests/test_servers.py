@@ -434,6 +434,7 @@ async def test_web_fetches_and_strips_html_when_allowed(monkeypatch):
     site = Loopback(lambda path: pages.get(path, (404, "text/plain", "nope")))
     try:
         monkeypatch.setenv("MEMENTO_ALLOW_NETWORK", "1")
+        monkeypatch.setenv("MEMENTO_WEB_ALLOW_HOSTS", "127.0.0.1")
         assert await call(mcp, "fetch_url", url=site.url + "/page") == (False, "Hi\nBody text")
         err, text = await call(mcp, "fetch_url", url=site.url + "/plain", max_chars=20)
         assert not err and text.startswith("just text just text ") and "truncated" in text

@@ -32,7 +32,8 @@ EXPECTED_TOOLS = {
     "search": ["search", "fetch"],
     "documents": ["read_document", "list_files"],
     "math": ["calculate", "solve", "simplify"],
-    "web": ["fetch_url"],
+    "web": ["fetch_url", "crawl"],
+    "media": ["read_image_text", "describe_image", "transcribe_audio", "narrate_video"],
 }
 
 
@@ -43,7 +44,7 @@ async def test_stdio_round_trip_through_every_server(tmp_path, settings):
     async with ToolBox(available_servers(), workspace=ws, settings=settings) as tb:
         assert tb.tool_names() == EXPECTED_TOOLS
         schemas = tb.openai_tools()
-        assert len(schemas) == 9 and all(s["type"] == "function" for s in schemas)
+        assert len(schemas) == 14 and all(s["type"] == "function" for s in schemas)
         calc = next(s["function"] for s in schemas if s["function"]["name"] == "calculate")
         assert calc["parameters"]["required"] == ["expression"]
         assert calc["parameters"]["properties"]["expression"]["type"] == "string"
