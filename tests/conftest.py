@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,16 @@ def seed_dir() -> Path:
 def anyio_backend() -> str:
     """Async tests (``@pytest.mark.anyio``) run on asyncio, like Jupyter and the MCP SDK here."""
     return "asyncio"
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Iterator[Path]:
+    """A fresh MEMENTO_WORKSPACE for the in-process servers."""
+    import servers
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    monkeypatch.setenv("MEMENTO_WORKSPACE", str(ws))
+    servers.workspace.cache_clear()
+    yield ws.resolve()
+    servers.workspace.cache_clear()

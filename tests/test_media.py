@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from loopback import FakeOpenAI, completion
-from test_servers import ROOT, call, workspace  # noqa: F401  (workspace is a fixture)
+from test_servers import ROOT, call
 
 from servers.media import mcp
 
@@ -91,7 +91,7 @@ def sentence_words_heard(text: str) -> int:
 # ------------------------------------------------------------------------------------ offline models
 @pytest.mark.anyio
 @pytest.mark.slow
-async def test_ocr_reads_rendered_text(workspace):  # noqa: F811
+async def test_ocr_reads_rendered_text(workspace):
     render_text(workspace / "card.png", "MEMENTO 4217")
     render_text(workspace / "blank.png", "")
     err, text = await call(mcp, "read_image_text", path="card.png")
@@ -103,7 +103,7 @@ async def test_ocr_reads_rendered_text(workspace):  # noqa: F811
 @pytest.mark.anyio
 @pytest.mark.slow
 @needs_espeak
-async def test_transcribes_espeak_speech_offline(workspace):  # noqa: F811
+async def test_transcribes_espeak_speech_offline(workspace):
     speak(workspace / "speech.wav")
     tone(workspace / "tone.wav")
     err, text = await call(mcp, "transcribe_audio", path="speech.wav")
@@ -115,46 +115,26 @@ async def test_transcribes_espeak_speech_offline(workspace):  # noqa: F811
     assert not err and sentence_words_heard(text) <= 1  # a tone is not the sentence
 
 
-@pytest.fixture
-def video(workspace) -> Path:  # noqa: F811
+def video_file(workspace: Path) -> Path:
     """6 s: 'SLIDE ONE' then 'SLIDE TWO 88' (3 s each), the spoken sentence on the sound track."""
     render_text(workspace / "f0.png", "SLIDE ONE", (640, 360))
     render_text(workspace / "f1.png", "SLIDE TWO 88", (640, 360))
     speak(workspace / "voice.wav")
     out = workspace / "clip.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-loop",
-            "1",
-            "-t",
-            "3",
-            "-i",
-            "f0.png",
-            "-loop",
-            "1",
-            "-t",
-            "3",
-            "-i",
-            "f1.png",
-        ]
-        + ["-i", "voice.wav", "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0,format=yuv420p[v]"]
-        + ["-map", "[v]", "-map", "2:a", "-r", "5", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
-        + ["clip.mp4"],
-        check=True,
-        cwd=workspace,
-        capture_output=True,
+    make = (
+        "ffmpeg -v error -y -loop 1 -t 3 -i f0.png -loop 1 -t 3 -i f1.png -i voice.wav -filter_complex "
+        "[0:v][1:v]concat=n=2:v=1:a=0,format=yuv420p[v] -map [v] -map 2:a -r 5 -c:v libx264 -preset ultrafast "
+        "-c:a aac clip.mp4"
     )
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-i", "clip.mp4", "-an", "-c:v", "copy", "mute.mp4"],
-        check=True,
-        cwd=workspace,
-        capture_output=True,
-    )
+    subprocess.run(make.split(), check=True, cwd=workspace, capture_output=True)
+    mute = "ffmpeg -v error -y -i clip.mp4 -an -c:v copy mute.mp4"  # the same pictures, no sound track
+    subprocess.run(mute.split(), check=True, cwd=workspace, capture_output=True)
     return out
+
+
+@pytest.fixture
+def video(workspace) -> Path:
+    return video_file(workspace)
 
 
 def timed(narration: str) -> list[tuple[float, str]]:
@@ -170,7 +150,7 @@ def timed(narration: str) -> list[tuple[float, str]]:
 @pytest.mark.slow
 @needs_espeak
 @needs_ffmpeg
-async def test_video_narration_merges_frames_and_speech_in_time(workspace, video):  # noqa: F811
+async def test_video_narration_merges_frames_and_speech_in_time(workspace, video):
     err, text = await call(mcp, "narrate_video", path="clip.mp4", every_s=1.0)
     print(text)
     assert not err
@@ -209,7 +189,7 @@ def test_cli_tools_call_transcribes_a_workspace_file(tmp_path):
 
 # ------------------------------------------------------------------------------------ bad input
 @pytest.mark.anyio
-async def test_media_refuses_bad_input_with_clear_errors(workspace, tmp_path, monkeypatch):  # noqa: F811
+async def test_media_refuses_bad_input_with_clear_errors(workspace, tmp_path, monkeypatch):
     (tmp_path / "outside.png").write_bytes(b"x")
     (workspace / "notes.txt").write_text("hi")
     (workspace / "broken.png").write_bytes(b"not a png")
@@ -234,7 +214,7 @@ async def test_media_refuses_bad_input_with_clear_errors(workspace, tmp_path, mo
 
 
 @pytest.mark.anyio
-async def test_describe_image_without_a_vision_model_says_what_to_set(workspace, monkeypatch):  # noqa: F811
+async def test_describe_image_without_a_vision_model_says_what_to_set(workspace, monkeypatch):
     monkeypatch.delenv("MEMENTO_VISION_MODEL", raising=False)
     (workspace / "a.png").write_bytes(b"\x89PNG")
     err, text = await call(mcp, "describe_image", path="a.png")
@@ -247,7 +227,7 @@ async def test_describe_image_without_a_vision_model_says_what_to_set(workspace,
 
 # ------------------------------------------------------------------------------------ endpoint paths
 @pytest.mark.anyio
-async def test_describe_image_sends_a_data_url_to_the_vision_model(workspace, monkeypatch):  # noqa: F811
+async def test_describe_image_sends_a_data_url_to_the_vision_model(workspace, monkeypatch):
     png = render_text(workspace / "card.png", "MEMENTO 4217").read_bytes()
     with FakeOpenAI(lambda body: (200, completion("A white card with MEMENTO 4217."), {})) as fake:
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
@@ -263,7 +243,7 @@ async def test_describe_image_sends_a_data_url_to_the_vision_model(workspace, mo
 
 
 @pytest.mark.anyio
-async def test_transcription_uses_the_endpoint_when_a_model_is_set(workspace, monkeypatch):  # noqa: F811
+async def test_transcription_uses_the_endpoint_when_a_model_is_set(workspace, monkeypatch):
     tone(workspace / "tone.wav", seconds=0.5)
     with FakeOpenAI(lambda body: (200, {"text": "hello from the endpoint"}, {})) as fake:
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
@@ -276,10 +256,30 @@ async def test_transcription_uses_the_endpoint_when_a_model_is_set(workspace, mo
 
 
 @pytest.mark.anyio
-async def test_endpoint_failures_name_the_endpoint_and_the_call(workspace, monkeypatch):  # noqa: F811
+async def test_endpoint_failures_name_the_endpoint_and_the_call(workspace, monkeypatch):
     render_text(workspace / "card.png", "X")
     with FakeOpenAI(lambda body: (500, {"error": {"message": "boom"}}, {})) as fake:
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
         monkeypatch.setenv("MEMENTO_VISION_MODEL", "vision-x")
         err, text = await call(mcp, "describe_image", path="card.png")
     assert err and f"describe_image card.png: POST {fake.base_url}/chat/completions returned HTTP 500" in text
+
+
+@pytest.mark.anyio
+async def test_toolbox_hands_the_endpoint_to_the_media_server(tmp_path):
+    """Over stdio: the endpoint settings reach the media server process (they are not in the env)."""
+    from memento_lab.agent.mcp_client import ToolBox
+    from memento_lab.config import Settings
+
+    render_text(tmp_path / "card.png", "X")
+    with FakeOpenAI(lambda body: (200, completion("a card"), {})) as fake:
+        settings = Settings(
+            openai_base_url=fake.base_url,
+            openai_api_key="k-test",
+            vision_model="vision-x",
+            cache_dir=tmp_path,
+        )
+        async with ToolBox(["media"], workspace=tmp_path, settings=settings) as tb:
+            described = await tb.call("describe_image", {"path": "card.png"})
+    assert (described.server, described.result, described.error) == ("media", "a card", None)
+    assert fake.requests[0]["model"] == "vision-x"

@@ -16,22 +16,10 @@ import pytest
 from loopback import Loopback, searxng_reply
 from mcp import Client
 
-import servers
 from memento_lab.sandbox import bwrap_available
 from servers import search
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch) -> Iterator[Path]:
-    """A fresh MEMENTO_WORKSPACE for the in-process servers."""
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    monkeypatch.setenv("MEMENTO_WORKSPACE", str(ws))
-    servers.workspace.cache_clear()
-    yield ws.resolve()
-    servers.workspace.cache_clear()
 
 
 async def call(server: Any, tool: str, **arguments: Any) -> tuple[bool, str]:
