@@ -21,7 +21,8 @@ from pathlib import Path
 
 import anyio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the test helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's servers/
 
 from test_crawl import SITE
 from test_media import render_text, speak, video_file, wer

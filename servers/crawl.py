@@ -162,7 +162,8 @@ def crawl_site(
         return "\n".join(
             [*header, f"No passage of the {len(found)} ({words} words) mentions the query's terms."]
         )
-    kept, used = [], sum(len(h) + 1 for h in header)
+    kept: list[tuple[Passage, str]] = []
+    used = sum(len(h) + 1 for h in header)
     for p in ranked:
         block = f"[{len(kept) + 1}] {p.url} (BM25 {p.score:.2f})\n{p.text}"
         if kept and used + len(block) + 2 > max_chars:

@@ -123,7 +123,7 @@ def decode_audio(target: Path, path: str, limit_s: float) -> tuple[np.ndarray, f
         with av.open(str(target)) as container:
             if not container.streams.audio:
                 raise ToolError(f"{path!r} has no audio track")
-            duration = (container.duration or 0) / 1e6
+            duration = (container.duration or 0) / av.time_base
             resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
             got = 0
             for frame in container.decode(audio=0):
@@ -187,13 +187,13 @@ def sample_frames(
             if not container.streams.video:
                 raise ToolError(f"{path!r} has no video track")
             stream = container.streams.video[0]
-            duration = (container.duration or 0) / 1e6 or float((stream.duration or 0) * stream.time_base)
+            duration = (container.duration or 0) / av.time_base  # unknown (0) for some streams
             end = min(duration, limit_s) if duration else limit_s
             for i in range(max_frames):
                 t = i * every_s
                 if t >= end and i:
                     break
-                container.seek(int(t / stream.time_base), stream=stream, backward=True)
+                container.seek(int(t * av.time_base), backward=True)  # to the keyframe before t
                 frame = next(
                     (f for f in container.decode(stream) if f.time is None or f.time >= t - 1e-3), None
                 )
