@@ -204,27 +204,36 @@ def sample_frames(
     return frames
 
 
+def same_picture(a: Any, b: Any) -> bool:
+    """True when two frames look alike: under 0.2% of a 160x90 grey thumbnail's pixels differ by > 40 levels.
+
+    Counting strongly changed pixels (not the mean difference) keeps a changed line of text visible
+    while compression noise stays below the threshold.
+    """
+    small = [np.asarray(im.convert("L").resize((160, 90)), dtype=np.int16) for im in (a, b)]
+    return float((np.abs(small[0] - small[1]) > 40).mean()) < 0.002
+
+
 def narrate(frames: list[tuple[float, Any]], speech: list[Segment], *, caption: bool) -> str:
-    """One timed line per frame (its text, and a caption with a vision model) and per speech segment."""
+    """One timed line per frame (its text, and a caption with a vision model) and per speech segment.
+
+    A frame that looks like the one before is neither read nor captioned again (slides, static shots).
+    """
     events: list[tuple[float, str]] = []
-    previous = None
+    before: Any = None
     for t, image in frames:
+        if before is not None and same_picture(before, image):
+            events.append((t, f"[{clock(t)}] frame: (same picture as the previous frame)"))
+            continue
+        before = image
         text = " / ".join(ocr_lines(image))
-        seen = (
-            "(same text as the previous frame)"
-            if text and text == previous
-            else (f"text {text!r}" if text else "no text")
-        )
-        previous = text or previous
-        line = f"[{clock(t)}] frame: {seen}"
+        line = f"[{clock(t)}] frame: " + (f"text {text!r}" if text else "no text")
         if caption:
             buf = io.BytesIO()
             image.convert("RGB").save(buf, format="PNG")
+            question = "Describe this video frame in one sentence."
             line += "; " + endpoint.ask_about_image(
-                buf.getvalue(),
-                ".png",
-                "Describe this video frame in one sentence.",
-                what=f"caption frame {clock(t)}",
+                buf.getvalue(), ".png", question, what=f"caption frame {clock(t)}"
             )
         events.append((t, line))
     events += [(s.start, f"[{clock(s.start)}-{clock(s.end)}] speech: {s.text}") for s in speech]

@@ -161,6 +161,8 @@ async def test_video_narration_merges_frames_and_speech_in_time(workspace, video
     assert frames[0] == (0.0, "frame: text 'SLIDE ONE'")
     two = [t for t, e in frames if "SLIDE TWO 88" in e]
     assert two and 3.0 <= two[0] <= 4.0
+    read = [e for _, e in frames if "same picture" not in e]
+    assert read == ["frame: text 'SLIDE ONE'", "frame: text 'SLIDE TWO 88'"]  # each slide read once
     speech = [e for _, e in events if e.startswith("speech:")]
     assert speech and sentence_words_heard(" ".join(speech)) >= 4
 
@@ -169,6 +171,33 @@ async def test_video_narration_merges_frames_and_speech_in_time(workspace, video
     assert "[only the first 1.5 s of 6 s were read]" in text
     err, text = await call(mcp, "narrate_video", path="mute.mp4", every_s=3.0)
     assert not err and text.endswith("[no audio track]") and "SLIDE TWO 88" in text
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+@needs_espeak
+@needs_ffmpeg
+async def test_video_narration_through_the_endpoint(workspace, video, monkeypatch):
+    """Vision captions for each new picture and the sound track to /audio/transcriptions."""
+
+    def reply(body):
+        if "multipart" in body:
+            return 200, {"text": "a spoken sentence"}, {}
+        return 200, completion("a white slide"), {}
+
+    with FakeOpenAI(reply) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("MEMENTO_VISION_MODEL", "vision-x")
+        monkeypatch.setenv("MEMENTO_TRANSCRIBE_MODEL", "whisper-big")
+        err, text = await call(mcp, "narrate_video", path="clip.mp4", every_s=1.0)
+    assert not err
+    assert sorted(fake.paths) == ["/v1/audio/transcriptions"] + ["/v1/chat/completions"] * 2  # two pictures
+    lines = text.splitlines()
+    assert lines[0] == "[0:00.0] frame: text 'SLIDE ONE'; a white slide"
+    assert any(
+        line.startswith("[0:00.0-0:0") and line.endswith("] speech: a spoken sentence") for line in lines
+    )
+    assert any(line.endswith("frame: text 'SLIDE TWO 88'; a white slide") for line in lines)
 
 
 @pytest.mark.slow
