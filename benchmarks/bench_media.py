@@ -24,9 +24,9 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the test helpers
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's servers/
 
+from loopback import Loopback
 from test_crawl import SITE
 from test_media import render_text, speak, video_file, wer
-from test_servers import Loopback
 
 from memento_lab.agent.mcp_client import ToolBox
 from memento_lab.config import Settings

@@ -53,11 +53,6 @@ SITE = {
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def site(monkeypatch) -> Iterator[Loopback]:
     def reply(path: str):
         if path == "/old-history":

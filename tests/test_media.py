@@ -28,11 +28,6 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="esp
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def render_text(path: Path, text: str, size: tuple[int, int] = (480, 120)) -> Path:
     from PIL import Image, ImageDraw, ImageFont
 

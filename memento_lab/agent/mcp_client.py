@@ -48,10 +48,8 @@ SERVER_MODULES = {
     "web": "web",
     "media": "media",
 }
-ENDPOINT_SERVERS = (
-    "media",
-    "web",
-)  # only these get the endpoint and its key (vision, transcription, summary)
+# Only these servers get the endpoint and its key (vision, transcription, summary).
+ENDPOINT_SERVERS = ("media", "web")
 PASS_THROUGH_ENV = (
     "MEMENTO_SANDBOX",
     "MEMENTO_SEARCH_INDEX",
