@@ -91,7 +91,7 @@ def rank(query: str, found: list[Passage]) -> list[Passage]:
     import bm25s
 
     def tokens(texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)  # type: ignore[return-value]
+        return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
 
     query_tokens = tokens([query])[0]
     if not found or not query_tokens:
