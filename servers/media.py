@@ -31,6 +31,7 @@ AUDIO = {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac"}
 VIDEO = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
 RATE = 16000  # Whisper's sampling rate
 MAX_FRAMES = 32
+DATA_URL_BYTES = 4 * 2**20  # larger images are sent to the vision model as a JPEG of at most 2048 px
 
 
 def _env_number(name: str, default: float) -> float:
@@ -259,9 +260,14 @@ def read_image_text(path: str) -> str:
 )
 def describe_image(path: str, question: str = "Describe this image in detail.") -> str:
     target = media_file(path, IMAGE)
-    return endpoint.ask_about_image(
-        target.read_bytes(), target.suffix.lower(), question, what=f"describe_image {path}"
-    )
+    data, suffix = target.read_bytes(), target.suffix.lower()
+    if len(data) > DATA_URL_BYTES:  # a data URL that large is refused by most endpoints: send a smaller JPEG
+        image = open_image(target, path).convert("RGB")
+        image.thumbnail((2048, 2048))
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=90)
+        data, suffix = buf.getvalue(), ".jpg"
+    return endpoint.ask_about_image(data, suffix, question, what=f"describe_image {path}")
 
 
 @mcp.tool(

@@ -7,6 +7,7 @@ The endpoint (vision, transcription) is a loopback fake OpenAI server.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import re
@@ -264,6 +265,23 @@ async def test_describe_image_sends_a_data_url_to_the_vision_model(workspace, mo
     question, image = body["messages"][0]["content"]
     assert question == {"type": "text", "text": "What number is shown?"}
     assert image["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+@pytest.mark.anyio
+async def test_a_large_image_reaches_the_vision_model_as_a_smaller_jpeg(workspace, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 256, (1500, 1500, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(workspace / "big.png")  # ~6.8 MB: incompressible
+    with FakeOpenAI(lambda body: (200, completion("noise"), {})) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("MEMENTO_VISION_MODEL", "vision-x")
+        assert await call(mcp, "describe_image", path="big.png") == (False, "noise")
+    url = fake.requests[0]["messages"][0]["content"][1]["image_url"]["url"]
+    assert url.startswith("data:image/jpeg;base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert image.size == (1500, 1500) and image.format == "JPEG"
 
 
 @pytest.mark.anyio
