@@ -121,6 +121,10 @@ class JudgeVerdict(BaseModel):
     detail: str = ""
 
 
+class JudgeError(RuntimeError):
+    """A judge could not reach a verdict (never a score of 0)."""
+
+
 class Counterfactual(BaseModel):
     """The probe of one shown case: the same task re-run without it (``delta`` = reward - reward_without)."""
 
@@ -146,6 +150,7 @@ class Trace(BaseModel):
     expected: str | None = None
     verdicts: list[JudgeVerdict] = Field(default_factory=list)
     judge_calls: list[LLMCall] = Field(default_factory=list)
+    decided_by: str | None = None  # the judge whose verdict is the reward (e.g. "em" before "llm")
     reward: float = 0.0
     case_id: str | None = None  # the case written from this episode
     error: str | None = None

@@ -3,9 +3,13 @@
 - ``exact_match``, ``f1``, ``partial_match``: the string judges of DeepResearcher/Memento
   (SQuAD-style normalisation; a gold may be a list of accepted aliases, the best alias counts).
 - ``llm_judge``: Memento's rubric (is the prediction semantically the same as at least one gold
-  answer?), asked of any chat client; its failures give score 0 with the reason, never raise.
-- ``unit_test_judge``: runs a program and its tests in the code sandbox (``memento_lab.sandbox``).
-- ``agreement`` / ``judge_agreement``: how often two judges agree, with Cohen's kappa.
+  answer?), asked of any chat client, verdict first; a reply without a verdict is asked once more,
+  then ``JudgeError`` (never a score of 0).
+- ``unit_test_judge``: runs a program and its tests in the code sandbox (``memento_lab.sandbox``);
+  passed only when the tests report it (``memento_lab.agent.unit_harness``).
+- ``cheap_first``: the order of judging a question-answer pair (exact match before the LLM).
+- ``agreement`` / ``judge_agreement``: how often two judges agree (Cohen's kappa), and how often
+  the LLM judge contradicts an exact match.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from memento_lab.trace import JudgeVerdict
+from memento_lab.trace import JudgeError, JudgeVerdict
 
 Gold = str | Sequence[str]
 _PUNCT = frozenset(string.punctuation)
@@ -109,6 +113,8 @@ class ChatClient(Protocol):
 
 # The rubric of Memento's judge (client/no_parametric_cbr.py), restated: the gold is a list of
 # accepted answers; the prediction need not be verbatim, only mean the same as one of them.
+# The verdict comes first and the reason after it: llama.cpp generates the properties of a JSON
+# schema in their order, and a reason written first can use up the budget before any verdict.
 JUDGE_PROMPT = """You grade answers to questions. You get a question, a list of reference answers \
 (each one of them is an acceptable answer) and a predicted answer.
 
@@ -124,21 +130,29 @@ Question: {question}
 Reference answers: {gold}
 Predicted answer: {pred}
 
-First explain your reasoning in one or two sentences, then give the verdict. Reply with JSON only:
-{{"reasoning": "...", "verdict": "correct" or "incorrect"}}"""
+Give the verdict first, then the reason in one short sentence. Reply with JSON only:
+{{"verdict": "correct" or "incorrect", "reason": "..."}}"""
+
+RETRY_NOTE = (
+    "\n\n(Second attempt: your previous reply was cut off or was not this JSON object. "
+    'Reply with the JSON object only, the verdict first, e.g. {"verdict": "incorrect", "reason": "a different city"}.)'
+)
+REASON_CHARS = 200  # a reason of <= 200 characters is < 80 tokens: with the verdict it fits the budget
 
 JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "reasoning": {"type": "string"},
         "verdict": {"type": "string", "enum": ["correct", "incorrect"]},
+        "reason": {"type": "string", "maxLength": REASON_CHARS},
     },
-    "required": ["reasoning", "verdict"],
+    "required": ["verdict", "reason"],
 }
 
 
 def parse_judge_reply(content: str, parsed: dict[str, Any] | None) -> tuple[str, str]:
-    """``(verdict, reasoning)`` from a judge reply; raises ``ValueError`` when there is no verdict."""
+    """``(verdict, reason)`` from a judge reply; raises ``ValueError`` when there is no verdict.
+
+    A reply cut off after a complete ``"verdict"`` field still counts (the decision was made)."""
     data = parsed
     if data is None:
         m = re.search(r"\{[\s\S]*\}", content or "")
@@ -149,13 +163,13 @@ def parse_judge_reply(content: str, parsed: dict[str, Any] | None) -> tuple[str,
                 data = None
     if isinstance(data, dict):
         verdict = str(data.get("verdict", "")).strip().lower()
-        reasoning = str(data.get("reasoning", ""))
+        reason = str(data.get("reason", data.get("reasoning", "")))
     else:  # truncated or free-text JSON: look for the verdict field itself
         m = re.search(r'"verdict"\s*:\s*"(correct|incorrect)"', content or "", flags=re.I)
-        verdict, reasoning = (m.group(1).lower() if m else ""), (content or "")[:300]
+        verdict, reason = (m.group(1).lower() if m else ""), (content or "")[:300]
     if verdict not in ("correct", "incorrect"):
         raise ValueError(f"no correct/incorrect verdict in the judge reply: {(content or '')[:200]!r}")
-    return verdict, reasoning
+    return verdict, reason
 
 
 async def llm_judge(
@@ -164,13 +178,15 @@ async def llm_judge(
     gold: Gold,
     client: ChatClient,
     *,
-    max_tokens: int | None = 256,
+    max_tokens: int = 256,
     calls: list[Any] | None = None,
 ) -> JudgeVerdict:
     """Ask ``client`` whether ``pred`` answers ``question`` like one of ``gold`` (Memento's rubric).
 
-    The call record (``result.call``) is appended to ``calls`` when given. A cassette miss in replay
-    is re-raised: replay must fail loudly, never turn into a quiet 0."""
+    A reply without a readable verdict (cut off, not JSON, an endpoint error) is asked once more,
+    with a note and twice the budget (a different request, so a cassette keeps both); when that
+    fails too, ``JudgeError`` is raised: a judge failure is never a score. Each call record is
+    appended to ``calls`` when given. A cassette miss in replay is re-raised as it is."""
     from memento_lab.agent.cassette import CassetteMiss
 
     if pred is None or not pred.strip():
@@ -178,28 +194,74 @@ async def llm_judge(
     prompt = JUDGE_PROMPT.format(
         question=question, gold=json.dumps(_golds(gold), ensure_ascii=False), pred=pred
     )
+    problems: list[str] = []
+    for attempt, (text, budget) in enumerate([(prompt, max_tokens), (prompt + RETRY_NOTE, 2 * max_tokens)]):
+        try:
+            result = await client.chat(
+                [{"role": "user", "content": text}],
+                json_schema=JUDGE_SCHEMA,
+                temperature=0.0,
+                max_tokens=budget,
+            )
+            if calls is not None and getattr(result, "call", None) is not None:
+                calls.append(result.call)
+            content = getattr(result, "content", "") or ""
+            try:  # a verdict that was written before the reply broke off still counts
+                verdict, reason = parse_judge_reply(content, getattr(result, "parsed", None))
+            except ValueError:
+                if getattr(result, "error", None):
+                    raise ValueError(str(result.error)) from None
+                raise
+        except CassetteMiss:
+            raise
+        except Exception as e:
+            problems.append(f"attempt {attempt + 1}: {type(e).__name__}: {e}")
+            continue
+        ok = verdict == "correct"
+        note = " (on the second attempt)" if attempt else ""
+        return JudgeVerdict(judge="llm", score=float(ok), correct=ok, detail=reason + note)
+    raise JudgeError("the LLM judge gave no verdict: " + " | ".join(problems))
+
+
+async def llm_audit(
+    question: str, pred: str | None, gold: Gold, client: ChatClient, *, calls: list[Any] | None = None
+) -> JudgeVerdict | None:
+    """The LLM judge's verdict where another judge decides (for agreement); None when it fails."""
     try:
-        result = await client.chat(
-            [{"role": "user", "content": prompt}],
-            json_schema=JUDGE_SCHEMA,
-            temperature=0.0,
-            max_tokens=max_tokens,
-        )
-        if calls is not None and getattr(result, "call", None) is not None:
-            calls.append(result.call)
-        if getattr(result, "error", None):
-            return JudgeVerdict(judge="llm", score=0.0, correct=False, detail=f"judge error: {result.error}")
-        verdict, reasoning = parse_judge_reply(
-            getattr(result, "content", "") or "", getattr(result, "parsed", None)
-        )
-    except CassetteMiss:
-        raise
-    except Exception as e:  # a judge failure is a verdict of 0 with the reason, never a crash
-        return JudgeVerdict(
-            judge="llm", score=0.0, correct=False, detail=f"judge error: {type(e).__name__}: {e}"
-        )
-    ok = verdict == "correct"
-    return JudgeVerdict(judge="llm", score=float(ok), correct=ok, detail=reasoning)
+        return await llm_judge(question, pred, gold, client, calls=calls)
+    except JudgeError:
+        return None
+
+
+async def cheap_first(
+    question: str,
+    pred: str | None,
+    gold: Gold,
+    client: ChatClient | None,
+    *,
+    judge: str = "llm",
+    audit: bool = False,
+    calls: list[Any] | None = None,
+) -> list[JudgeVerdict]:
+    """EM, F1 and PM always, the deciding verdict first.
+
+    ``judge="llm"``: the cheap judges settle what they can without a call (an answer equal to a
+    gold alias after normalisation is correct, no answer is wrong); the LLM judges the rest, and
+    a failure there raises ``JudgeError``. Another ``judge`` (em, f1, pm) decides alone; ``audit``
+    also asks the LLM where it did not decide (its verdict is kept for agreement, never the reward).
+    """
+    cheap = {"em": exact_match(pred, gold), "f1": f1(pred, gold), "pm": partial_match(pred, gold)}
+    settled = cheap["em"].correct or pred is None or not pred.strip()
+    llm = None
+    if client is not None and judge == "llm" and not settled:
+        llm = await llm_judge(question, pred, gold, client, calls=calls)
+    elif client is not None and audit:
+        llm = await llm_audit(question, pred, gold, client, calls=calls)
+    if judge == "llm":
+        first = cheap["em"] if settled or llm is None else llm
+    else:
+        first = cheap[judge]
+    return [first, *(v for v in [*cheap.values(), llm] if v is not None and v is not first)]
 
 
 # --------------------------------------------------------------------------- unit-test judge
@@ -211,37 +273,43 @@ async def unit_test_judge(
     workspace: Path | None = None,
     timeout_s: float = 10.0,
 ) -> JudgeVerdict:
-    """Run ``program`` + ``tests`` + ``check(entry_point)`` in the code sandbox; 1 when it exits 0.
+    """Run ``program`` and ``check(entry_point)`` from ``tests`` in the code sandbox.
 
-    Never executes the code in this process. ``workspace`` is the sandbox's writable folder (a
-    fresh temporary one when None). A missing sandbox module raises ImportError (a set-up
-    problem, not a verdict).
+    Passed only when the tests themselves report it (``memento_lab.agent.unit_harness``: a nonce
+    line written after ``check`` returns), never from an exit code; the candidate's results reach
+    the tests as plain builtin data. Never executes the code in this process. ``workspace`` is the
+    sandbox's writable folder (a fresh temporary one when None).
     """
+    import secrets
+
     import anyio.to_thread
 
-    from memento_lab.sandbox import run_python  # lazy: the sandbox is a separate component
+    from memento_lab.agent import unit_harness
+    from memento_lab.sandbox import describe_signal, run_python
 
-    code = f"{program}\n\n{tests}\n\ncheck({entry_point})\n"
+    source = Path(unit_harness.__file__).read_text(encoding="utf-8")
+    code = f"{source}\n\nmain({program!r}, {tests!r}, {entry_point!r})\n"
+    nonce = secrets.token_hex(16)
     try:  # run_python blocks (it waits for the child): keep the event loop free meanwhile
         res = await anyio.to_thread.run_sync(
-            lambda: run_python(code, workspace=workspace, timeout_s=timeout_s)
+            lambda: run_python(code, workspace=workspace, timeout_s=timeout_s, stdin=nonce + "\n")
         )
     except Exception as e:
-        return JudgeVerdict(
-            judge="unit_tests", score=0.0, correct=False, detail=f"sandbox error: {type(e).__name__}: {e}"
-        )
+        return _unit(False, f"sandbox error: {type(e).__name__}: {e}")
+    line = next((ln for ln in res.stdout.splitlines() if ln.startswith(nonce + " ")), None)
+    if line is not None:
+        status, _, detail = line[len(nonce) + 1 :].partition(" ")
+        return _unit(status == "passed", detail if status == "passed" else f"failed: {detail}")
     if res.timed_out:
-        return JudgeVerdict(
-            judge="unit_tests", score=0.0, correct=False, detail=f"timed out after {timeout_s:g} s"
-        )
-    if res.exit_code != 0:
-        tail = (res.stderr or res.stdout or "").strip().splitlines()[-3:]
-        return JudgeVerdict(
-            judge="unit_tests", score=0.0, correct=False, detail=f"exit {res.exit_code}: " + " | ".join(tail)
-        )
-    return JudgeVerdict(
-        judge="unit_tests", score=1.0, correct=True, detail=f"passed in {res.duration_s:.2f} s"
+        return _unit(False, f"timed out after {timeout_s:g} s")
+    tail = " | ".join((res.stderr or "").strip().splitlines()[-3:])
+    return _unit(
+        False, f"the tests never reported ({describe_signal(res.exit_code)}): the process ended early. {tail}"
     )
+
+
+def _unit(passed: bool, detail: str) -> JudgeVerdict:
+    return JudgeVerdict(judge="unit_tests", score=float(passed), correct=passed, detail=detail.strip())
 
 
 # --------------------------------------------------------------------------- agreement
@@ -262,21 +330,52 @@ def agreement(a: Sequence[bool], b: Sequence[bool]) -> dict[str, float]:
     return {"n": float(len(x)), "agreement": raw, "kappa": kappa}
 
 
-def judge_agreement(verdicts: Sequence[Sequence[JudgeVerdict]]) -> dict[str, dict[str, float]]:
-    """Pairwise agreement between every two judges that scored the same answers.
+def _labels(item: Any) -> dict[str, bool]:
+    """``{judge: correct}`` of one episode: a result row (its ``judges`` JSON), a trace, or verdicts."""
+    if isinstance(item, dict):
+        raw = item.get("judges") or "{}"
+        labels = json.loads(raw) if isinstance(raw, str) else raw
+        return {str(k): bool(v) for k, v in labels.items()}
+    verdicts = getattr(item, "verdicts", item)
+    return {v.judge: v.correct for v in verdicts}
 
-    ``verdicts`` holds one list of verdicts per answer (e.g. ``[t.verdicts for t in traces]``);
-    keys are ``"judgeA~judgeB"``; only answers both judges scored count.
+
+def judge_agreement(rows: Sequence[Any]) -> dict[str, Any]:
+    """How far the judges of a set of episodes agree, for the report.
+
+    ``rows`` are result rows (dicts with a ``judges`` JSON object ``{judge: correct}``), traces, or
+    lists of verdicts. Returns ``pairs``: raw agreement and Cohen's kappa for every two judges that
+    scored the same episodes (keys ``"judgeA~judgeB"``, only episodes both scored count);
+    ``llm_vs_em``: of the episodes where both ran, how many exact matches the LLM judge called
+    incorrect (``rejects_exact``, its ``share`` of ``exact``) and how many non-matches it accepted;
+    ``decided_by``: how many episodes each judge decided (rows and traces that record it).
     """
-    names = sorted({v.judge for vs in verdicts for v in vs})
-    out: dict[str, dict[str, float]] = {}
+    episodes = [_labels(r) for r in rows]
+    names = sorted({j for labels in episodes for j in labels})
+    pairs: dict[str, dict[str, float]] = {}
     for i, ja in enumerate(names):
         for jb in names[i + 1 :]:
-            pairs = []
-            for vs in verdicts:
-                by = {v.judge: v.correct for v in vs}
-                if ja in by and jb in by:
-                    pairs.append((by[ja], by[jb]))
-            if pairs:
-                out[f"{ja}~{jb}"] = agreement([p for p, _ in pairs], [q for _, q in pairs])
-    return out
+            both = [(lab[ja], lab[jb]) for lab in episodes if ja in lab and jb in lab]
+            if both:
+                pairs[f"{ja}~{jb}"] = agreement([p for p, _ in both], [q for _, q in both])
+    both = [(lab["em"], lab["llm"]) for lab in episodes if "em" in lab and "llm" in lab]
+    exact = [llm for em, llm in both if em]
+    other = [llm for em, llm in both if not em]
+    rejects = sum(not ok for ok in exact)
+    decided = Counter(
+        d
+        for r in rows
+        if (d := r.get("decided_by") if isinstance(r, dict) else getattr(r, "decided_by", None))
+    )
+    return {
+        "pairs": pairs,
+        "llm_vs_em": {
+            "n": len(both),
+            "exact": len(exact),
+            "rejects_exact": rejects,
+            "share": rejects / len(exact) if exact else None,
+            "non_exact": len(other),
+            "accepts_non_exact": sum(other),
+        },
+        "decided_by": dict(decided),
+    }

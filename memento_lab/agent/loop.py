@@ -160,6 +160,7 @@ class Agent:
             try:
                 judged = await self.suite.score(task, trace.final_answer, ctx=self.judge_ctx)
                 trace.verdicts, trace.judge_calls, trace.reward = judged.verdicts, judged.calls, judged.reward
+                trace.decided_by = judged.decided_by
             except Exception as e:
                 trace.error = (trace.error or "") + f" | judge: {type(e).__name__}: {e}"
         trace.latency_s = time.perf_counter() - t0

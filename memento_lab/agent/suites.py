@@ -13,14 +13,17 @@ Specs (``load_suite``):
   wheel); reward = its unit tests run in the code sandbox (``memento_lab.sandbox``), never in-process.
 - ``deepresearcher`` or ``deepresearcher:PATH`` — DeepResearcher questions (``{"question",
   "ground_truth": aliases joined by "<|answer_split|>", "data_source"}``), ``n`` per data source.
-  Reward = Memento's LLM judge when a judge client is given (as in the paper), else token F1
-  against the best alias; EM, F1 and PM are always reported as secondary verdicts.
+  Cheap judges first: an answer equal to a gold alias (normalised) is correct and no answer is
+  wrong without an LLM call; the rest goes to Memento's LLM judge when a judge client is given (as
+  in the paper), else token F1 against the best alias. EM, F1 and PM are always reported.
 - ``jsonl:PATH`` (or ``jsonl+JUDGE:PATH``, JUDGE one of em, f1, pm, llm) — your own
   ``{"id"?, "question", "answer", "family"?, "file"?/"files"?}`` lines; reward = normalised exact
-  match by default. Attached files (relative to the task file) land in ``Task.files``.
+  match by default (``llm``: cheap judges first, as for DeepResearcher). Attached files (relative
+  to the task file) land in ``Task.files``.
 
-Secondary verdicts: EM and F1 where a gold string exists, and the LLM judge when
-``ctx.llm_judge`` is set and ``ctx.judge`` is a client. ``trivial_baseline`` gives, per family,
+Secondary verdicts: EM and F1 where a gold string exists, and the LLM judge as an audit when
+``ctx.llm_judge`` is set and ``ctx.judge`` is a client. ``Judgement.decided_by`` names the judge
+whose verdict is the reward; a deciding LLM judge that cannot reach a verdict raises ``JudgeError``. ``trivial_baseline`` gives, per family,
 the score of always answering that family's most common gold answer: the honesty check.
 """
 
@@ -37,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from memento_lab.agent.judges import ChatClient, exact_match, f1, llm_judge, partial_match, unit_test_judge
+from memento_lab.agent.judges import ChatClient, cheap_first, exact_match, f1, llm_audit, unit_test_judge
 from memento_lab.jsonl import FormatError, read_jsonl
 from memento_lab.trace import JudgeVerdict, LLMCall
 
@@ -68,17 +71,18 @@ class JudgeContext:
     """What judges may use besides the answer: an LLM client, whether to run it, a sandbox folder."""
 
     judge: ChatClient | None = None
-    llm_judge: bool = False  # also run the LLM judge as a secondary verdict
+    llm_judge: bool = False  # also run the LLM judge where cheaper judges decided (an audit, for agreement)
     workspace: Path | None = None
     unit_test_timeout_s: float = 10.0
 
 
 class Judgement(BaseModel):
-    """What a suite's judges said about one answer: the verdicts (the first is the reward) and the
-    LLM calls the judges made."""
+    """What a suite's judges said about one answer: the verdicts (the first is the reward), which
+    judge decided (the first verdict's) and the LLM calls the judges made."""
 
     verdicts: list[JudgeVerdict] = Field(default_factory=list)
     calls: list[LLMCall] = Field(default_factory=list)
+    decided_by: str | None = None
 
     @property
     def reward(self) -> float:
@@ -94,15 +98,17 @@ class Suite:
         raise NotImplementedError
 
     async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> Judgement:
-        """Every judge's verdict on ``answer`` (the first is the reward, 0..1) and the judges' LLM calls."""
+        """Every judge's verdict on ``answer`` (the first is the reward, 0..1) and the judges' LLM calls.
+
+        Raises ``JudgeError`` when the deciding judge could not reach a verdict."""
         calls: list[LLMCall] = []
         verdicts = await self.verdicts(task, answer, ctx, calls)
-        return Judgement(verdicts=verdicts, calls=calls)
+        return Judgement(verdicts=verdicts, calls=calls, decided_by=verdicts[0].judge if verdicts else None)
 
     async def verdicts(
         self, task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall]
     ) -> list[JudgeVerdict]:
-        """The suite's judges; LLM judges append their call records to ``calls``."""
+        """The suite's judges, the deciding one first; LLM judges append their call records to ``calls``."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -117,9 +123,10 @@ async def _secondary(
         return []
     gold = _gold_list(task)
     out = [exact_match(answer, gold), f1(answer, gold)] if em_f1 else []
-    if ctx is not None and ctx.llm_judge and ctx.judge is not None:
-        out.append(await llm_judge(task.question, answer, gold, ctx.judge, calls=calls))
-    return out
+    if ctx is None or not ctx.llm_judge or ctx.judge is None:
+        return out
+    audit = await llm_audit(task.question, answer, gold, ctx.judge, calls=calls)
+    return out if audit is None else [*out, audit]
 
 
 def _gold_list(task: Task) -> list[str]:
@@ -338,20 +345,17 @@ class QASuite(Suite):
     async def verdicts(
         self, task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall]
     ) -> list[JudgeVerdict]:
-        gold = _gold_list(task)
-        verdicts = {
-            "em": exact_match(answer, gold),
-            "f1": f1(answer, gold),
-            "pm": partial_match(answer, gold),
-        }
-        wants_llm = self.judge == "llm" or (ctx is not None and ctx.llm_judge)
-        if wants_llm and (ctx is None or ctx.judge is None):
-            if self.judge == "llm":
-                raise ValueError(f"suite {self.name} is judged by an LLM: pass JudgeContext(judge=client)")
-        elif wants_llm and ctx is not None and ctx.judge is not None:
-            verdicts["llm"] = await llm_judge(task.question, answer, gold, ctx.judge, calls=calls)
-        primary = verdicts.pop(self.judge)
-        return [primary, *verdicts.values()]
+        if self.judge == "llm" and (ctx is None or ctx.judge is None):
+            raise ValueError(f"suite {self.name} is judged by an LLM: pass JudgeContext(judge=client)")
+        return await cheap_first(
+            task.question,
+            answer,
+            _gold_list(task),
+            ctx.judge if ctx else None,
+            judge=self.judge,
+            audit=bool(ctx and ctx.llm_judge),
+            calls=calls,
+        )
 
 
 def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
@@ -455,7 +459,8 @@ def load_deepresearcher(path: str | Path | None = None, *, n: int = 10, seed: in
 
 
 class DeepResearcherSuite(QASuite):
-    """Open-domain questions; reward = Memento's LLM judge when a client is given, else F1."""
+    """Open-domain questions; reward = exact match to an alias when there is one, else Memento's LLM
+    judge when a client is given, else F1."""
 
     def __init__(self, tasks: list[Task], *, name: str = "deepresearcher"):
         super().__init__(name, tasks, judge="f1")
@@ -463,11 +468,16 @@ class DeepResearcherSuite(QASuite):
     async def verdicts(
         self, task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall]
     ) -> list[JudgeVerdict]:
-        gold = _gold_list(task)
-        strings = [f1(answer, gold), exact_match(answer, gold), partial_match(answer, gold)]
-        if ctx is not None and ctx.judge is not None:
-            return [await llm_judge(task.question, answer, gold, ctx.judge, calls=calls), *strings]
-        return strings
+        client = ctx.judge if ctx is not None else None
+        return await cheap_first(
+            task.question,
+            answer,
+            _gold_list(task),
+            client,
+            judge="f1" if client is None else "llm",
+            audit=bool(ctx and ctx.llm_judge),
+            calls=calls,
+        )
 
 
 # --------------------------------------------------------------------------- loading and baselines

@@ -311,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memento-lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     from memento_lab.cli.agent import add_llm_commands, add_tools_commands
+    from memento_lab.cli.judge import add_judge_commands
 
     for add in (
         add_bank_commands,
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_tools_commands,
         add_retriever_commands,
         add_run_commands,
+        add_judge_commands,
     ):
         add(sub)
     return parser

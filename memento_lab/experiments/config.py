@@ -88,6 +88,8 @@ class ResultRow(BaseModel):
     retrieved_ids: str = "[]"  # JSON list (a string keeps the parquet schema flat)
     bank_version: int | None = None
     case_id: str | None = None
+    decided_by: str | None = None  # the judge whose verdict is the reward (e.g. "em" before "llm")
+    judges: str = "{}"  # JSON {judge: correct} of every judge that ran (judge agreement in the report)
 
     @classmethod
     def of(cls, trace: Trace, config: ExperimentConfig) -> ResultRow:
@@ -114,4 +116,6 @@ class ResultRow(BaseModel):
             retrieved_ids=json.dumps([r.case_id for r in trace.retrieved]),
             bank_version=trace.bank_version,
             case_id=trace.case_id,
+            decided_by=trace.decided_by,
+            judges=json.dumps({v.judge: v.correct for v in trace.verdicts}),
         )

@@ -72,6 +72,7 @@ def report(runs: Sequence[str | Path]) -> dict[str, Any]:
     """The numbers a reader wants first: accuracy per memory mode and iteration, per family, and
     the honest baselines (no memory, and always answering the most common answer of the family's
     other tasks: ``trivial_baseline(..., leave_one_out=True)``)."""
+    from memento_lab.agent.judges import judge_agreement
     from memento_lab.agent.suites import load_suite, trivial_baseline
 
     df = load_results(runs)
@@ -99,6 +100,7 @@ def report(runs: Sequence[str | Path]) -> dict[str, Any]:
         "overall": overall.to_dicts(),
         "by_family": by_family.to_dicts(),
         "trivial_baseline": baselines,
+        "judges": judge_agreement(df.to_dicts()),
     }
 
 
