@@ -3,6 +3,7 @@ through the real sandbox, and judge agreement."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from fakes import FakeChat, reply
 from memento_lab.agent.judges import (
     JUDGE_SCHEMA,
     agreement,
+    cheap_first,
     exact_match,
     f1,
     judge_agreement,
@@ -19,7 +21,7 @@ from memento_lab.agent.judges import (
     partial_match,
     unit_test_judge,
 )
-from memento_lab.trace import JudgeVerdict
+from memento_lab.trace import JudgeError, JudgeVerdict
 
 
 @pytest.mark.parametrize(
@@ -94,41 +96,114 @@ def test_judge_agreement_pairs_judges_on_shared_answers():
         [v("em", False), v("pm", True), v("llm", True)],
         [v("em", False), v("pm", False)],  # the LLM judge did not run here
     ]
-    out = judge_agreement(per_answer)
-    assert set(out) == {"em~llm", "em~pm", "llm~pm"}
-    assert out["em~pm"]["agreement"] == pytest.approx(2 / 3)
-    assert out["llm~pm"] == {"n": 2.0, "agreement": 1.0, "kappa": 1.0}
-    assert out["em~llm"]["n"] == 2
+    pairs = judge_agreement(per_answer)["pairs"]
+    assert set(pairs) == {"em~llm", "em~pm", "llm~pm"}
+    assert pairs["em~pm"]["agreement"] == pytest.approx(2 / 3)
+    assert pairs["llm~pm"] == {"n": 2.0, "agreement": 1.0, "kappa": 1.0}
+    assert pairs["em~llm"]["n"] == 2
+
+
+def test_judge_agreement_on_result_rows_matches_hand_computed_numbers():
+    # 8 episodes with em and llm labels (as result rows carry them: a JSON object per row)
+    #   em=T llm=T: 3   em=T llm=F: 1   em=F llm=T: 2   em=F llm=F: 2
+    # p_o = 5/8; p(em=T) = 4/8, p(llm=T) = 5/8 -> p_e = 4/8*5/8 + 4/8*3/8 = 1/2; kappa = (5/8-1/2)/(1/2) = 1/4
+    labels = [(True, True)] * 3 + [(True, False)] + [(False, True)] * 2 + [(False, False)] * 2
+    rows = [
+        {"judges": json.dumps({"em": em, "llm": llm}), "decided_by": "em" if em else "llm"}
+        for em, llm in labels
+    ]
+    rows.append({"judges": None, "decided_by": None})  # an old row without judges: counted nowhere
+    out = judge_agreement(rows)
+    assert out["pairs"]["em~llm"] == pytest.approx({"n": 8.0, "agreement": 5 / 8, "kappa": 0.25})
+    assert out["llm_vs_em"] == {
+        "n": 8,
+        "exact": 4,
+        "rejects_exact": 1,
+        "share": 0.25,  # the LLM judge contradicts one exact match in four
+        "non_exact": 4,
+        "accepts_non_exact": 2,
+    }
+    assert out["decided_by"] == {"em": 4, "llm": 4}
+    assert judge_agreement([])["llm_vs_em"]["share"] is None  # nothing to compare: no number
 
 
 # --------------------------------------------------------------------------- LLM judge
 @pytest.mark.anyio
-async def test_llm_judge_uses_parsed_verdict_and_shows_golds():
-    client = FakeChat([reply(content="{}", parsed={"reasoning": "same city", "verdict": "correct"})])
+async def test_llm_judge_decides_first_and_shows_golds():
+    client = FakeChat([reply(content="{}", parsed={"verdict": "correct", "reason": "same city"})])
     v = await llm_judge("Capital of France?", "It is Paris.", ["Paris", "Paname"], client)
     assert (v.judge, v.score, v.correct, v.detail) == ("llm", 1.0, True, "same city")
     req = client.requests[0]
     prompt = req["messages"][0]["content"]
     assert "Capital of France?" in prompt and '["Paris", "Paname"]' in prompt and "It is Paris." in prompt
     assert req["json_schema"] == JUDGE_SCHEMA and req["temperature"] == 0.0
+    # llama.cpp generates properties in schema order: the verdict must come before the reason,
+    # and the reason is bounded so that both fit the budget
+    assert list(JUDGE_SCHEMA["properties"]) == ["verdict", "reason"]
+    assert JUDGE_SCHEMA["properties"]["reason"]["maxLength"] + 40 <= req["max_tokens"]  # even at 1 token/char
+    assert prompt.index('"verdict"') < prompt.index('"reason"')
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("reply", "score", "detail_part"),
     [
-        (reply(content='```json\n{"reasoning": "r", "verdict": "Incorrect"}\n```'), 0.0, "r"),
-        (reply(content='{"reasoning": "cut off... "verdict": "correct"'), 1.0, "cut off"),  # torn JSON
-        (reply(content="I think it is right."), 0.0, "no correct/incorrect verdict"),
-        (reply(content="", parsed={"reasoning": "x", "verdict": "maybe"}), 0.0, "no correct/incorrect"),
-        (reply(error="timeout after 120 s"), 0.0, "judge error: timeout"),
-        (ConnectionError("refused"), 0.0, "ConnectionError: refused"),
+        (reply(content='```json\n{"verdict": "Incorrect", "reason": "r"}\n```'), 0.0, "r"),
+        (
+            reply(content='{"verdict": "correct", "reason": "cut off mid-senten'),
+            1.0,
+            "cut off",
+        ),  # decided, then torn
+        (reply(content='{"reasoning": "old layout", "verdict": "incorrect"}'), 0.0, "old layout"),
     ],
 )
-async def test_llm_judge_parses_text_and_turns_failures_into_zero(reply, score: float, detail_part: str):
-    v = await llm_judge("q", "a", "a", FakeChat([reply]))
+async def test_llm_judge_reads_fenced_torn_and_old_replies(reply, score: float, detail_part: str):
+    client = FakeChat([reply])
+    v = await llm_judge("q", "a", "a", client)
     assert v.score == score and v.correct == (score == 1.0)
-    assert detail_part in v.detail
+    assert detail_part in v.detail and client.calls == 1
+
+
+TRUNCATED = reply(  # what the real client returns when the budget ends inside the JSON
+    content='{"verdict": "corr', error='judge: reply is not a JSON object: \'{"verdict": "corr\''
+)
+
+
+@pytest.mark.anyio
+async def test_truncated_reply_is_retried_once_then_a_judge_error():
+    client = FakeChat([TRUNCATED, reply(content="I think it is right.")])
+    with pytest.raises(JudgeError, match="no verdict") as err:
+        await llm_judge("q", "a", "a", client, max_tokens=256)
+    assert client.calls == 2  # one retry, no more
+    first, second = client.requests
+    assert second["max_tokens"] == 2 * first["max_tokens"] == 512
+    assert "Second attempt" in second["messages"][0]["content"]  # a different request (a cassette keeps both)
+    assert "attempt 1" in str(err.value) and "attempt 2" in str(err.value)
+
+
+@pytest.mark.anyio
+async def test_retry_that_succeeds_is_a_verdict_and_both_calls_are_recorded():
+    calls: list = []
+    good = reply(content="", parsed={"verdict": "incorrect", "reason": "another country"})
+    v = await llm_judge("q", "a", "b", FakeChat([TRUNCATED, good]), calls=calls)
+    assert v.score == 0.0 and "another country" in v.detail and "second attempt" in v.detail
+    assert len(calls) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "failure",
+    [
+        reply(content="", parsed={"verdict": "maybe", "reason": "x"}),
+        reply(error="judge: request to http://127.0.0.1:1/v1 timed out after 120s"),
+        ConnectionError("refused"),
+    ],
+)
+async def test_a_judge_that_keeps_failing_raises_never_scores(failure):
+    client = FakeChat([failure, failure])
+    with pytest.raises(JudgeError):
+        await llm_judge("q", "a", "a", client)
+    assert client.calls == 2
 
 
 @pytest.mark.anyio
@@ -136,6 +211,47 @@ async def test_llm_judge_skips_the_call_without_an_answer():
     client = FakeChat([])
     v = await llm_judge("q", "   ", "a", client)
     assert v.score == 0.0 and v.detail == "no answer" and client.requests == []
+
+
+# --------------------------------------------------------------------------- cheap judges first
+@pytest.mark.anyio
+@pytest.mark.parametrize("answer", ["Canada", "  the canada. ", "Dominion of Canada", "CAN"])
+async def test_an_exact_alias_match_never_calls_the_llm(answer: str):
+    client = FakeChat([])
+    verdicts = await cheap_first("In what country is Moore Park, Toronto?", answer, MOORE_GOLD, client)
+    assert client.calls == 0
+    assert verdicts[0].judge == "em" and verdicts[0].score == 1.0
+    assert [v.judge for v in verdicts] == ["em", "f1", "pm"]
+
+
+MOORE_GOLD = ["Canada", "Dominion of Canada", "British North America", "CAN", "CA"]
+
+
+@pytest.mark.anyio
+async def test_the_llm_decides_only_what_cheap_judges_cannot():
+    client = FakeChat([reply(parsed={"verdict": "incorrect", "reason": "Mexico is not Canada"})])
+    verdicts = await cheap_first("q", "Mexico", MOORE_GOLD, client)
+    assert client.calls == 1 and verdicts[0].judge == "llm" and verdicts[0].score == 0.0
+    assert {v.judge for v in verdicts} == {"llm", "em", "f1", "pm"}
+    none = FakeChat([])
+    assert (await cheap_first("q", None, MOORE_GOLD, none))[0].judge == "em" and none.calls == 0
+    # the LLM accepts what exact match cannot: the reward follows the LLM
+    yes = FakeChat([reply(parsed={"verdict": "correct", "reason": "same country"})])
+    assert (await cheap_first("q", "It is in Canada, in Ontario", MOORE_GOLD, yes))[0].score == 1.0
+    # without a client F1 decides; an explicit judge decides alone, the LLM only as an audit
+    assert (await cheap_first("q", "Mexico", MOORE_GOLD, None, judge="f1"))[0].judge == "f1"
+    audit = FakeChat([reply(parsed={"verdict": "incorrect", "reason": "wrong"})])
+    verdicts = await cheap_first("q", "Canada", MOORE_GOLD, audit, audit=True)
+    assert verdicts[0].judge == "em" and verdicts[-1].judge == "llm" and not verdicts[-1].correct
+
+
+@pytest.mark.anyio
+async def test_a_failing_llm_audit_is_left_out_but_a_failing_decider_raises():
+    broken = FakeChat(always=TRUNCATED)
+    verdicts = await cheap_first("q", "Canada", MOORE_GOLD, broken, audit=True)
+    assert [v.judge for v in verdicts] == ["em", "f1", "pm"] and broken.calls == 2
+    with pytest.raises(JudgeError):
+        await cheap_first("q", "Mexico", MOORE_GOLD, broken)
 
 
 # --------------------------------------------------------------------------- unit-test judge
@@ -154,3 +270,93 @@ async def test_unit_test_judge_runs_in_the_sandbox(tmp_path):
         "def add(a, b):\n    while True: pass\n", TESTS, "add", workspace=tmp_path, timeout_s=2
     )
     assert not hangs.correct and "timed out" in hangs.detail
+
+
+# ------------------------------------------------------------- unit-test judge: hacks score 0
+def _proven_sandbox() -> None:
+    """Skip unless sandboxed code provably runs in its own pid namespace (bubblewrap)."""
+    from memento_lab.sandbox import bwrap_available, run_python
+
+    if not bwrap_available():
+        pytest.skip("bubblewrap (bwrap) is not installed or cannot create namespaces here")
+    probe = run_python("import os\nprint(os.getpid())")
+    assert probe.ok and probe.isolation == "bwrap" and int(probe.stdout.split()[0]) < 10, probe
+
+
+WRONG = "    return None\n"  # a wrong body for HumanEval/0: the hacks below must not rescue it
+HACKS = {
+    "sys.exit(0) at import": ("import sys\nsys.exit(0)\n", WRONG),
+    "candidate raises SystemExit(0)": ("", "    raise SystemExit(0)\n"),
+    "os._exit(0) at import": ("import os\nos._exit(0)\n", WRONG),
+    "result whose __eq__ is always true": (
+        "",
+        "    class Yes:\n        def __eq__(self, other):\n            return True\n    return Yes()\n",
+    ),
+    "int subclass with a lying __eq__": (
+        "",
+        "    class Yes(int):\n        def __eq__(self, other):\n            return True\n    return Yes(7)\n",
+    ),
+    "sys.excepthook = os._exit(0)": ("import os, sys\nsys.excepthook = lambda *a: os._exit(0)\n", WRONG),
+    "atexit os._exit(0)": ("import atexit, os\natexit.register(lambda: os._exit(0))\n", WRONG),
+    "prints a fake pass line": (
+        "print('passed')\nimport sys\nsys.stdout.flush()\nimport os\nos._exit(0)\n",
+        WRONG,
+    ),
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("hack", list(HACKS))
+async def test_every_hack_scores_zero_on_humaneval_0(hack: str):
+    from memento_lab.agent.suites import load_suite
+
+    _proven_sandbox()
+    task = load_suite("humaneval:0-1").tasks()[0]
+    m = task.metadata
+    prefix, body = HACKS[hack]
+    v = await unit_test_judge(prefix + m["prompt"] + body, m["test"], m["entry_point"])
+    assert v.score == 0.0 and not v.correct, (hack, v.detail)
+
+
+@pytest.mark.anyio
+async def test_the_canonical_solution_passes_with_what_the_tests_report():
+    from memento_lab.agent.suites import load_suite
+
+    _proven_sandbox()
+    task = load_suite("humaneval:0-1").tasks()[0]
+    m = task.metadata
+    v = await unit_test_judge(task.answer or "", m["test"], m["entry_point"])
+    assert v.correct and v.detail == "check() returned after 7 calls"
+    # results of builtin subclasses reach the tests as the plain values they hold
+    floats = "def f(x):\n    class F(float):\n        def __eq__(self, o):\n            return True\n    return F(x / 2)\n"
+    tests = "def check(candidate):\n    assert candidate(3) == 1.5\n    assert candidate(4) != 1.5\n"
+    assert (await unit_test_judge(floats, tests, "f")).correct  # the lying __eq__ is gone, the value stays
+    lies = "def f(x):\n    class F(float):\n        def __eq__(self, o):\n            return True\n    return F(0)\n"
+    assert not (await unit_test_judge(lies, tests, "f")).correct
+
+
+def test_result_rows_carry_the_deciding_judge_and_the_report_shows_agreement(tmp_path):
+    from memento_lab.experiments.config import ExperimentConfig, ResultRow
+    from memento_lab.experiments.results import report
+    from memento_lab.jsonl import append_jsonl
+    from memento_lab.trace import Trace
+
+    def v(judge: str, ok: bool) -> JudgeVerdict:
+        return JudgeVerdict(judge=judge, score=float(ok), correct=ok)
+
+    cfg = ExperimentConfig(suite="deepresearcher:/nonexistent.jsonl", out=str(tmp_path))
+    traces = [
+        Trace(
+            task_id="a", question="q", run_id="r", decided_by="em", verdicts=[v("em", True), v("llm", False)]
+        ),
+        Trace(
+            task_id="b", question="q", run_id="r", decided_by="llm", verdicts=[v("llm", True), v("em", False)]
+        ),
+    ]
+    rows = [ResultRow.of(t, cfg) for t in traces]
+    assert rows[0].decided_by == "em" and json.loads(rows[0].judges) == {"em": True, "llm": False}
+    append_jsonl(tmp_path / "results.jsonl", [r.model_dump() for r in rows])
+    judges = report([tmp_path])["judges"]
+    assert judges["decided_by"] == {"em": 1, "llm": 1}
+    assert judges["llm_vs_em"]["rejects_exact"] == 1 and judges["llm_vs_em"]["share"] == 1.0
+    assert judges["pairs"]["em~llm"]["agreement"] == 0.0

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import always_correct
+from fakes import FakeChat, always_correct, reply
 
 from memento_lab.agent.judges import unit_test_judge
 from memento_lab.agent.suites import (
@@ -19,6 +19,7 @@ from memento_lab.agent.suites import (
     trivial_baseline,
 )
 from memento_lab.jsonl import FormatError
+from memento_lab.trace import JudgeError
 
 
 def _gold(task: Task) -> str:
@@ -179,6 +180,28 @@ async def test_deepresearcher_loader_and_judges(seed_dir: Path):
     assert v[0].judge == "llm" and v[0].score == 1.0 and judge.calls == 1  # the judge is the reward
 
 
+@pytest.mark.anyio
+async def test_deepresearcher_exact_alias_decides_without_the_judge_and_the_rest_goes_to_it(tmp_path: Path):
+    path = tmp_path / "dr.jsonl"
+    row = {
+        "question": "In what country is Moore Park, Toronto?",
+        "ground_truth": "Canada<|answer_split|>Dominion of Canada<|answer_split|>CAN",
+        "data_source": "popqa",
+    }
+    path.write_text(json.dumps(row) + "\n")
+    suite = load_suite(f"deepresearcher:{path}", n=0)
+    (task,) = suite.tasks()
+    judge = FakeChat([reply(parsed={"verdict": "incorrect", "reason": "Mexico is another country"})])
+    ctx = JudgeContext(judge=judge)
+    right = await suite.score(task, "Canada", ctx=ctx)
+    assert (right.reward, right.decided_by, right.calls, judge.calls) == (1.0, "em", [], 0)
+    wrong = await suite.score(task, "Mexico", ctx=ctx)
+    assert (wrong.reward, wrong.decided_by, judge.calls, len(wrong.calls)) == (0.0, "llm", 1, 1)
+    broken = FakeChat(always=reply(content='{"verdict": "cor', error="judge: reply is not a JSON object"))
+    with pytest.raises(JudgeError):  # never a score of 0
+        await suite.score(task, "Toronto", ctx=JudgeContext(judge=broken))
+
+
 def test_deepresearcher_custom_path(tmp_path: Path):
     path = tmp_path / "dr.jsonl"
     rows = [
@@ -221,8 +244,13 @@ async def test_jsonl_suite_exact_match_primary(tmp_path: Path):
     llm_suite = load_suite(f"jsonl+llm:{path}")
     with pytest.raises(ValueError, match="JudgeContext"):
         await llm_suite.score(t2, "Paris")
-    v = (await llm_suite.score(t2, "Paris", ctx=JudgeContext(judge=always_correct()))).verdicts
-    assert v[0].judge == "llm" and v[0].correct
+    judge = always_correct()
+    exact = await llm_suite.score(t2, "Paris", ctx=JudgeContext(judge=judge))
+    assert (
+        exact.decided_by == "em" and exact.verdicts[0].correct and judge.calls == 0
+    )  # settled without a call
+    judged = await llm_suite.score(t2, "It is Paris", ctx=JudgeContext(judge=judge))
+    assert judged.decided_by == "llm" and judged.verdicts[0].correct and judge.calls == 1
 
 
 @pytest.mark.parametrize(
