@@ -42,7 +42,7 @@ OLD_SCHEMA = {
 }
 
 
-async def repro(llms, judge_prompt: str) -> dict:
+async def repro(llms) -> dict:
     """The old layout and the new one on the same question, raw replies shown."""
     from memento_lab.agent.judges import JUDGE_PROMPT
 
@@ -74,7 +74,7 @@ async def main(args: argparse.Namespace) -> dict:
     async with open_llms(local_model=args.model, cassette=tape) as llms:
         result: dict = {"model": llms.judge.model, "questions": len(tasks)}
         if args.repro:
-            result["repro"] = await repro(llms, "")
+            result["repro"] = await repro(llms)
         for i, task in enumerate(tasks):
             r = await llms.planner.final_answer(
                 [{"role": "user", "content": ASK.format(q=task.question)}], max_tokens=48

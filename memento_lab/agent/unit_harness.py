@@ -19,6 +19,7 @@ source plus one ``main(...)`` call to the sandbox.
 import builtins
 import os
 import sys
+from typing import Any
 
 
 def main(program: str, tests: str, entry_point: str) -> None:
@@ -32,7 +33,7 @@ def main(program: str, tests: str, entry_point: str) -> None:
     report_fd = os.dup(1)
     dup2(2, 1)  # the program's prints go to stderr; stdout carries only the harness's report
 
-    def report(status: str, detail: object) -> None:
+    def report(status: str, detail: Any) -> None:
         text = detail if type_(detail) is str_ else "(unprintable detail)"
         line = str_.join(" ", [nonce, status, str_.replace(text, "\n", " ")[:500]]) + "\n"
         write(report_fd, str_.encode(line))
@@ -50,7 +51,8 @@ def main(program: str, tests: str, entry_point: str) -> None:
     def where(e: BaseException, source: str) -> str:
         """`` at tests line N: <the line>`` for the innermost frame of the tests, else ''."""
         try:
-            tb, lineno = e.__traceback__, None
+            tb: Any = e.__traceback__
+            lineno: Any = None
             while tb is not None:
                 if tb.tb_frame.f_code.co_filename == "<tests>":
                     lineno = tb.tb_lineno
@@ -62,21 +64,21 @@ def main(program: str, tests: str, entry_point: str) -> None:
             pass
         return ""
 
-    scalars = (
+    scalars: tuple[tuple[Any, Any], ...] = (
         (int, int.__int__),
         (float, float.__float__),
         (complex, complex.__complex__),
         (str, lambda s: str_.join("", [s])),
         (bytes, bytes.__bytes__),
     )
-    sequences = (
+    sequences: tuple[tuple[Any, Any], ...] = (
         (list, list.__iter__),
         (tuple, tuple.__iter__),
         (set, set.__iter__),
         (frozenset, frozenset.__iter__),
     )
 
-    def plain(x: object, depth: int = 0) -> object:
+    def plain(x: Any, depth: int = 0) -> Any:
         """``x`` as plain builtin data, read through the builtin types' own methods."""
         t = type_(x)
         if x is None or t is bool:
@@ -88,9 +90,9 @@ def main(program: str, tests: str, entry_point: str) -> None:
                 return convert(x)
         if issubclass_(t, dict_):
             return {plain(k, depth + 1): plain(v, depth + 1) for k, v in dict_.items(x)}
-        for base, iterate in sequences:
-            if issubclass_(t, base):
-                return base([plain(v, depth + 1) for v in iterate(x)])
+        for kind, iterate in sequences:
+            if issubclass_(t, kind):
+                return kind([plain(v, depth + 1) for v in iterate(x)])
         raise TypeError(
             f"the candidate returned a {t.__qualname__!s}, not plain data (numbers, strings, containers)"
         )
@@ -102,7 +104,7 @@ def main(program: str, tests: str, entry_point: str) -> None:
         report("failed", "the program raised at import: " + why(e))
     settrace(None)
     setprofile(None)
-    candidate = scope.get(entry_point)
+    candidate: Any = scope.get(entry_point)
     if not callable_(candidate):
         report("failed", f"the program defines no function {entry_point!s}")
     calls = [0]
