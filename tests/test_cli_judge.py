@@ -113,3 +113,31 @@ def test_humaneval_by_its_own_id_from_an_answer_file(tmp_path, capsys):
         capsys, "--suite", "humaneval", "--task", "HumanEval/0", "--answer-file", str(hack), "--no-llm"
     )
     assert (code, out["score"], out["passed"]) == (0, 0.0, False) and "never reported" in out["detail"]
+
+
+def test_report_text_shows_judge_agreement(tmp_path, capsys):
+    from memento_lab.experiments.config import ExperimentConfig, ResultRow
+    from memento_lab.jsonl import append_jsonl
+    from memento_lab.trace import JudgeVerdict, Trace
+
+    def v(judge: str, ok: bool) -> JudgeVerdict:
+        return JudgeVerdict(judge=judge, score=float(ok), correct=ok)
+
+    cfg = ExperimentConfig(suite="deepresearcher:/nonexistent.jsonl", out=str(tmp_path))
+    labels = [(True, True), (True, False), (False, False), (False, True)]
+    traces = [
+        Trace(
+            task_id=str(i),
+            question="q",
+            run_id="r",
+            decided_by="em" if em else "llm",
+            verdicts=[v("em", em), v("llm", llm)],
+        )
+        for i, (em, llm) in enumerate(labels)
+    ]
+    append_jsonl(tmp_path / "results.jsonl", [ResultRow.of(t, cfg).model_dump() for t in traces])
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "decided by: em 2, llm 2" in out
+    assert "judges em~llm: kappa 0.00, agreement 0.50 (n=4)" in out
+    assert "LLM judge rejects 1 of 2 exact matches (50%); accepts 1 of 2 non-matches" in out

@@ -296,6 +296,10 @@ def _report(args: argparse.Namespace) -> int:
         )
     for fam, acc in sorted(rep.get("trivial_baseline", {}).items()):
         print(f"  trivial baseline {fam} (most common answer of the other tasks): {acc:.3f}")
+    from memento_lab.cli.judge import agreement_lines
+
+    for line in agreement_lines(rep.get("judges") or {}):
+        print(f"  {line}")
     return 0
 
 

@@ -98,6 +98,24 @@ async def judge_one(args: argparse.Namespace) -> dict[str, Any]:
         }
 
 
+def agreement_lines(judges: dict[str, Any]) -> list[str]:
+    """The report's judge block as text: who decided, kappa per pair, the LLM judge against exact match."""
+    lines = []
+    if judges.get("decided_by"):
+        lines.append("decided by: " + ", ".join(f"{k} {v}" for k, v in sorted(judges["decided_by"].items())))
+    for pair, a in sorted((judges.get("pairs") or {}).items()):
+        lines.append(
+            f"judges {pair}: kappa {a['kappa']:.2f}, agreement {a['agreement']:.2f} (n={a['n']:.0f})"
+        )
+    c = judges.get("llm_vs_em") or {}
+    if c.get("exact"):
+        lines.append(
+            f"LLM judge rejects {c['rejects_exact']} of {c['exact']} exact matches ({c['share']:.0%}); "
+            f"accepts {c['accepts_non_exact']} of {c['non_exact']} non-matches"
+        )
+    return lines
+
+
 def cli_judge(args: argparse.Namespace) -> int:
     """Print every judge's verdict; exit 0 with a verdict, 1 when the deciding judge gave none."""
     out = asyncio.run(judge_one(args))
