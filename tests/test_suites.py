@@ -153,7 +153,7 @@ async def test_all_164_canonical_solutions_pass_as_fenced_answers():
     async def one(task: Task) -> None:
         async with limit:
             v = (await suite.score(task, f"Here you go:\n```python\n{task.answer}```\n")).verdicts[0]
-        if not v.correct:
+        if not (v.correct and v.detail.startswith("check() returned after")):  # the tests reported it
             failed.append(f"{task.id}: {v.detail}")
 
     async with anyio.create_task_group() as tg:
