@@ -23,8 +23,9 @@ Specs (``load_suite``):
 
 Secondary verdicts: EM and F1 where a gold string exists, and the LLM judge as an audit when
 ``ctx.llm_judge`` is set and ``ctx.judge`` is a client. ``Judgement.decided_by`` names the judge
-whose verdict is the reward; a deciding LLM judge that cannot reach a verdict raises ``JudgeError``. ``trivial_baseline`` gives, per family,
-the score of always answering that family's most common gold answer: the honesty check.
+whose verdict is the reward; a deciding LLM judge that cannot reach a verdict raises
+``JudgeError``. ``trivial_baseline`` gives, per family, the score of always answering that
+family's most common gold answer: the honesty check.
 """
 
 from __future__ import annotations
