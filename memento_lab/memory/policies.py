@@ -142,16 +142,12 @@ class OnePerTask(BankPolicy):
         for c in cases:
             if c.source.task_id:
                 by_task[c.source.task_id].append(c)
-        evict = []
+        evict: list[str] = []
         for group in by_task.values():
-            if len(group) > 1:
-                key = (
-                    (lambda c: c.created_at)
-                    if self.keep == "latest"
-                    else (lambda c: (c.reward, c.created_at))
-                )
-                keep = max(group, key=key)
-                evict.extend(c.id for c in group if c.id != keep.id)
+            keep = max(
+                group, key=lambda c: (c.created_at,) if self.keep == "latest" else (c.reward, c.created_at)
+            )
+            evict.extend(c.id for c in group if c.id != keep.id)
         return evict
 
 
