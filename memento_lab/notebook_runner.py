@@ -3,7 +3,8 @@
 Notebook sources live in ``notebooks/`` as jupytext py:percent files (readable diffs, no outputs
 in git). Each run converts them to ``.ipynb``, executes them in order with papermill into one
 folder under ``data/runs/`` (the notebooks share that folder: 01 writes the bank that 02 trains
-on, and so on), and exports HTML next to each executed notebook.
+on, and so on), and exports HTML next to each executed notebook (``views.export``: opens offline), and
+writes ``dashboard.html`` for notebook 04's sweep (``views.dashboard``).
 """
 
 from __future__ import annotations
@@ -72,13 +73,15 @@ def execute(
 
 
 def export_html(notebook: Path) -> Path:
-    """HTML next to the executed notebook (plots and saved widget state included)."""
+    """HTML next to the executed notebook that opens offline (figures and saved widget state included)."""
     import nbformat
-    from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    from memento_lab.jsonl import atomic_write_bytes
+    from memento_lab.views.export import notebook_html
+
     html = notebook.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
+    atomic_write_bytes(html, notebook_html(nbformat.read(notebook, as_version=4)).encode("utf-8"))
+    html.chmod(0o644)  # a page to serve or send (the atomic write's temp file is private)
     return html
 
 
@@ -100,4 +103,10 @@ def run_all(
         timings[name] = round(time.perf_counter() - t0, 1)
         print(f"{name}: {timings[name]} s -> {folder / (name + '.html')}", flush=True)
     (folder / "timings.txt").write_text("\n".join(f"{k}\t{v}" for k, v in timings.items()) + "\n")
+    sweep = folder / "sweep"  # notebook 04's runs: one page to send to a colleague
+    if any(sweep.glob("*/results.jsonl")):
+        from memento_lab.views.dashboard import write_dashboard
+
+        page = write_dashboard([sweep], folder / "dashboard.html", title=f"Sweep of {folder.name}")
+        print(f"dashboard: {page}", flush=True)
     return folder

@@ -251,7 +251,7 @@ def test_retriever_comparison_from_fit_summary_and_evaluate_dict() -> None:
 def test_notebook_renderer() -> None:
     before = pio.renderers.default
     try:
-        assert plots.use_notebook_renderer() == "notebook+plotly_mimetype" == pio.renderers.default
+        assert plots.use_notebook_renderer() == "plotly_mimetype" == pio.renderers.default
     finally:
         pio.renderers.default = before
 

@@ -247,6 +247,7 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="accuracy per memory mode / iteration / family, with baselines")
     p.add_argument("runs", nargs="+")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--html", metavar="OUT.html", help="also write a self-contained dashboard page (opens offline)")
     p.set_defaults(handler=_report)
 
     p = sub.add_parser("demo", help="the main job: execute the numbered notebooks into data/runs/")
@@ -286,6 +287,11 @@ def _report(args: argparse.Namespace) -> int:
     from memento_lab.experiments.results import report
 
     rep = report(args.runs)
+    if args.html:
+        from memento_lab.views.dashboard import write_dashboard
+
+        page = write_dashboard(args.runs, args.html)
+        print(f"dashboard: {page} ({page.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
     if args.json:
         _print_json(rep)
         return 0

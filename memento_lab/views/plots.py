@@ -2,7 +2,8 @@
 
 Every function takes plain data (result rows from ``experiments.results.load_results``, pairs, a Lightning
 ``metrics.csv``, a ``FitResult``) and returns a ``go.Figure``; nothing is shown here. Call
-``use_notebook_renderer()`` once per notebook so figures also appear in exported HTML (offline).
+``use_notebook_renderer()`` once per notebook: figures are saved as plotly's mimetype only (JupyterLab
+renders it; ``views.export`` turns it into static HTML with plotly.js once per page).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from plotly.subplots import make_subplots
 from memento_lab.experiments.results import summarize
 from memento_lab.memory.pairs import RetrievalPair
 
-NOTEBOOK_RENDERER = "notebook+plotly_mimetype"
+NOTEBOOK_RENDERER = "plotly_mimetype"
 COLORS = qualitative.Plotly
 
 
 def use_notebook_renderer() -> str:
-    """Render figures as inline HTML (for nbconvert, offline) plus the plotly mimetype (for JupyterLab)."""
+    """Save figures as the plotly mimetype only: no plotly.js copy inside the notebook (see ``views.export``)."""
     pio.renderers.default = NOTEBOOK_RENDERER
     return NOTEBOOK_RENDERER
 

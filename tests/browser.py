@@ -1,0 +1,83 @@
+"""Headless Chromium (Debian's ``chromium``) with the network off: a page's DOM after its scripts ran,
+and a screenshot. A test double of nothing: the real browser renders the real page."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    # no network: every request goes to a closed proxy, every host name fails to resolve
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]
+
+
+def chromium() -> str:
+    """The Chromium binary, or skip (``.ci/run`` installs it)."""
+    path = os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does)")
+    return path
+
+
+def _run(page: Path, *mode: str, budget_ms: int) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        return subprocess.run(
+            [
+                chromium(),
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                f"--virtual-time-budget={budget_ms}",
+                *mode,
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=True,
+        )
+
+
+def rendered_dom(page: Path, *, budget_ms: int = 15000) -> str:
+    """The page's DOM after its scripts ran (``--dump-dom`` after ``budget_ms`` of virtual time)."""
+    return _run(page, "--dump-dom", budget_ms=budget_ms).stdout
+
+
+def screenshot(page: Path, png: Path, *, size: str = "1280,1600", budget_ms: int = 15000) -> Path:
+    """A PNG of the page's first ``size`` pixels."""
+    _run(page, f"--screenshot={png.resolve()}", f"--window-size={size}", budget_ms=budget_ms)
+    assert png.exists() and png.stat().st_size > 0, f"no screenshot of {page}"
+    return png
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.classes: list[set[str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.classes.append(set((dict(attrs).get("class") or "").split()))
+
+
+def count_elements(dom: str, css_class: str) -> int:
+    """How many elements of ``dom`` carry ``css_class`` (script and style text does not count)."""
+    parser = _Elements()
+    parser.feed(dom)
+    return sum(css_class in c for c in parser.classes)
