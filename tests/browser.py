@@ -61,7 +61,8 @@ def rendered_dom(page: Path, *, budget_ms: int = 15000) -> str:
 
 
 def screenshot(page: Path, png: Path, *, size: str = "1280,1600", budget_ms: int = 15000) -> Path:
-    """A PNG of the page's first ``size`` pixels."""
+    """A PNG of the page's first ``size`` pixels (the folder is made)."""
+    png.parent.mkdir(parents=True, exist_ok=True)
     _run(page, f"--screenshot={png.resolve()}", f"--window-size={size}", budget_ms=budget_ms)
     assert png.exists() and png.stat().st_size > 0, f"no screenshot of {page}"
     return png

@@ -15,6 +15,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from browser import count_elements, rendered_dom, screenshot
 
 from memento_lab.notebook_runner import NOTEBOOK_DIR, ROOT, declared_parameters, execute
 
@@ -128,6 +129,11 @@ def check_03(run: Path, nb: Any, html: str) -> None:
     state = widget_state(nb)
     assert "Plan cycles" in state and "Executor steps" in state  # the trace viewer and browser
     assert "identical: True" in html and "started a model server: False" in html  # replay from the cassette
+    # offline, in a real browser: the trace viewer and the traces browser are rendered widgets
+    dom = rendered_dom(run / "03_agent_run.html")
+    assert count_elements(dom, "lm-Widget") > 10 and count_elements(dom, "widget-accordion") >= 2
+    assert count_elements(dom, "widget-dropdown") >= 1  # the browser's trace picker
+    screenshot(run / "03_agent_run.html", run / "screenshots" / "03_agent_run.png")
 
 
 def check_04(run: Path, nb: Any, html: str) -> None:
@@ -137,6 +143,16 @@ def check_04(run: Path, nb: Any, html: str) -> None:
     assert sorted(df["memory"].unique().to_list()) == ["none", "similarity"]
     assert df.height == 2 * 2 * 2  # memory modes x tasks x iterations
     assert "Plotly.newPlot" in html and "similarity" in html
+    # offline, in a real browser: every figure drew its SVG (plotly.js inlined once, no CDN)
+    figures = html.count("Plotly.newPlot")
+    assert count_elements(rendered_dom(run / "04_learning_curves.html"), "main-svg") >= 2 * figures
+    # the sweep's dashboard (what `make demo` writes) renders offline too, every episode listed
+    from memento_lab.views.dashboard import write_dashboard
+
+    page = write_dashboard([run / "sweep"], run / "dashboard.html")
+    dom = rendered_dom(page)
+    assert count_elements(dom, "main-svg") >= 2 and count_elements(dom, "episode") == df.height
+    screenshot(page, run / "screenshots" / "dashboard.png", size="1280,2400")
 
 
 CHECKS: dict[str, Callable[[Path, Any, str], None]] = {

@@ -113,3 +113,15 @@ def test_pairs_from_bank_copy_the_query_outcome_and_never_pair_a_case_with_itsel
         assert p.case_id != query_case.id and p.case_question != p.query
         assert p.helped == query_case.positive and p.reward == query_case.reward
     assert {p.rank for p in pairs} == {0, 1}
+
+
+def test_loading_the_encoder_draws_no_progress_bar(capfd: pytest.CaptureFixture[str]) -> None:
+    """One "Loading weights" bar per run piled up in notebook 04's output."""
+    from transformers.utils import logging as hf_logging
+
+    from memento_lab.memory.encoders import SentenceEncoder
+
+    before = hf_logging.is_progress_bar_enabled()
+    assert SentenceEncoder().dim == 384  # loads the model
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled() == before  # other bars stay as they were

@@ -4,6 +4,7 @@ online updates, training + checkpoint reload + CLI (real MiniLM encoder, real Li
 from __future__ import annotations
 
 import csv
+import logging
 import json
 from pathlib import Path
 
@@ -259,10 +260,11 @@ def test_parametric_mode_needs_a_checkpoint(demo_cases, tmp_path: Path):
 
 # --------------------------------------------------------------------------- training
 @pytest.mark.slow
-def test_fit_writes_checkpoints_and_curves_and_reloads(demo_cases, cached, tmp_path: Path, monkeypatch):
+def test_fit_writes_checkpoints_and_curves_and_reloads(demo_cases, cached, tmp_path: Path, monkeypatch, recwarn, caplog):
     monkeypatch.setenv("MEMENTO_CACHE_DIR", str(tmp_path / "cache"))
     pairs = family_pairs(demo_cases)
     out = tmp_path / "ckpt"
+    caplog.set_level(logging.INFO)
     res = fit(
         pairs,
         out=out,
@@ -275,6 +277,8 @@ def test_fit_writes_checkpoints_and_curves_and_reloads(demo_cases, cached, tmp_p
         progress=False,
     )
     assert res.split.overlap_queries == 0 and res.split.val_queries == 10
+    assert not [w for w in recwarn if "LeafSpec" in str(w.message)]  # noise from inside Lightning
+    assert not [r for r in caplog.records if "litlogger" in r.getMessage()]  # an advert at every fit
     assert res.split.train_positive + res.split.val_positive == len(pairs) // 2
     assert Path(res.best_checkpoint).name == "best.ckpt" and (out / "last.ckpt").exists()
     rows = list(csv.DictReader(Path(res.metrics_csv).read_text().splitlines()))

@@ -42,7 +42,9 @@ async def run_sweep(
         concurrency=base.concurrency,
         cassette_path=CASSETTE_FILE if root_cassette is not None else None,
     ) as session:
-        for m, k, s, o in tqdm(combos, desc="sweep", disable=not progress):
+        bar = tqdm(combos, desc="sweep", unit="run", disable=not progress)
+        for m, k, s, o in bar:  # one bar for the sweep; the runs' own bars would pile up in a notebook
+            bar.set_postfix_str(_run_name(m, k, s, o))
             cfg = base.model_copy(
                 update={
                     "memory": m,
@@ -53,7 +55,7 @@ async def run_sweep(
                     "run_id": None,
                 }
             )
-            await run_experiment(cfg, session=session, settings=settings, progress=progress)
+            await run_experiment(cfg, session=session, settings=settings, progress=False)
             paths.append(Path(cfg.out))
     return paths
 

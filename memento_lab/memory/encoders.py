@@ -15,7 +15,8 @@ import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,6 +54,21 @@ def resolve_model_path(name: str) -> str:
     )
 
 
+@contextmanager
+def no_loading_bars() -> Iterator[None]:
+    """transformers draws a "Loading weights" bar at every model load (one per run in a sweep, in the
+    notebook's output): off while loading, then back as it was."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 class SentenceEncoder:
     """A sentence-transformers model, loaded lazily on first use, CPU unless told otherwise."""
 
@@ -72,7 +88,8 @@ class SentenceEncoder:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(resolve_model_path(self.name), device=self.device)
+                with no_loading_bars():
+                    self._model = SentenceTransformer(resolve_model_path(self.name), device=self.device)
             return self._model
 
     @property

@@ -50,6 +50,14 @@ warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
+class _NoAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()  # a sales tip printed at every fit
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
+
+
 def load_pairs(path: str | Path, *, strict: bool = True) -> list[RetrievalPair]:
     """Pairs from a file: the original ``training_data.jsonl`` or a workbench ``PairLog`` (auto-detected)."""
     path = Path(path)
@@ -342,7 +350,9 @@ def fit(
         log_every_n_steps=1,
         fast_dev_run=fast_dev_run,
     )
-    trainer.fit(model, datamodule=dm)
+    with warnings.catch_warnings():  # Lightning's use of a deprecated torch API: twice per fit, not ours to fix
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+        trainer.fit(model, datamodule=dm)
 
     best = ckpt.best_model_path or None
     final = RetrieverModule.load(best) if best else model.eval()
