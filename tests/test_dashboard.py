@@ -22,7 +22,9 @@ SUITE = "reasoning-gym:spell_backward"
 
 def make_run(root: Path, memory: str, order: int, rewards: list[list[float]]) -> Path:
     """A run folder as ``run_experiment`` leaves it: config.json, results.jsonl, traces.jsonl, pairs.jsonl."""
-    cfg = ExperimentConfig(suite=SUITE, n=len(rewards[0]), memory=memory, order=order, iterations=len(rewards))
+    cfg = ExperimentConfig(
+        suite=SUITE, n=len(rewards[0]), memory=memory, order=order, iterations=len(rewards)
+    )
     out = root / f"{memory}-k4-s0-o{order}"
     cfg = cfg.model_copy(update={"out": str(out), "run_id": out.name})
     out.mkdir(parents=True)
@@ -45,11 +47,20 @@ def make_run(root: Path, memory: str, order: int, rewards: list[list[float]]) ->
                 metadata={"family": "spell_backward"},
             )
             if memory != "none" and it > 0:
-                t.retrieved = [RetrievedCase(case_id=f"c{i}", question=f"past {i}", label="positive", score=0.9)]
+                t.retrieved = [
+                    RetrievedCase(case_id=f"c{i}", question=f"past {i}", label="positive", score=0.9)
+                ]
                 pairs.append(
                     RetrievalPair(
-                        query=t.question, case_id=f"c{i}", case_question=f"past {i}", case_label="positive",
-                        reward=r, helped=r >= 1.0, advantage=r - 0.5, run_id=out.name, iteration=it,
+                        query=t.question,
+                        case_id=f"c{i}",
+                        case_question=f"past {i}",
+                        case_label="positive",
+                        reward=r,
+                        helped=r >= 1.0,
+                        advantage=r - 0.5,
+                        run_id=out.name,
+                        iteration=it,
                     )
                 )
             traces.append(t)
@@ -86,7 +97,9 @@ def test_error_counts_group_by_memory_and_kind(sweep: Path) -> None:
 
 def test_dashboard_page_has_every_section_and_episode(sweep: Path) -> None:
     data = load_dashboard([sweep])
-    data.report["paired_comparisons"] = [{"a": "similarity", "b": "none", "delta": 0.33}]  # a key from elsewhere
+    data.report["paired_comparisons"] = [
+        {"a": "similarity", "b": "none", "delta": 0.33}
+    ]  # a key from elsewhere
     page = dashboard_html(data)
     for anchor in ("overall", "baselines", "by-family", "paired_comparisons", "error_counts", "episodes"):
         assert f'id="{anchor}"' in page, anchor
@@ -105,7 +118,9 @@ def test_single_run_ci_is_not_shown_as_zero(tmp_path: Path) -> None:
     assert "n/a (1 run)" in page
 
 
-def test_cli_report_html_and_bad_folder(sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_report_html_and_bad_folder(
+    sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "page.html"
     assert main(["report", str(sweep), "--html", str(out)]) == 0
     assert out.exists() and "Learning curves" in out.read_text(encoding="utf-8")

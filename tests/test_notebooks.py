@@ -220,14 +220,20 @@ def test_lab_kernel_starts_in_the_repo_root(tmp_path: Path) -> None:
 
     kernel = setup_lab(tmp_path)
     viewers = json.loads((tmp_path / "share/jupyter/lab/settings/overrides.json").read_text())
-    assert viewers["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["python"] == "Jupytext Notebook"
-    km = KernelManager(kernel_name=LAB_KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel.parent)]))
+    assert (
+        viewers["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["python"] == "Jupytext Notebook"
+    )
+    km = KernelManager(
+        kernel_name=LAB_KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel.parent)])
+    )
     km.start_kernel(cwd=str(tmp_path))
     try:
         kc = km.client()
         kc.start_channels()
         kc.wait_for_ready(timeout=60)
-        reply = kc.execute_interactive("import os, sys", user_expressions={"w": "(os.getcwd(), sys.executable)"}, timeout=60)
+        reply = kc.execute_interactive(
+            "import os, sys", user_expressions={"w": "(os.getcwd(), sys.executable)"}, timeout=60
+        )
         value = reply["content"]["user_expressions"]["w"]["data"]["text/plain"]
         kc.stop_channels()
     finally:

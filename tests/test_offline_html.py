@@ -62,7 +62,9 @@ def test_exported_page_inlines_each_script_once_and_loads_nothing(executed: Path
     assert "Section A" in str(state["state"])
     assert executed.stat().st_size < 100_000, "the notebook itself carries no plotly.js copy"
     html = executed.with_suffix(".html").read_text(encoding="utf-8")
-    assert re.findall(r"<script[^>]+src=\"([^\"]*)\"", html) == ["data:text/javascript,"], "a script from elsewhere"
+    assert re.findall(r"<script[^>]+src=\"([^\"]*)\"", html) == ["data:text/javascript,"], (
+        "a script from elsewhere"
+    )
     assert "cdnjs" not in html and "unpkg" not in html
     assert html.count("Plotly.newPlot") == 2
     # basic bundle (scatter + bar) once, and the widget manager once

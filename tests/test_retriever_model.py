@@ -4,8 +4,8 @@ online updates, training + checkpoint reload + CLI (real MiniLM encoder, real Li
 from __future__ import annotations
 
 import csv
-import logging
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -260,7 +260,9 @@ def test_parametric_mode_needs_a_checkpoint(demo_cases, tmp_path: Path):
 
 # --------------------------------------------------------------------------- training
 @pytest.mark.slow
-def test_fit_writes_checkpoints_and_curves_and_reloads(demo_cases, cached, tmp_path: Path, monkeypatch, recwarn, caplog):
+def test_fit_writes_checkpoints_and_curves_and_reloads(
+    demo_cases, cached, tmp_path: Path, monkeypatch, recwarn, caplog
+):
     monkeypatch.setenv("MEMENTO_CACHE_DIR", str(tmp_path / "cache"))
     pairs = family_pairs(demo_cases)
     out = tmp_path / "ckpt"

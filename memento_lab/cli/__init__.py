@@ -247,7 +247,9 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="accuracy per memory mode / iteration / family, with baselines")
     p.add_argument("runs", nargs="+")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--html", metavar="OUT.html", help="also write a self-contained dashboard page (opens offline)")
+    p.add_argument(
+        "--html", metavar="OUT.html", help="also write a self-contained dashboard page (opens offline)"
+    )
     p.set_defaults(handler=_report)
 
     p = sub.add_parser("demo", help="the main job: execute the numbered notebooks into data/runs/")

@@ -350,7 +350,9 @@ def fit(
         log_every_n_steps=1,
         fast_dev_run=fast_dev_run,
     )
-    with warnings.catch_warnings():  # Lightning's use of a deprecated torch API: twice per fit, not ours to fix
+    with (
+        warnings.catch_warnings()
+    ):  # Lightning's use of a deprecated torch API: twice per fit, not ours to fix
         warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
         trainer.fit(model, datamodule=dm)
 

@@ -79,7 +79,7 @@ def fetch(asset: NpmAsset, cache_dir: Path | None = None, *, timeout: float = 60
     if dest.exists():
         return dest
     try:
-        with urllib.request.urlopen(asset.tarball_url, timeout=timeout) as resp:  # noqa: S310 (pinned https URL)
+        with urllib.request.urlopen(asset.tarball_url, timeout=timeout) as resp:
             data = resp.read()
     except OSError as e:
         raise AssetError(

@@ -74,7 +74,9 @@ def run_folders(paths: Sequence[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such run folder")
-        out.extend([p] if (p / "results.jsonl").exists() else sorted(d.parent for d in p.glob("*/results.jsonl")))
+        out.extend(
+            [p] if (p / "results.jsonl").exists() else sorted(d.parent for d in p.glob("*/results.jsonl"))
+        )
     return out
 
 
@@ -245,7 +247,9 @@ def dashboard_html(data: DashboardData) -> str:
         *(_section(t, body, anchor=f"fig-{i}") for i, (t, body) in enumerate(figures)),
     ]
     sections += [
-        _section(_title(k), value_html(v), anchor=k) for k, v in rep.items() if "compar" in k and k not in OWN_SECTIONS
+        _section(_title(k), value_html(v), anchor=k)
+        for k, v in rep.items()
+        if "compar" in k and k not in OWN_SECTIONS
     ]
     sections.append(_section("Per family", value_html(_honest_ci(rep.get("by_family"))), anchor="by-family"))
     rest = {k: v for k, v in rep.items() if k not in OWN_SECTIONS and "compar" not in k}
