@@ -1,9 +1,8 @@
 """The run dashboard: one offline page from run folders (made here from real records: ``Trace``s,
-``result_row`` rows, retrieval pairs), its tables and episodes, and headless Chromium rendering it."""
+``ResultRow`` rows, retrieval pairs), its tables and episodes, and headless Chromium rendering it."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from browser import count_elements, rendered_dom, screenshot
 
 from memento_lab.cli import main
-from memento_lab.experiments.run import ExperimentConfig, result_row
+from memento_lab.experiments.config import ExperimentConfig, ResultRow
 from memento_lab.jsonl import atomic_write_bytes
 from memento_lab.memory.pairs import PairLog, RetrievalPair
 from memento_lab.trace import JudgeVerdict, PlanCycle, RetrievedCase, Trace, write_traces
@@ -44,7 +43,7 @@ def make_run(root: Path, memory: str, order: int, rewards: list[list[float]]) ->
                 verdicts=[JudgeVerdict(judge="suite", score=r, correct=r == 1.0)],
                 reward=r,
                 error="TimeoutError: model took too long" if (memory, it, i) == ("none", 1, 0) else None,
-                metadata={"family": "spell_backward"},
+                family="spell_backward",
             )
             if memory != "none" and it > 0:
                 t.retrieved = [
@@ -65,7 +64,7 @@ def make_run(root: Path, memory: str, order: int, rewards: list[list[float]]) ->
                 )
             traces.append(t)
     write_traces(out / "traces.jsonl", traces)
-    rows = "".join(json.dumps(result_row(t, cfg)) + "\n" for t in traces)
+    rows = "".join(ResultRow.of(t, cfg).model_dump_json() + "\n" for t in traces)
     (out / "results.jsonl").write_text(rows)
     if pairs:
         PairLog(out / "pairs.jsonl").append(pairs)

@@ -72,6 +72,7 @@ def test_exported_page_inlines_each_script_once_and_loads_nothing(executed: Path
     assert html.count(basic[:200]) == 1
     manager = WIDGET_MANAGER.path().read_text(encoding="utf-8")
     assert html.count(manager[-200:]) == 1
+    assert html.count("url(data:font/woff2;base64,") == 2  # the widgets' icon fonts, after the manager's CSS
 
 
 @pytest.mark.slow

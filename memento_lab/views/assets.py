@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from memento_lab.config import Settings
 from memento_lab.jsonl import atomic_write_bytes
@@ -29,6 +29,8 @@ REGISTRY = "https://registry.npmjs.org"
 
 class NpmAsset(BaseModel):
     """One file inside a pinned npm package tarball."""
+
+    model_config = ConfigDict(frozen=True)
 
     package: str
     version: str
@@ -52,6 +54,12 @@ WIDGET_MANAGER = NpmAsset(
     member="package/dist/embed.js",
     integrity="sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
 )
+# Font Awesome 5 (SIL OFL 1.1) inside the same tarball: the widgets' icons (accordion chevrons ...).
+# The bundle's own @font-face rules point next to the script, which an inlined script does not have.
+WIDGET_ICON_FONTS = {
+    900: WIDGET_MANAGER.model_copy(update={"member": "package/dist/1551f4f60c37af51121f.woff2"}),  # solid
+    400: WIDGET_MANAGER.model_copy(update={"member": "package/dist/7a3337626410ca2f4071.woff2"}),  # regular
+}
 PLOTLY_BASIC = NpmAsset(
     package="plotly.js-basic-dist-min",  # MIT
     version="4.1.1",
@@ -59,7 +67,7 @@ PLOTLY_BASIC = NpmAsset(
     integrity="sha512-1oNF8PeQx2hv/y7tqEVWKD3JGwn/MGEMQ8mL9HUwsaqG9FGy/OU5FHUHvzqbqxN4mnwZGI9abTiE775C4kkjMQ==",
 )
 PLOTLY_BASIC_TYPES = frozenset({"scatter", "bar", "pie"})
-ASSETS = (WIDGET_MANAGER, PLOTLY_BASIC)
+ASSETS = (WIDGET_MANAGER, *WIDGET_ICON_FONTS.values(), PLOTLY_BASIC)
 
 
 class AssetError(RuntimeError):
@@ -73,23 +81,32 @@ def _check_integrity(data: bytes, asset: NpmAsset) -> None:
         raise AssetError(f"{asset.tarball_url}: {algo} {got} != pinned {expected}")
 
 
+@cache
+def _tarball(asset: NpmAsset, timeout: float) -> bytes:
+    try:
+        with urllib.request.urlopen(asset.tarball_url, timeout=timeout) as resp:
+            data: bytes = resp.read()
+    except OSError as e:
+        raise AssetError(
+            f"{asset.package}@{asset.version} is not cached and cannot be fetched from "
+            f"{asset.tarball_url} ({e}); run `python -m memento_lab.views.assets` where the npm "
+            "registry is reachable"
+        ) from e
+    _check_integrity(data, asset)
+    return data
+
+
 def fetch(asset: NpmAsset, cache_dir: Path | None = None, *, timeout: float = 60.0) -> Path:
     """The cached file of ``asset``, downloading and checking its tarball first if missing."""
     dest = asset.path(cache_dir)
     if dest.exists():
         return dest
-    try:
-        with urllib.request.urlopen(asset.tarball_url, timeout=timeout) as resp:
-            data = resp.read()
-    except OSError as e:
-        raise AssetError(
-            f"{asset.package}@{asset.version} is not in {dest.parent} and cannot be fetched "
-            f"from {asset.tarball_url} ({e}); run `python -m memento_lab.views.assets` where the npm "
-            "registry is reachable"
-        ) from e
-    _check_integrity(data, asset)
+    data = _tarball(asset.model_copy(update={"member": ""}), timeout)  # one download per package
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        member = tar.extractfile(asset.member)
+        try:
+            member = tar.extractfile(asset.member)
+        except KeyError:
+            member = None
         if member is None:
             raise AssetError(f"{asset.tarball_url}: no file {asset.member}")
         atomic_write_bytes(dest, member.read())
@@ -100,6 +117,19 @@ def fetch(asset: NpmAsset, cache_dir: Path | None = None, *, timeout: float = 60
 def widget_manager_js() -> str:
     """The standalone widget manager (renders the saved widget state of an exported notebook)."""
     return fetch(WIDGET_MANAGER).read_text(encoding="utf-8")
+
+
+@cache
+def widget_icons_css() -> str:
+    """``@font-face`` rules with the icon fonts inline (place them after the widget manager's styles)."""
+    rules = []
+    for weight, asset in WIDGET_ICON_FONTS.items():
+        data = base64.b64encode(fetch(asset).read_bytes()).decode()
+        rules.append(
+            f'@font-face{{font-family:"Font Awesome 5 Free";font-style:normal;font-weight:{weight};'
+            f'font-display:block;src:url(data:font/woff2;base64,{data}) format("woff2")}}'
+        )
+    return "\n".join(rules)
 
 
 @cache

@@ -82,7 +82,7 @@ def run_folders(paths: Sequence[str | Path]) -> list[Path]:
 
 def load_dashboard(paths: Sequence[str | Path], *, title: str | None = None) -> DashboardData:
     """Read the runs under ``paths`` (run folders or folders of runs) and their report."""
-    from memento_lab.experiments.run import load_results, report
+    from memento_lab.experiments.results import load_results, report
     from memento_lab.memory.pairs import PairLog
 
     folders = run_folders(paths)

@@ -47,7 +47,7 @@ def notebook_html(nb: Any) -> str:
     """The page of an executed notebook (``nbformat`` node; not modified)."""
     from nbconvert import HTMLExporter
 
-    from memento_lab.views.assets import AssetError, plotly_js, widget_manager_js
+    from memento_lab.views.assets import AssetError, plotly_js, widget_icons_css, widget_manager_js
 
     nb = copy.deepcopy(nb)
     types = inline_figures(nb)
@@ -55,6 +55,7 @@ def notebook_html(nb: Any) -> str:
     if "widgets" in nb.metadata:
         try:
             resources["widget_manager_js"] = widget_manager_js()
+            resources["widget_icons_css"] = widget_icons_css()
         except AssetError as e:  # the page still works online (CDN); say why it will not offline
             warnings.warn(f"widgets will need the network to show: {e}", stacklevel=2)
     exporter = HTMLExporter(
