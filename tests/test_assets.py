@@ -33,9 +33,11 @@ def integrity(data: bytes) -> str:
 def registry(monkeypatch: pytest.MonkeyPatch):
     tgz = tarball({"package/dist/embed.js": b"console.log('widgets')", "package/other.js": b"x"})
     server = Loopback(
-        lambda path: (200, "application/octet-stream", tgz)
-        if path == "/@scope/pkg/-/pkg-1.2.3.tgz"
-        else (404, "text/plain", "no")
+        lambda path: (
+            (200, "application/octet-stream", tgz)
+            if path == "/@scope/pkg/-/pkg-1.2.3.tgz"
+            else (404, "text/plain", "no")
+        )
     )
     monkeypatch.setenv("MEMENTO_NPM_REGISTRY", server.url)
     yield server, integrity(tgz)
