@@ -1,5 +1,5 @@
 """Headless Chromium (Debian's ``chromium``) with the network off: a page's DOM after its scripts ran,
-and a screenshot. A test double of nothing: the real browser renders the real page."""
+and a screenshot (copied to ``$MEMENTO_TEST_ARTIFACTS`` when set). The real browser renders the real page."""
 
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ def screenshot(page: Path, png: Path, *, size: str = "1280,1600", budget_ms: int
     png.parent.mkdir(parents=True, exist_ok=True)
     _run(page, f"--screenshot={png.resolve()}", f"--window-size={size}", budget_ms=budget_ms)
     assert png.exists() and png.stat().st_size > 0, f"no screenshot of {page}"
+    if keep := os.environ.get("MEMENTO_TEST_ARTIFACTS"):  # CI: keep screenshots past pytest's tmp rotation
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(png, Path(keep) / png.name)
     return png
 
 

@@ -79,7 +79,7 @@ def test_learning_curves_means_and_ci_bands() -> None:
     assert t["none"].y == pytest.approx([1 / 6, 1 / 3])
     assert t["similarity"].y == pytest.approx([1 / 3, 5 / 6])
     band = t["similarity 95% CI"]
-    assert band.fill == "toself" and list(band.x) == [0, 1, 1, 0]
+    assert band.fill == "toself" and list(band.x) == [0, 1, 1, 0] and band.mode == "lines"
     half = ci95([0.5, 0.0, 0.5])  # iteration 0 over the three runs
     hi0, lo0 = band.y[0], band.y[3]
     assert hi0 == pytest.approx(1 / 3 + half) and lo0 == pytest.approx(max(0.0, 1 / 3 - half))

@@ -47,6 +47,7 @@ def _band(x: list[Any], lo: list[float], hi: list[float], *, name: str, color: s
     return go.Scatter(
         x=x + x[::-1],
         y=hi + lo[::-1],
+        mode="lines",  # plotly's default adds markers at the band's corners on short series
         fill="toself",
         fillcolor=_rgba(color, 0.18),
         line={"width": 0},
