@@ -70,3 +70,13 @@ def test_fetch_names_the_missing_member_and_the_unreachable_registry(registry, t
     absent = NpmAsset(package="@scope/pkg", version="9.9.9", member="package/dist/embed.js", integrity=good)
     with pytest.raises(AssetError, match=r"pkg@9.9.9 is not cached and cannot be fetched .*views.assets"):
         fetch(absent, tmp_path)
+
+
+def test_plotly_js_is_the_basic_bundle_only_when_the_figures_allow_it() -> None:
+    from plotly.offline import get_plotlyjs
+
+    from memento_lab.views.assets import PLOTLY_BASIC, plotly_js
+
+    basic = PLOTLY_BASIC.path().read_text(encoding="utf-8")  # fetched by `make install`
+    assert plotly_js({"scatter", "bar"}) == basic and len(basic) < len(get_plotlyjs()) / 3
+    assert plotly_js({"scatter", "heatmap"}) == get_plotlyjs()  # a trace type the basic bundle lacks
