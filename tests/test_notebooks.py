@@ -133,7 +133,7 @@ def check_03(run: Path, nb: Any, html: str) -> None:
     dom = rendered_dom(run / "03_agent_run.html")
     assert count_elements(dom, "lm-Widget") > 10 and count_elements(dom, "widget-accordion") >= 2
     assert count_elements(dom, "widget-dropdown") >= 1  # the browser's trace picker
-    screenshot(run / "03_agent_run.html", run / "screenshots" / "03_agent_run.png")
+    screenshot(run / "03_agent_run.html", run / "screenshots" / "03_agent_run.png", size="1280,2600")
 
 
 def check_04(run: Path, nb: Any, html: str) -> None:
