@@ -5,10 +5,10 @@
 
 Layers, outermost first:
 
-1. **bubblewrap** (``bwrap``, the sandbox Flatpak uses): the whole filesystem read-only
-   (``--ro-bind / /``), only the workspace writable, a private size-capped ``/tmp``, fresh
-   ``/proc`` and ``/dev``, no network (``--unshare-net``), own pid/ipc/uts namespaces, all
-   capabilities dropped, killed with its parent.
+1. **bubblewrap** (``bwrap``, the sandbox Flatpak uses): only what the code needs, read-only
+   (system libraries, the interpreter's own prefix, a minimal ``/etc``: see ``sandbox_fs``), only
+   the workspace writable, a private size-capped ``/tmp``, fresh ``/proc`` and ``/dev``, no network
+   (``--unshare-net``), own pid/ipc/uts namespaces, all capabilities dropped, killed with its parent.
 2. **rlimits** set in a tiny launcher that ``exec``\\ s bwrap: CPU seconds, address space, process
    count, file size. (The kernel never applies ``RLIMIT_NPROC`` to uid 0; when we run as root we
    therefore also put the launcher into a fresh ``pids``/``memory`` cgroup when one is writable.)
@@ -17,10 +17,10 @@ Layers, outermost first:
    (``PR_SET_PDEATHSIG``), so a crashed or killed caller leaves no sandbox running.
 
 Without bwrap, util-linux ``unshare`` still gives the code its own pid, network, ipc and uts
-namespaces (``isolation == "unshare"``: it cannot signal host processes or reach the network, but
-the filesystem is NOT isolated). Without either (``MEMENTO_SANDBOX=rlimits`` forces it) only layers
-2-3 apply and ``isolation == "rlimits"``: code can then read, write and signal whatever the user
-running it can. Both fallbacks log a WARNING once. Output is captured through pipes and truncated to ``max_output`` bytes per stream.
+namespaces (``isolation == "unshare"``); without either (``MEMENTO_SANDBOX=rlimits`` forces it) only
+layers 2-3 apply (``isolation == "rlimits"``). ``isolation_limits(mode)`` says what each fallback
+cannot hide; it is logged as a WARNING once and the code tool puts it in its description. Output is
+captured through pipes and truncated to ``max_output`` bytes per stream.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import IO, Literal
 
 from pydantic import BaseModel
+
+from memento_lab.sandbox_fs import bwrap_argv
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +118,31 @@ def unshare_available() -> bool:
         return False
 
 
+_LIMITS = {
+    "bwrap": "the code sees only system libraries, the interpreter, a minimal /etc and its workspace",
+    "unshare": (
+        "bubblewrap (bwrap) is not available: the code gets its own pid/network namespaces (unshare) but "
+        "NO filesystem isolation - it can read and write every file the server's user can "
+        "(e.g. /etc/shadow when run as root, /root, /home, the checkout and the run folder with its "
+        "results). Install it: apt-get install bubblewrap"
+    ),
+    "rlimits": (
+        "bubblewrap (bwrap) is not available: the code runs with resource limits ONLY - it can read and "
+        "write every file the server's user can (e.g. /etc/shadow when run as root, /root, /home, the "
+        "checkout and the run folder with its results), signal the user's processes and use the "
+        "network. Install it: apt-get install bubblewrap"
+    ),
+}
 _warned = False
 
 
-def _choose_isolation(requested: str | None) -> Isolation:
-    global _warned
+def isolation_limits(mode: Isolation) -> str:
+    """One sentence: what code running under ``mode`` can see (for fallbacks: what it cannot hide)."""
+    return _LIMITS[mode]
+
+
+def resolve_isolation(requested: str | None = None) -> Isolation:
+    """The isolation a run would use now (``requested``, else env ``MEMENTO_SANDBOX``, else auto)."""
     mode = (requested or os.environ.get("MEMENTO_SANDBOX") or "auto").lower()
     if mode not in ("auto", "bwrap", "unshare", "rlimits"):
         raise ValueError(
@@ -133,22 +155,19 @@ def _choose_isolation(requested: str | None) -> Isolation:
     if mode == "bwrap":
         raise RuntimeError("bubblewrap isolation requested but bwrap is missing or cannot create namespaces")
     if unshare_available():
-        if mode == "auto" and not _warned:
-            _warned = True
-            log.warning(
-                "bubblewrap (bwrap) is not available: sandboxed code gets its own pid/network namespaces "
-                "(unshare) but NO filesystem isolation. Install it: apt-get install bubblewrap"
-            )
         return "unshare"
     if mode == "unshare":
         raise RuntimeError("unshare isolation requested but unshare is missing or cannot create namespaces")
-    if not _warned:
-        _warned = True
-        log.warning(
-            "bubblewrap (bwrap) is not available: sandboxed code runs with rlimits ONLY "
-            "(no filesystem or network isolation). Install it: apt-get install bubblewrap"
-        )
     return "rlimits"
+
+
+def _choose_isolation(requested: str | None) -> Isolation:
+    global _warned
+    mode = resolve_isolation(requested)
+    if mode != "bwrap" and not _warned:
+        _warned = True
+        log.warning("sandbox isolation %r: %s", mode, isolation_limits(mode))
+    return mode
 
 
 # ----------------------------------------------------------------------------------------- cgroups
@@ -267,43 +286,6 @@ class _Capture:
         return text, truncated
 
 
-def _bwrap_argv(workspace: Path, script: Path, allow_network: bool) -> list[str]:
-    exe = bwrap_path()
-    assert exe is not None
-    argv = [
-        exe,
-        "--ro-bind",
-        "/",
-        "/",
-        "--size",
-        str(TMPFS_BYTES),
-        "--tmpfs",
-        "/tmp",
-        "--bind",
-        str(workspace),
-        str(workspace),
-        "--ro-bind",
-        str(script),
-        "/tmp/main.py",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--cap-drop",
-        "ALL",
-        "--die-with-parent",
-        "--new-session",
-        "--chdir",
-        str(workspace),
-    ]
-    if not allow_network:
-        argv.append("--unshare-net")
-    return [*argv, "--", sys.executable, "-B", "/tmp/main.py"]
-
-
 def _child_env(workspace: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -346,7 +328,9 @@ def run_python(
     script = scratch / "main.py"
     script.write_text(code, encoding="utf-8")
     if mode == "bwrap":
-        argv = _bwrap_argv(ws, script, allow_network)
+        exe = bwrap_path()
+        assert exe is not None
+        argv = bwrap_argv(exe, ws, script, allow_network=allow_network, tmpfs_bytes=TMPFS_BYTES)
     elif mode == "unshare":
         flags = [f for f in UNSHARE_FLAGS if not (allow_network and f == "--net")]
         argv = [shutil.which("unshare") or "unshare", *flags, sys.executable, "-B", str(script)]

@@ -7,7 +7,8 @@
     web          servers.web          fetch a URL, crawl a site for a query (only with MEMENTO_ALLOW_NETWORK=1)
     media        servers.media        OCR, image questions, transcription, video narration (offline models)
 
-Shared by all: the workspace (``MEMENTO_WORKSPACE``) and the server log level
+Shared by all: the workspace root (``MEMENTO_WORKSPACE``; each call works in the episode folder its
+``_meta`` names, see ``memento_lab.workspace``) and the server log level
 (``MEMENTO_SERVER_LOG_LEVEL``, default WARNING). Clients: ``memento_lab.agent.mcp_client.ToolBox``.
 """
 
@@ -19,6 +20,10 @@ from functools import cache
 from pathlib import Path
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+from memento_lab.workspace import META_KEY, episode_dir
 
 
 @cache
@@ -28,6 +33,16 @@ def workspace() -> Path:
     path = Path(env) if env else Path(tempfile.mkdtemp(prefix="memento-workspace-"))
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve()
+
+
+def episode_workspace(ctx: Context | None) -> Path:
+    """The calling episode's folder (named in the request's ``_meta``), else the shared workspace."""
+    root = workspace()
+    meta = ctx.request_context.meta if ctx is not None else None
+    try:
+        return episode_dir(root, (meta or {}).get(META_KEY))
+    except ValueError as e:
+        raise ToolError(str(e)) from e
 
 
 def make_server(name: str, instructions: str) -> MCPServer:

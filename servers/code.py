@@ -2,7 +2,8 @@
 
     python -m servers.code          # stdio; workspace from MEMENTO_WORKSPACE (else a temp dir)
 
-Env: ``MEMENTO_WORKSPACE`` (writable working directory, shared by the calls of one episode),
+Env: ``MEMENTO_WORKSPACE`` (root of the episode workspaces; a call works in the folder its ``_meta``
+names, the only folder of the host the sandbox mounts writable),
 ``MEMENTO_CODE_TIMEOUT`` (seconds, default 10), ``MEMENTO_SANDBOX`` (auto | bwrap | unshare | rlimits).
 A failing run (exception, non-zero exit, timeout) is a ``ToolError`` carrying the captured output.
 """
@@ -12,30 +13,30 @@ from __future__ import annotations
 import logging
 import os
 
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from memento_lab.sandbox import SandboxResult, bwrap_available, describe_signal, run_python, unshare_available
-from servers import make_server, workspace
+from memento_lab.sandbox import (
+    SandboxResult,
+    describe_signal,
+    isolation_limits,
+    resolve_isolation,
+    run_python,
+)
+from servers import episode_workspace, make_server
 
 log = logging.getLogger(__name__)
 
 
 def isolation_note() -> str:
-    mode = os.environ.get("MEMENTO_SANDBOX", "auto").lower()
-    if mode in ("auto", "bwrap") and bwrap_available():
+    """The tool description's sentence on isolation; a fallback says what it cannot hide."""
+    mode = resolve_isolation()
+    if mode == "bwrap":
         return (
-            "Runs in a bubblewrap sandbox: read-only filesystem except the working directory, "
-            "no network, resource limits and a wall-clock timeout."
+            "Runs in a bubblewrap sandbox: " + isolation_limits(mode) + "; read-only except the working "
+            "directory, no network, resource limits and a wall-clock timeout."
         )
-    if mode in ("auto", "unshare") and unshare_available():
-        return (
-            "WARNING: bubblewrap is NOT available - code runs in its own pid/network namespaces with "
-            "resource limits, but the filesystem is NOT isolated."
-        )
-    return (
-        "WARNING: bubblewrap is NOT available - code runs with resource limits ONLY "
-        "(no filesystem or network isolation)."
-    )
+    return "WARNING: " + isolation_limits(mode) + "."
 
 
 def format_result(result: SandboxResult) -> str:
@@ -61,9 +62,9 @@ mcp = make_server("code", "Execute Python code. " + isolation_note())
         + isolation_note()
     ),
 )
-def run_python_code(code: str) -> str:
+def run_python_code(code: str, ctx: Context) -> str:
     timeout = float(os.environ.get("MEMENTO_CODE_TIMEOUT", "10"))
-    result = run_python(code, workspace=workspace(), timeout_s=timeout)
+    result = run_python(code, workspace=episode_workspace(ctx), timeout_s=timeout)
     text = format_result(result)
     if result.timed_out:
         raise ToolError(f"Python timed out after {timeout:g} s (infinite loop?).\n{text}")

@@ -12,9 +12,10 @@ import os
 from html.parser import HTMLParser
 from pathlib import Path
 
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from servers import make_server, workspace
+from servers import episode_workspace, make_server, workspace
 
 TEXT = {".txt", ".md", ".markdown", ".rst", ".json", ".jsonl", ".py", ".log", ".yaml", ".yml", ".toml"}
 HTML = {".html", ".htm"}
@@ -119,8 +120,8 @@ mcp = make_server("documents", "Read files from the task's workspace.")
         "stripped), PDF, CSV/TSV and Excel (shown as tables). `path` is relative to the workspace."
     )
 )
-def read_document(path: str, max_chars: int = 20000) -> str:
-    target = resolve(path)
+def read_document(path: str, ctx: Context, max_chars: int = 20000) -> str:
+    target = resolve(path, episode_workspace(ctx))
     size = target.stat().st_size
     if size > max_bytes():
         raise ToolError(f"{path!r} is {size} bytes, over the limit of {max_bytes()} bytes")
@@ -138,8 +139,8 @@ def read_document(path: str, max_chars: int = 20000) -> str:
 
 
 @mcp.tool(description="List the files in the workspace (relative paths and sizes).")
-def list_files() -> str:
-    root = workspace()
+def list_files(ctx: Context) -> str:
+    root = episode_workspace(ctx)
     files = sorted(p for p in root.rglob("*") if p.is_file())
     if not files:
         return "The workspace is empty."

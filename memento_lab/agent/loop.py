@@ -13,6 +13,7 @@ episode is written to memory. Every call lands in the returned ``Trace``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -151,8 +152,10 @@ class Agent:
             if self.memory:
                 trace.bank_version = self.memory.bank.version
             memory_block = format_cases(retrieved, load_prompt("memory")) if retrieved else ""
-            # 2-3. plan and execute, re-planning with the results
-            trace.final_answer = await self._plan_and_execute(question, memory_block, trace)
+            # 2-3. plan and execute, re-planning with the results (tools work in a fresh folder)
+            files = getattr(task, "metadata", {}).get("files", [])
+            with self.tools.episode(files) if self.tools else contextlib.nullcontext():
+                trace.final_answer = await self._plan_and_execute(question, memory_block, trace)
         except Exception as e:  # an episode never crashes the run: the error is in the trace
             trace.error = f"{type(e).__name__}: {e}"
         # 4. judge

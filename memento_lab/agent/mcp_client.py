@@ -1,8 +1,9 @@
 """The MCP client side: start tool servers over stdio, list their tools as OpenAI schemas, route calls.
 
-    async with ToolBox(["code", "math"], workspace=run_dir / "ws") as tb:
+    async with ToolBox(["code", "math"]) as tb:        # workspace root: a temp folder
         tools = tb.openai_tools()                     # -> chat.completions(tools=...)
-        call = await tb.call("calculate", {"expression": "2^100"})
+        with tb.episode(files=[...]):                 # a fresh folder per episode, files copied in
+            call = await tb.call("calculate", {"expression": "2^100"})
         call.result, call.error, call.duration_s      # a memento_lab.trace.ToolCall
 
 Each server is ``python -m servers.<module>`` in its own process with an explicit environment (the
@@ -23,7 +24,8 @@ import shutil
 import sys
 import tempfile
 import time
-from contextlib import suppress
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ import anyio
 from memento_lab.config import PROJECT_ROOT as ROOT
 from memento_lab.config import Settings
 from memento_lab.trace import ToolCall
+from memento_lab.workspace import META_KEY, current_episode, episode_workspace
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -101,6 +104,12 @@ def endpoint_env(settings: Settings) -> dict[str, str]:
         "MEMENTO_SUMMARY_MODEL": settings.summary_model,
     }
     return {k: v for k, v in pairs.items() if v}
+
+
+def episode_meta() -> dict[str, Any] | None:
+    """The ``_meta`` of a call made inside ``ToolBox.episode``: which episode folder to work in."""
+    name = current_episode()
+    return {META_KEY: name} if name is not None else None
 
 
 def _tool_record(tool: Any) -> dict[str, Any]:
@@ -330,6 +339,13 @@ class ToolBox:
             for t in self._tools.get(s, [])
         ]
 
+    def episode(self, files: Sequence[str | Path] = ()) -> AbstractContextManager[Path]:
+        """A fresh workspace for one episode (``files`` copied in), used by the calls made inside
+        the block (in this task) and removed after it: ``with tb.episode(files) as folder: ...``."""
+        if not self._open:
+            raise RuntimeError("ToolBox is not open: use `async with ToolBox(...) as tb`")
+        return episode_workspace(self.workspace, files)
+
     def server_of(self, tool: str) -> str | None:
         return self._route.get(tool)
 
@@ -391,7 +407,9 @@ class ToolBox:
             try:
                 client = await self._client(server)
                 with anyio.fail_after(self.call_timeout_s + 5):
-                    result = await client.call_tool(name, arguments, read_timeout_seconds=self.call_timeout_s)
+                    result = await client.call_tool(
+                        name, arguments, read_timeout_seconds=self.call_timeout_s, meta=episode_meta()
+                    )
             except Exception as e:
                 if isinstance(e, TimeoutError) or (isinstance(e, MCPError) and e.code == REQUEST_TIMEOUT):
                     # a hung call: do not retry it (it would hang again), but leave a working server behind

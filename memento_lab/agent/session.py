@@ -89,8 +89,8 @@ async def open_session(
     """Open ``<folder>/cassette.sqlite``, the model clients and the tool servers; close them on exit.
 
     ``model`` names the embedded model (or a GGUF path) when no endpoint is configured;
-    ``concurrency`` sets the embedded server's parallel slots; the tool servers work in
-    ``workspace`` (default ``<folder>/workspace``). ``cassette_path`` is relative to ``folder``
+    ``concurrency`` sets the embedded server's parallel slots; the tool servers work in a fresh
+    folder per episode under ``workspace`` (default: a temp folder, outside ``folder``). ``cassette_path`` is relative to ``folder``
     (``None``: no cassette file, e.g. a sweep's root, whose runs each bring their own).
     """
     folder = Path(folder)
@@ -101,10 +101,8 @@ async def open_session(
     async with AsyncExitStack() as stack:
         llms = await stack.enter_async_context(open_llms(settings, local_model=model, cassette=tape))
         toolbox = None
-        if tools:
-            ws = Path(workspace) if workspace is not None else folder / "workspace"
-            ws.mkdir(parents=True, exist_ok=True)
+        if tools:  # workspaces default to a temp folder: the sandbox must never see the run folder
             toolbox = await stack.enter_async_context(
-                ToolBox(list(tools), workspace=ws, cassette=tape, settings=settings)
+                ToolBox(list(tools), workspace=workspace, cassette=tape, settings=settings)
             )
         yield Session(folder=folder, cassette=tape, llms=llms, tools=toolbox, settings=settings)
