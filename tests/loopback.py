@@ -2,7 +2,8 @@
 
 Each POST (``/v1/chat/completions``, or multipart ``/v1/audio/transcriptions`` kept as
 ``{"multipart": raw bytes}``) is answered by ``handler(request_json) -> (status, body, headers)``
-or sleeps ``delay`` seconds first; every request is kept in ``requests`` for assertions.
+or sleeps ``delay`` seconds first; every request is kept in ``requests`` for assertions. A body given
+as ``bytes`` is sent as it is (malformed JSON); ``models_handler() -> Reply`` overrides ``GET /models``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Reply = tuple[int, dict[str, Any], dict[str, str]]
+Reply = tuple[int, dict[str, Any] | bytes, dict[str, str]]
 
 
 def completion(
@@ -41,8 +42,10 @@ class FakeOpenAI:
         *,
         delay: float = 0.0,
         models: tuple[str, ...] = ("fake-model",),
+        models_handler: Callable[[], Reply] | None = None,
     ):
         self.handler, self.delay, self.models = handler, delay, models
+        self.models_handler = models_handler
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []  # the path of each POST, beside its body in ``requests``
         owner = self
@@ -51,8 +54,10 @@ class FakeOpenAI:
             def log_message(self, *a: Any) -> None:
                 pass
 
-            def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                raw = json.dumps(body).encode()
+            def _send(
+                self, status: int, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
+            ) -> None:
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
@@ -63,7 +68,9 @@ class FakeOpenAI:
                     self.wfile.write(raw)
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/").endswith("/models") and owner.models_handler is not None:
+                    self._send(*owner.models_handler())
+                elif self.path.rstrip("/").endswith("/models"):
                     self._send(
                         200,
                         {

@@ -186,6 +186,10 @@ class ChatClient:
         self.prices = prices or {}
         self.endpoint = endpoint
 
+    def where(self) -> str:
+        """The call, named in every error: ``POST <base url>/chat/completions (model m)``."""
+        return f"POST {str(self.client.base_url).rstrip('/')}/chat/completions (model {self.model})"
+
     def _cost(self, usage: Usage) -> float | None:
         price = self.prices.get(self.model)
         if price is None:
@@ -202,20 +206,21 @@ class ChatClient:
             resp = await self.client.chat.completions.create(**request)
             return resp.model_dump(mode="json", exclude_none=True)
 
+        where = self.where()
+        retries = f"after {self.client.max_retries} retries"
+        data: dict[str, Any] | None = None
         try:
             data = await self.cassette.through("chat", request, live)
         except openai.APITimeoutError:
-            call.error = (
-                f"{self.role}: request to {self.endpoint or 'endpoint'} timed out after "
-                f"{self.client.timeout}s and {self.client.max_retries} retries (model {self.model})"
-            )
-            data = None
+            call.error = f"{self.role}: {where} timed out after {self.client.timeout}s and {self.client.max_retries} retries"
         except openai.APIStatusError as e:
-            call.error = f"{self.role}: HTTP {e.status_code} from {self.endpoint or 'endpoint'} after {self.client.max_retries} retries: {e.message}"
-            data = None
+            call.error = f"{self.role}: {where}: HTTP {e.status_code} {retries}: {e.message}"
         except openai.APIConnectionError as e:
-            call.error = f"{self.role}: cannot reach {self.endpoint or 'endpoint'} after {self.client.max_retries} retries: {e}"
-            data = None
+            call.error = f"{self.role}: {where}: cannot reach the endpoint {retries}: {e}"
+        except (json.JSONDecodeError, openai.APIResponseValidationError) as e:
+            call.error = f"{self.role}: {where}: the reply is not valid JSON ({e})"
+        if data is not None and not data.get("choices"):
+            call.error, data = f"{self.role}: {where}: the reply has no choices", None
         call.latency_s = time.perf_counter() - t0
         call.replayed = self.cassette.hits > hits
         if data is not None:
@@ -347,9 +352,21 @@ class LLMs:
 
 
 async def _first_served_model(client: AsyncOpenAI) -> str:
-    ids = [m.id for m in (await client.models.list()).data]
+    """The endpoint's first listed model; any failure names the call (``GET <base url>/models``)."""
+    where = f"GET {str(client.base_url).rstrip('/')}/models"
+    hint = "(or name the models: MEMENTO_PLANNER_MODEL, MEMENTO_EXECUTOR_MODEL, MEMENTO_JUDGE_MODEL)"
+    try:
+        ids = [m.id for m in (await client.models.list()).data]
+    except openai.APITimeoutError:
+        raise RuntimeError(f"{where} timed out after {client.timeout}s {hint}") from None
+    except openai.APIStatusError as e:
+        raise RuntimeError(f"{where}: HTTP {e.status_code}: {e.message} {hint}") from None
+    except openai.APIConnectionError as e:
+        raise RuntimeError(f"{where}: cannot reach the endpoint: {e} {hint}") from None
+    except (json.JSONDecodeError, openai.APIResponseValidationError, AttributeError, TypeError) as e:
+        raise RuntimeError(f"{where}: the reply is not a JSON model list ({e}) {hint}") from None
     if not ids:
-        raise RuntimeError(f"{client.base_url} serves no models; set MEMENTO_PLANNER_MODEL etc.")
+        raise RuntimeError(f"{where}: the endpoint serves no models {hint}")
     return ids[0]
 
 
