@@ -61,7 +61,7 @@ def episode_workspace(root: Path, files: Sequence[str | Path] = ()) -> Iterator[
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def episode_dir(root: Path, name: str | None) -> Path:
+def episode_dir(root: Path, name: object) -> Path:
     """Server side: the folder of episode ``name`` under ``root`` (``root`` itself when None)."""
     if name is None:
         return root

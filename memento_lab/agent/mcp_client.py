@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -38,6 +38,7 @@ from memento_lab.workspace import META_KEY, current_episode, episode_workspace
 
 if TYPE_CHECKING:
     from mcp import Client
+    from mcp.types import RequestParamsMeta
 
     from memento_lab.agent.cassette import Cassette
 
@@ -106,10 +107,10 @@ def endpoint_env(settings: Settings) -> dict[str, str]:
     return {k: v for k, v in pairs.items() if v}
 
 
-def episode_meta() -> dict[str, Any] | None:
+def episode_meta() -> RequestParamsMeta | None:
     """The ``_meta`` of a call made inside ``ToolBox.episode``: which episode folder to work in."""
     name = current_episode()
-    return {META_KEY: name} if name is not None else None
+    return cast("RequestParamsMeta", {META_KEY: name}) if name is not None else None
 
 
 def _tool_record(tool: Any) -> dict[str, Any]:
