@@ -11,11 +11,6 @@ from memento_lab.agent.llm import open_llms
 from memento_lab.config import Settings
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def settings(base_url: str, **kw) -> Settings:
     return Settings(openai_base_url=base_url, openai_api_key="test", llm_max_retries=0, llm_timeout_s=5, **kw)
 

@@ -13,10 +13,10 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
+from loopback import FakeOpenAI, completion
 from mcp import Client
 
 from memento_lab import sandbox
@@ -36,11 +36,6 @@ PROBE = (
     "    except OSError as e:\n"
     "        print('DENIED', p, type(e).__name__)\n"
 )
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -192,30 +187,45 @@ async def test_server_refuses_a_workspace_name_that_escapes(tmp_path, monkeypatc
 @needs_bwrap
 @pytest.mark.anyio
 async def test_episodes_get_fresh_folders_outside_the_run_folder(outside_tmp):
-    """Through the runner's own opening of the tools: the run folder's results are out of reach,
-    and nothing one episode wrote is seen by the next."""
+    """Through the session a run opens: the run folder's results are out of reach, and nothing one
+    episode wrote is seen by the next."""
+    from memento_lab.agent.session import open_session
     from memento_lab.config import Settings
-    from memento_lab.experiments.run import ExperimentConfig, _open_io
 
     run = outside_tmp / "run"
     run.mkdir()
     (run / "results.jsonl").write_text('{"expected": "the canonical solution"}\n')
     data = outside_tmp / "input.txt"
     data.write_text("input file")
-    config = ExperimentConfig(tools=["code", "documents"], cassette="off", out=str(run))
-    settings = Settings(cache_dir=outside_tmp / "cache", allow_network=False, searxng_url=None)
-    async with AsyncExitStack() as stack:
-        _, tb = await _open_io(stack, config, settings, run, llms=object())
-        assert run not in tb.workspace.parents and not (run / "workspace").exists()
-        with tb.episode([data]) as first:
-            assert first.parent == tb.workspace
-            call = await tb.call("run_python", {"code": PROBE.format(targets=[str(run / "results.jsonl")])})
-            assert call.error is None and f"DENIED {run / 'results.jsonl'} FileNotFoundError" in call.result
-            call = await tb.call("run_python", {"code": "print(open('input.txt').read())\nopen('left', 'w')"})
-            assert call.error is None and "input file" in call.result
-            assert "input.txt" in (await tb.call("list_files")).result
-        assert not first.exists()
-        with tb.episode() as second:
-            listing = json.dumps((await tb.call("list_files")).result)
-            call = await tb.call("run_python", {"code": "import os\nprint(sorted(os.listdir('.')))"})
-        assert second != first and "input.txt" not in listing and call.result.endswith("[]")
+    with FakeOpenAI(lambda req: (200, completion("unused"), {})) as fake:  # the models are not asked
+        settings = Settings(
+            openai_base_url=fake.base_url,
+            openai_api_key="test",
+            planner_model="m",
+            executor_model="m",
+            judge_model="m",
+            cache_dir=outside_tmp / "cache",
+            allow_network=False,
+            searxng_url=None,
+        )
+        async with open_session(run, tools=["code", "documents"], settings=settings) as session:
+            tb = session.tools
+            assert tb is not None
+            assert run not in tb.workspace.parents and not (run / "workspace").exists()
+            with tb.episode([data]) as first:
+                assert first.parent == tb.workspace
+                probe_run = PROBE.format(targets=[str(run / "results.jsonl")])
+                call = await tb.call("run_python", {"code": probe_run})
+                assert (
+                    call.error is None and f"DENIED {run / 'results.jsonl'} FileNotFoundError" in call.result
+                )
+                call = await tb.call(
+                    "run_python", {"code": "print(open('input.txt').read())\nopen('left', 'w')"}
+                )
+                assert call.error is None and "input file" in call.result
+                assert "input.txt" in (await tb.call("list_files")).result
+            assert not first.exists()
+            with tb.episode() as second:
+                listing = json.dumps((await tb.call("list_files")).result)
+                call = await tb.call("run_python", {"code": "import os\nprint(sorted(os.listdir('.')))"})
+            assert second != first and "input.txt" not in listing and call.result.endswith("[]")
