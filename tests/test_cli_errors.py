@@ -42,6 +42,8 @@ def test_report_on_a_folder_without_results(tmp_path: Path, capsys):
     "option", [["--iterations", "0"], ["--n", "0"], ["--concurrency", "0"], ["-k", "-1"]]
 )
 def test_run_with_nothing_to_do(tmp_path: Path, capsys, option):
-    line = one_error(capsys, main(["run", "--out", str(tmp_path / "run"), "--cassette", "off", *option]))
+    # a model that does not exist: should the check ever be skipped, the run fails fast instead of starting one
+    argv = ["run", "--out", str(tmp_path / "run"), "--cassette", "off", "--tools", "", "--model", "none.gguf"]
+    line = one_error(capsys, main([*argv, *option]))
     assert "must be at least" in line and option[0].lstrip("-") in line
     assert not (tmp_path / "run").exists()  # refused before anything started
