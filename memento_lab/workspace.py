@@ -31,6 +31,12 @@ def current_episode() -> str | None:
     return _current.get()
 
 
+def episode_meta() -> dict[str, str] | None:
+    """The MCP ``_meta`` of a tool call made inside ``episode_workspace`` (None outside)."""
+    name = _current.get()
+    return {META_KEY: name} if name is not None else None
+
+
 def new_episode(root: Path, files: Sequence[str | Path] = ()) -> Path:
     """Make ``root/ep-<uuid>`` and copy ``files`` (files or folders) into it by their base names."""
     names = [Path(f).name for f in files]

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from servers import endpoint, make_server
+from servers import endpoint, episode_workspace, make_server
 from servers.documents import resolve
 
 IMAGE = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
@@ -50,9 +51,9 @@ def threads() -> int:
     return int(_env_number("MEMENTO_MEDIA_THREADS", 2))
 
 
-def media_file(path: str, kinds: set[str]) -> Path:
-    """``path`` inside the workspace, of a supported type and under the size limit, else ToolError."""
-    target = resolve(path)
+def media_file(path: str, kinds: set[str], ctx: Context | None = None) -> Path:
+    """``path`` inside the (episode's) workspace, of a supported type and under the size limit, else ToolError."""
+    target = resolve(path, episode_workspace(ctx))
     if target.suffix.lower() not in kinds:
         raise ToolError(
             f"{path!r}: unsupported file type {target.suffix!r}; supported: {', '.join(sorted(kinds))}"
@@ -246,8 +247,8 @@ mcp = make_server("media", "Read images, audio and video files from the task's w
 
 
 @mcp.tool(description="Read the text in an image (OCR, offline). `path` is relative to the workspace.")
-def read_image_text(path: str) -> str:
-    image = open_image(media_file(path, IMAGE), path)
+def read_image_text(path: str, ctx: Context) -> str:
+    image = open_image(media_file(path, IMAGE, ctx), path)
     lines = ocr_lines(image)
     return "\n".join(lines) if lines else "No text found in the image."
 
@@ -258,8 +259,8 @@ def read_image_text(path: str) -> str:
         "(MEMENTO_VISION_MODEL on the OpenAI-compatible endpoint). `path` is relative to the workspace."
     )
 )
-def describe_image(path: str, question: str = "Describe this image in detail.") -> str:
-    target = media_file(path, IMAGE)
+def describe_image(path: str, ctx: Context, question: str = "Describe this image in detail.") -> str:
+    target = media_file(path, IMAGE, ctx)
     data, suffix = target.read_bytes(), target.suffix.lower()
     if len(data) > DATA_URL_BYTES:  # a data URL that large is refused by most endpoints: send a smaller JPEG
         image = open_image(target, path).convert("RGB")
@@ -276,9 +277,9 @@ def describe_image(path: str, question: str = "Describe this image in detail.") 
         "endpoint's MEMENTO_TRANSCRIBE_MODEL when set. `timestamps` prefixes each segment with its time."
     )
 )
-def transcribe_audio(path: str, timestamps: bool = False) -> str:
+def transcribe_audio(path: str, ctx: Context, timestamps: bool = False) -> str:
     limit = seconds_limit()
-    samples, duration = decode_audio(media_file(path, AUDIO | VIDEO), path, limit)
+    samples, duration = decode_audio(media_file(path, AUDIO | VIDEO, ctx), path, limit)
     segments = speech_segments(samples, path)
     if not segments:
         return "No speech found."
@@ -300,12 +301,14 @@ def transcribe_audio(path: str, timestamps: bool = False) -> str:
         f"`max_frames` (<= {MAX_FRAMES}) frames and `max_seconds` seconds are read."
     )
 )
-def narrate_video(path: str, every_s: float = 5.0, max_frames: int = 12, max_seconds: float = 300.0) -> str:
+def narrate_video(
+    path: str, ctx: Context, every_s: float = 5.0, max_frames: int = 12, max_seconds: float = 300.0
+) -> str:
     if every_s <= 0:
         raise ToolError(f"every_s must be > 0, got {every_s}")
     if not 1 <= max_frames <= MAX_FRAMES:
         raise ToolError(f"max_frames must be between 1 and {MAX_FRAMES}, got {max_frames}")
-    target = media_file(path, VIDEO)
+    target = media_file(path, VIDEO, ctx)
     limit = min(max_seconds, seconds_limit()) if max_seconds > 0 else seconds_limit()
     frames = sample_frames(target, path, every_s, max_frames, limit)
     try:

@@ -34,7 +34,7 @@ import anyio
 from memento_lab.config import PROJECT_ROOT as ROOT
 from memento_lab.config import Settings
 from memento_lab.trace import ToolCall
-from memento_lab.workspace import META_KEY, current_episode, episode_workspace
+from memento_lab.workspace import episode_meta, episode_workspace
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -105,12 +105,6 @@ def endpoint_env(settings: Settings) -> dict[str, str]:
         "MEMENTO_SUMMARY_MODEL": settings.summary_model,
     }
     return {k: v for k, v in pairs.items() if v}
-
-
-def episode_meta() -> RequestParamsMeta | None:
-    """The ``_meta`` of a call made inside ``ToolBox.episode``: which episode folder to work in."""
-    name = current_episode()
-    return cast("RequestParamsMeta", {META_KEY: name}) if name is not None else None
 
 
 def _tool_record(tool: Any) -> dict[str, Any]:
@@ -409,7 +403,10 @@ class ToolBox:
                 client = await self._client(server)
                 with anyio.fail_after(self.call_timeout_s + 5):
                     result = await client.call_tool(
-                        name, arguments, read_timeout_seconds=self.call_timeout_s, meta=episode_meta()
+                        name,
+                        arguments,
+                        read_timeout_seconds=self.call_timeout_s,
+                        meta=cast("RequestParamsMeta | None", episode_meta()),
                     )
             except Exception as e:
                 if isinstance(e, TimeoutError) or (isinstance(e, MCPError) and e.code == REQUEST_TIMEOUT):
