@@ -150,3 +150,12 @@ async def test_runner_resumes_and_reports(tmp_path) -> None:
     key = ["task_id", "iteration", "answer", "reward", "n_retrieved"]
     again = load_results([tmp_path / "replay"]).select(key).sort(key[:2])
     assert again.equals(df.select(key).sort(key[:2]))
+
+
+def test_attached_files_are_named_to_the_model() -> None:
+    from memento_lab.agent.loop import with_attachments
+
+    assert with_attachments("What does the chart show?", []) == "What does the chart show?"
+    shown = with_attachments("What does the chart show?", ["/data/t/chart.png", "/data/t/notes.txt"])
+    assert shown.startswith("What does the chart show?") and shown.endswith("chart.png, notes.txt")
+    assert "/data/t" not in shown  # the model sees workspace names, not host paths

@@ -17,8 +17,9 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -153,9 +154,11 @@ class Agent:
                 trace.bank_version = self.memory.bank.version
             memory_block = format_cases(retrieved, load_prompt("memory")) if retrieved else ""
             # 2-3. plan and execute, re-planning with the results (tools work in a fresh folder)
-            files = getattr(task, "metadata", {}).get("files", [])
+            files = list(getattr(task, "files", None) or [])
             with self.tools.episode(files) if self.tools else contextlib.nullcontext():
-                trace.final_answer = await self._plan_and_execute(question, memory_block, trace)
+                trace.final_answer = await self._plan_and_execute(
+                    with_attachments(question, files), memory_block, trace
+                )
         except Exception as e:  # an episode never crashes the run: the error is in the trace
             trace.error = f"{type(e).__name__}: {e}"
         # 4. judge
@@ -306,3 +309,10 @@ def _clean(answer: Any) -> str | None:
     text = str(answer).strip()
     text = re.sub(r"^FINAL ANSWER:\s*", "", text, flags=re.I)
     return text or None
+
+
+def with_attachments(question: str, files: Sequence[str]) -> str:
+    """The task as the model sees it: the question, and the names of the files copied into its workspace."""
+    if not files:
+        return question
+    return f"{question}\n\nAttached files (in your workspace): {', '.join(Path(f).name for f in files)}"

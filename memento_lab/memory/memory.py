@@ -149,7 +149,9 @@ class Memory:
         if pairs and callable(update):
             update(pairs)
         if self.policy is not None:
-            self.evicted.extend(self.policy.apply(self.bank, self.pairs.read() if self.pairs is not None else pairs))
+            self.evicted.extend(
+                self.policy.apply(self.bank, self.pairs.read() if self.pairs is not None else pairs)
+            )
         return case
 
 
