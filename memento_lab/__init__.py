@@ -49,7 +49,7 @@ _EXPORTS = {
     "run_sweep": "memento_lab.experiments.sweep",
     "load_results": "memento_lab.experiments.results",
     "summarize": "memento_lab.experiments.results",
-    "report": "memento_lab.experiments.results",
+    "build_report": "memento_lab.experiments.report",
 }
 
 __all__ = sorted(_EXPORTS)

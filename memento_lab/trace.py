@@ -9,11 +9,27 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from memento_lab.jsonl import FormatError, append_jsonl, read_jsonl, validate_record
+
+EpisodeStatus = Literal[
+    "ok", "endpoint_error", "timeout", "cassette_miss", "tool_server_error", "judge_error", "agent_error"
+]
+"""How an episode ended. Only ``ok`` episodes are outcomes of the model: they are scored, written to
+the bank and the pair log. Every other status is a failure of the instrument (endpoint, timeout,
+cassette, tool server, judge, or an unexpected exception in the agent): counted, never scored, and
+retried when the run is resumed. Unusable model output (bad JSON) is an ``ok`` outcome, counted in
+``Trace.model_output_errors``."""
+
+LLMErrorKind = Literal["endpoint_error", "timeout", "model_output"]
+
+
+class JudgeError(RuntimeError):
+    """A judge could not reach a verdict (its endpoint failed, it gave no verdict): the episode's
+    status becomes ``judge_error`` instead of a score of 0."""
 
 
 def now() -> float:
@@ -51,6 +67,7 @@ class LLMCall(BaseModel):
     request_hash: str | None = None  # cassette key, when recorded
     replayed: bool = False
     error: str | None = None
+    error_kind: LLMErrorKind | None = None  # endpoint/timeout: infra failure; model_output: the model's own
     started_at: float = Field(default_factory=now)
 
 
@@ -62,6 +79,7 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     result: str | None = None
     error: str | None = None
+    server_failed: bool = False  # the server died / could not be restarted: infra, not a tool answer
     duration_s: float = 0.0
     started_at: float = Field(default_factory=now)
 
@@ -121,10 +139,6 @@ class JudgeVerdict(BaseModel):
     detail: str = ""
 
 
-class JudgeError(RuntimeError):
-    """A judge could not reach a verdict (never a score of 0)."""
-
-
 class Counterfactual(BaseModel):
     """The probe of one shown case: the same task re-run without it (``delta`` = reward - reward_without)."""
 
@@ -153,6 +167,7 @@ class Trace(BaseModel):
     decided_by: str | None = None  # the judge whose verdict is the reward (e.g. "em" before "llm")
     reward: float = 0.0
     case_id: str | None = None  # the case written from this episode
+    status: EpisodeStatus = "ok"
     error: str | None = None
     started_at: float = Field(default_factory=now)
     latency_s: float = 0.0
@@ -169,6 +184,16 @@ class Trace(BaseModel):
     @property
     def tool_calls(self) -> list[ToolCall]:
         return [t for s in self.steps for t in s.tool_calls]
+
+    @property
+    def model_output_errors(self) -> int:
+        """Replies of the model that were unusable (not JSON, no valid tool call): outcomes, counted."""
+        agent_calls = [c.llm for c in self.cycles if c.llm is not None] + [
+            call for s in self.steps for call in s.llm_calls
+        ]
+        calls = sum(c.error_kind == "model_output" for c in agent_calls)
+        parse = sum(1 for c in self.cycles if c.error and (c.llm is None or c.llm.error is None))
+        return calls + parse
 
     @property
     def usage(self) -> Usage:

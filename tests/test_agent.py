@@ -11,7 +11,8 @@ import pytest
 from memento_lab.agent.llm import ChatResult
 from memento_lab.agent.loop import AgentConfig, parse_planner_reply
 from memento_lab.experiments.config import ExperimentConfig
-from memento_lab.experiments.results import load_results, report, summarize
+from memento_lab.experiments.report import build_report
+from memento_lab.experiments.results import load_results, summarize
 from memento_lab.experiments.run import run_experiment
 from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.memory import Memory
@@ -134,8 +135,8 @@ async def test_runner_resumes_and_reports(tmp_path) -> None:
     assert (it1["n_retrieved"] > 0).all()
     table = summarize(df)
     assert table.height == 2 and set(table["iteration"].to_list()) == {0, 1}
-    rep = report([tmp_path / "run"])
-    assert rep["episodes"] == 4 and "spell_backward" in rep["trivial_baseline"]
+    rep = build_report([tmp_path / "run"])
+    assert rep.episodes == 4 and "spell_backward" in rep.trivial_baseline
     assert (tmp_path / "run" / "results.parquet").exists() and (tmp_path / "run" / "pairs.jsonl").exists()
 
     # replay the whole recorded run from its cassette into a fresh folder: identical rows, offline

@@ -100,7 +100,7 @@ def test_dashboard_page_has_every_section_and_episode(sweep: Path) -> None:
         {"a": "similarity", "b": "none", "delta": 0.33}
     ]  # a key from elsewhere
     page = dashboard_html(data)
-    for anchor in ("overall", "baselines", "by-family", "paired_comparisons", "error_counts", "episodes"):
+    for anchor in ("overall", "baselines", "by-family", "paired_comparisons", "errors", "episodes"):
         assert f'id="{anchor}"' in page, anchor
     assert page.index('id="paired_comparisons"') < page.index('id="by-family"')  # comparisons come first
     assert page.count('class="episode ') == 4 * 6 and page.count('<details class="run"') == 4
@@ -108,13 +108,17 @@ def test_dashboard_page_has_every_section_and_episode(sweep: Path) -> None:
     assert page.count("Plotly.newPlot") >= 2  # learning curves and retrieval diagnostics
     assert not re.search(r"<script[^>]+src=", page), "the page loads nothing"
     # similarity, iteration 1: per run 2/3 and 3/3 -> mean 0.833 over 2 runs, with a CI
-    assert re.search(r"similarity</td><td[^>]*>1</td><td[^>]*>0\.833</td>", page)
+    overall = page[page.index('id="overall"') : page.index("</section>", page.index('id="overall"'))]
+    assert re.search(
+        r"memory=similarity</td>(<td[^>]*>[^<]*</td>){2}<td[^>]*>1</td><td[^>]*>None</td><td[^>]*>0\.833</td>",
+        overall,
+    )
 
 
 def test_single_run_ci_is_not_shown_as_zero(tmp_path: Path) -> None:
     run = make_run(tmp_path, "none", 0, [[0.0, 1.0]])
-    page = dashboard_html(load_dashboard([run]))
-    assert "n/a (1 run)" in page
+    (point,) = load_dashboard([run]).report["curves"]
+    assert (point["ci_low"], point["accuracy"], point["ci_high"]) == (0.0, 0.5, 1.0)  # over the two tasks
 
 
 def test_cli_report_html_and_bad_folder(

@@ -337,7 +337,7 @@ async def test_the_canonical_solution_passes_with_what_the_tests_report():
 
 def test_result_rows_carry_the_deciding_judge_and_the_report_shows_agreement(tmp_path):
     from memento_lab.experiments.config import ExperimentConfig, ResultRow
-    from memento_lab.experiments.results import report
+    from memento_lab.experiments.report import build_report
     from memento_lab.jsonl import append_jsonl
     from memento_lab.trace import Trace
 
@@ -356,7 +356,7 @@ def test_result_rows_carry_the_deciding_judge_and_the_report_shows_agreement(tmp
     rows = [ResultRow.of(t, cfg) for t in traces]
     assert rows[0].decided_by == "em" and json.loads(rows[0].judges) == {"em": True, "llm": False}
     append_jsonl(tmp_path / "results.jsonl", [r.model_dump() for r in rows])
-    judges = report([tmp_path])["judges"]
+    judges = build_report([tmp_path]).judges
     assert judges["decided_by"] == {"em": 1, "llm": 1}
     assert judges["llm_vs_em"]["rejects_exact"] == 1 and judges["llm_vs_em"]["share"] == 1.0
     assert judges["pairs"]["em~llm"]["agreement"] == 0.0

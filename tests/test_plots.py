@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
+import numpy as np
 import plotly.io as pio
 import polars as pl
 import pytest
 
+from memento_lab.experiments import stats
 from memento_lab.experiments.config import ExperimentConfig, ResultRow
 from memento_lab.memory.cases import Case, CaseBank, Source
 from memento_lab.memory.pairs import RetrievalPair
@@ -59,10 +60,9 @@ def by_name(fig) -> dict:
     return {t.name: t for t in fig.data}
 
 
-def ci95(values: list[float]) -> float:
-    m = sum(values) / len(values)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-    return 1.96 * sd / math.sqrt(len(values))
+def boot(matrix: list[list[float]]) -> tuple[float, float, float]:
+    """The bootstrap interval summarize() must give for a runs x tasks matrix."""
+    return stats.bootstrap_mean(np.array(matrix))
 
 
 def test_frame_matches_result_rows() -> None:
@@ -80,16 +80,19 @@ def test_learning_curves_means_and_ci_bands() -> None:
     assert t["similarity"].y == pytest.approx([1 / 3, 5 / 6])
     band = t["similarity 95% CI"]
     assert band.fill == "toself" and list(band.x) == [0, 1, 1, 0] and band.mode == "lines"
-    half = ci95([0.5, 0.0, 0.5])  # iteration 0 over the three runs
-    hi0, lo0 = band.y[0], band.y[3]
-    assert hi0 == pytest.approx(1 / 3 + half) and lo0 == pytest.approx(max(0.0, 1 / 3 - half))
-    assert band.y[1] == pytest.approx(min(1.0, 5 / 6 + ci95([1.0, 1.0, 0.5])))  # clipped at 1 if needed
+    _, lo0, hi0 = boot([[0.5, 0.5], [0.0, 0.0], [0.5, 0.5]])  # iteration 0: three runs x two tasks
+    assert (band.y[0], band.y[3]) == pytest.approx((hi0, lo0)) and lo0 < 1 / 3 < hi0
+    assert band.y[1] == pytest.approx(boot([[1.0, 1.0], [1.0, 1.0], [0.5, 0.5]])[2])
 
 
-def test_learning_curves_single_run_has_no_band() -> None:
+def test_learning_curves_single_run_has_an_interval_over_tasks() -> None:
     df = pl.DataFrame(rows("similarity", 0, 0, [0.0, 1.0]) + rows("similarity", 0, 1, [1.0, 1.0]))
     fig = plots.learning_curves(df)
-    assert [t.name for t in fig.data] == ["similarity"] and fig.data[0].y == pytest.approx([0.5, 1.0])
+    t = by_name(fig)
+    assert set(t) == {"similarity", "similarity 95% CI"} and t["similarity"].y == pytest.approx([0.5, 1.0])
+    band = t["similarity 95% CI"]
+    assert (band.y[0], band.y[3]) == (1.0, 0.0)  # two tasks, 0 and 1: the bootstrap spans both
+    assert (band.y[1], band.y[2]) == (1.0, 1.0)  # constant data: a point
 
 
 def test_learning_curves_baseline_line() -> None:
@@ -130,7 +133,9 @@ def test_k_sweep_uses_each_runs_final_iteration() -> None:
     (t,) = fig.data
     assert t.name == "similarity" and list(t.x) == [2, 4]
     assert t.y == pytest.approx([0.25, 0.75])
-    assert t.error_y.array == pytest.approx([ci95([0.0, 0.5]), ci95([1.0, 0.5])])
+    expected = [boot([[0.0, 0.0], [0.5, 0.5]]), boot([[1.0, 1.0], [0.5, 0.5]])]
+    assert t.error_y.array == pytest.approx([hi - m for m, _, hi in expected])
+    assert t.error_y.arrayminus == pytest.approx([m - lo for m, lo, _ in expected])
 
 
 def pair(

@@ -42,6 +42,10 @@ FINAL_ANSWER_SCHEMA: dict[str, Any] = {
 }
 
 
+class _NoChoices(Exception):
+    """An endpoint answered 200 with no choices (an endpoint failure, not a model reply)."""
+
+
 @dataclass
 class ToolCallRequest:
     """A tool call the model asked for."""
@@ -204,7 +208,10 @@ class ChatClient:
 
         async def live() -> dict[str, Any]:
             resp = await self.client.chat.completions.create(**request)
-            return resp.model_dump(mode="json", exclude_none=True)
+            data = resp.model_dump(mode="json", exclude_none=True)
+            if not data.get("choices"):  # raised before the cassette stores it: never replay a failure
+                raise _NoChoices(f"{self.role}: {self.endpoint or 'endpoint'} returned no choices")
+            return data
 
         where = self.where()
         retries = f"after {self.client.max_retries} retries"
@@ -213,14 +220,24 @@ class ChatClient:
             data = await self.cassette.through("chat", request, live)
         except openai.APITimeoutError:
             call.error = f"{self.role}: {where} timed out after {self.client.timeout}s and {self.client.max_retries} retries"
+            call.error_kind = "timeout"
         except openai.APIStatusError as e:
             call.error = f"{self.role}: {where}: HTTP {e.status_code} {retries}: {e.message}"
+            call.error_kind = "endpoint_error"
         except openai.APIConnectionError as e:
             call.error = f"{self.role}: {where}: cannot reach the endpoint {retries}: {e}"
+            call.error_kind = "endpoint_error"
         except (json.JSONDecodeError, openai.APIResponseValidationError) as e:
             call.error = f"{self.role}: {where}: the reply is not valid JSON ({e})"
-        if data is not None and not data.get("choices"):
-            call.error, data = f"{self.role}: {where}: the reply has no choices", None
+            call.error_kind = "endpoint_error"
+        except _NoChoices:
+            call.error, call.error_kind = f"{self.role}: {where}: the reply has no choices", "endpoint_error"
+        if data is not None and not data.get("choices"):  # a reply recorded before the check above
+            call.error, call.error_kind, data = (
+                f"{self.role}: {where}: the reply has no choices",
+                "endpoint_error",
+                None,
+            )
         call.latency_s = time.perf_counter() - t0
         call.replayed = self.cassette.hits > hits
         if data is not None:
@@ -265,6 +282,7 @@ class ChatClient:
             result.parsed = parse_json_reply(content)
             if result.parsed is None:
                 result.error = call.error = f"{self.role}: reply is not a JSON object: {content[:200]!r}"
+                call.error_kind = "model_output"
         return result
 
     async def final_answer(self, messages: list[dict[str, Any]], *, max_tokens: int = 256) -> ChatResult:
@@ -327,6 +345,7 @@ class ChatClient:
                 result.tool_calls = [validate_tool_call(parsed, tools)]
         except ValueError as e:
             result.error = call.error = f"{self.role}: {e}"
+            call.error_kind = "model_output"
         return result
 
 

@@ -20,10 +20,11 @@ import time
 from collections.abc import Collection, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from memento_lab.agent.status import settle
 from memento_lab.memory.memory import Memory, format_cases
 from memento_lab.trace import ExecStep, PlanCycle, PlanStep, ToolCall, Trace
 
@@ -46,6 +47,7 @@ class AgentConfig(BaseModel):
     executor_max_tokens: int = 384
     tool_result_chars: int = 2000  # how much of a tool result goes back to the model
     temperature: float = 0.0
+    profile: Literal["planner-executor", "direct"] = "planner-executor"  # direct: answer at once, no executor
 
 
 def plan_schema(*, allow_final: bool, max_steps: int) -> dict[str, Any]:
@@ -153,25 +155,36 @@ class Agent:
             if self.memory:
                 trace.bank_version = self.memory.bank.version
             memory_block = format_cases(retrieved, load_prompt("memory")) if retrieved else ""
-            # 2-3. plan and execute, re-planning with the results (tools work in a fresh folder)
+            # 2-3. plan and execute, re-planning with the results (tools work in a fresh folder); or,
+            # profile "direct", answer at once
             files = list(getattr(task, "files", None) or [])
             with self.tools.episode(files) if self.tools else contextlib.nullcontext():
-                trace.final_answer = await self._plan_and_execute(
-                    with_attachments(question, files), memory_block, trace
-                )
-        except Exception as e:  # an episode never crashes the run: the error is in the trace
-            trace.error = f"{type(e).__name__}: {e}"
-        # 4. judge
-        if self.suite is not None and not isinstance(task, str):
+                asked = with_attachments(question, files)
+                if self.config.profile == "direct":
+                    trace.final_answer = await self._answer_directly(asked, memory_block, trace)
+                else:
+                    trace.final_answer = await self._plan_and_execute(asked, memory_block, trace)
+        except Exception as e:  # an episode never crashes the run: the failure is its status
+            settle(trace, e)
+        settle(trace)  # endpoint / tool-server failures are recorded in the calls, not raised
+        # 4. judge (an infrastructure failure is not an answer: it is never scored)
+        if trace.status == "ok" and self.suite is not None and not isinstance(task, str):
             try:
                 judged = await self.suite.score(task, trace.final_answer, ctx=self.judge_ctx)
                 trace.verdicts, trace.judge_calls, trace.reward = judged.verdicts, judged.calls, judged.reward
                 trace.decided_by = judged.decided_by
             except Exception as e:
-                trace.error = (trace.error or "") + f" | judge: {type(e).__name__}: {e}"
+                settle(trace, e, judging=True)
+            settle(trace)
         trace.latency_s = time.perf_counter() - t0
-        # 5. write
-        if learn and self.memory is not None and self.suite is not None and not isinstance(task, str):
+        # 5. write (only outcomes of the model: a failed episode never becomes a case)
+        if (
+            learn
+            and trace.status == "ok"
+            and self.memory is not None
+            and self.suite is not None
+            and not isinstance(task, str)
+        ):
             self.memory.write(
                 trace, benchmark=getattr(task, "suite", None), family=getattr(task, "family", None)
             )
@@ -187,6 +200,25 @@ class Agent:
             "Agent.run() was called inside a running event loop (e.g. a Jupyter cell). "
             "Use `trace = await agent.arun(task)` there instead."
         )
+
+    # ------------------------------------------------------------------ direct answer
+    async def _answer_directly(self, question: str, memory_block: str, trace: Trace) -> str | None:
+        """Profile ``direct``: the planner answers at once with the retrieved cases (Memento's
+        case-based prompting without the executor); one model call, recorded as one cycle."""
+        messages = [
+            {"role": "system", "content": load_prompt("direct")},
+            {"role": "user", "content": f"Task: {question}"},
+        ]
+        if memory_block:
+            messages.append({"role": "user", "content": memory_block})
+        result = await self.llms.planner.final_answer(messages, max_tokens=self.config.planner_max_tokens)
+        answer = (result.parsed or {}).get("final_answer") if result.parsed else result.content
+        trace.cycles.append(
+            PlanCycle(
+                index=0, final_answer=_clean(answer), raw=result.content, error=result.error, llm=result.call
+            )
+        )
+        return _clean(answer)
 
     # ------------------------------------------------------------------ planner
     async def _plan_and_execute(self, question: str, memory_block: str, trace: Trace) -> str | None:

@@ -69,6 +69,7 @@ PASS_THROUGH_ENV = (
     "TMPDIR",
 )
 ERROR_PREFIX = "Error executing tool "
+SERVER_FAILED = "tool server"  # how an infrastructure failure's message starts (ToolCall.server_failed)
 
 
 def available_servers() -> list[str]:
@@ -119,6 +120,10 @@ def _text(result: Any) -> str:
     if not parts and result.structured_content is not None:
         parts.append(json.dumps(result.structured_content, ensure_ascii=False))
     return "\n".join(parts)
+
+
+class _ServerFailed(Exception):
+    """Carries the response of a call whose server failed past the cassette (so it is not recorded)."""
 
 
 class _Server:
@@ -369,23 +374,25 @@ class ToolBox:
         async def live() -> dict[str, Any]:
             t0 = time.perf_counter()
             result, error = await self._call_live(server, name, arguments)
-            return {
-                "server": server,
-                "result": result,
-                "error": error,
-                "duration_s": time.perf_counter() - t0,
-            }
+            out = {"server": server, "result": result, "error": error, "duration_s": time.perf_counter() - t0}
+            if error and error.startswith(SERVER_FAILED):  # not stored: a resumed run must retry it
+                raise _ServerFailed({**out, "server_failed": True})
+            return out
 
-        if self.cassette is not None:
-            response = await self.cassette.through("tool", {"name": name, "arguments": arguments}, live)
-        else:
-            response = await live()
+        try:
+            if self.cassette is not None:
+                response = await self.cassette.through("tool", {"name": name, "arguments": arguments}, live)
+            else:
+                response = await live()
+        except _ServerFailed as failed:
+            response = failed.args[0]
         return ToolCall(
             server=response.get("server", server),
             name=name,
             arguments=arguments,
             result=response.get("result"),
             error=response.get("error"),
+            server_failed=bool(response.get("server_failed", False)),
             duration_s=float(response.get("duration_s", 0.0)),
             started_at=started,
         )
@@ -420,7 +427,7 @@ class ToolBox:
                 if attempt == 2:
                     tail = self._procs[server].stderr_tail()
                     return None, (
-                        f"tool server {server!r} failed during {name!r} ({first_error}); restarted and "
+                        f"{SERVER_FAILED} {server!r} failed during {name!r} ({first_error}); restarted and "
                         f"retried once, which failed too: {detail}"
                         + (f"\nserver stderr:\n{tail}" if tail else "")
                     )
@@ -428,7 +435,7 @@ class ToolBox:
                 if not await self._safe_restart(server, f"{name} failed: {detail}"):
                     return (
                         None,
-                        f"tool server {server!r} failed during {name!r} ({detail}) and could not be restarted",
+                        f"{SERVER_FAILED} {server!r} failed during {name!r} ({detail}) and could not be restarted",
                     )
                 continue
             text = _text(result)

@@ -52,6 +52,7 @@ SPEC_FORMS = (
     "humaneval or humaneval:START-END",
     "deepresearcher or deepresearcher:PATH",
     "jsonl:PATH or jsonl+JUDGE:PATH (JUDGE: em, f1, pm, llm)",
+    "control:positive or control:negative (controls of the instrument)",
 )
 
 
@@ -482,10 +483,17 @@ class DeepResearcherSuite(QASuite):
 
 
 # --------------------------------------------------------------------------- loading and baselines
+# More suite kinds, registered by their modules: kind -> factory(arg, n, seed) (``control``:
+# ``memento_lab.agent.controls``, imported with the ``memento_lab.agent`` package).
+SUITE_KINDS: dict[str, Callable[[str, int, int], Suite]] = {}
+
+
 def load_suite(spec: str, *, n: int = 10, seed: int = 0) -> Suite:
     """A suite from a spec string (see the module docstring); unknown specs list the valid forms."""
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    if kind in SUITE_KINDS:
+        return SUITE_KINDS[kind](arg, n, seed)
     if kind == "reasoning-gym":
         return ReasoningGymSuite([f.strip() for f in arg.split(",") if f.strip()], n=n, seed=seed)
     if kind == "humaneval":

@@ -244,117 +244,11 @@ def _retriever_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- run / report / demo
-def add_run_commands(sub: argparse._SubParsersAction) -> None:
-    from memento_lab.experiments.config import ExperimentConfig
-
-    defaults = ExperimentConfig()
-    p = sub.add_parser("run", help="run the agent over a task stream (a continual-learning experiment)")
-    p.add_argument(
-        "--suite",
-        default=defaults.suite,
-        help="e.g. reasoning-gym:spell_backward,chain_sum | humaneval | jsonl:FILE",
-    )
-    p.add_argument("--n", type=int, default=defaults.n, help="tasks (per family)")
-    p.add_argument("--iterations", type=int, default=defaults.iterations)
-    p.add_argument(
-        "--memory", default=defaults.memory, choices=["none", "random", "similarity", "parametric"]
-    )
-    p.add_argument("-k", "--k", type=int, default=defaults.k)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--order", type=int, default=0)
-    p.add_argument("--concurrency", type=int, default=1)
-    p.add_argument("--model", default=None, help="embedded model name or GGUF path")
-    p.add_argument("--checkpoint", default=None, help="parametric retriever checkpoint")
-    p.add_argument("--initial-bank", default=None)
-    p.add_argument("--cassette", default="record", choices=["off", "record", "replay", "auto"])
-    p.add_argument("--tools", default="code,math", help="comma-separated MCP servers ('' for none)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(handler=_run)
-
-    p = sub.add_parser("report", help="accuracy per memory mode / iteration / family, with baselines")
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--html", metavar="OUT.html", help="also write a self-contained dashboard page (opens offline)"
-    )
-    p.set_defaults(handler=_report)
-
-    p = sub.add_parser("demo", help="the main job: execute the numbered notebooks into data/runs/")
-    p.add_argument("--smoke", action="store_true", help="smoke-size parameters (CI)")
-    p.add_argument("--out", default="data/runs")
-    p.set_defaults(handler=_demo)
-
-
-def _run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from memento_lab.experiments.config import ExperimentConfig
-    from memento_lab.experiments.run import run_experiment
-
-    _at_least(1, iterations=args.iterations, n=args.n, concurrency=args.concurrency)
-    _at_least(0, k=args.k)
-    cfg = ExperimentConfig(
-        suite=args.suite,
-        n=args.n,
-        iterations=args.iterations,
-        memory=args.memory,
-        k=args.k,
-        seed=args.seed,
-        order=args.order,
-        concurrency=args.concurrency,
-        model=args.model,
-        checkpoint=args.checkpoint,
-        initial_bank=args.initial_bank,
-        cassette=args.cassette,
-        tools=[t for t in args.tools.split(",") if t],
-        out=args.out,
-    )
-    result = asyncio.run(run_experiment(cfg))
-    _print_json(result.model_dump())
-    return 0
-
-
-def _report(args: argparse.Namespace) -> int:
-    from memento_lab.experiments.results import report
-
-    rep = report(args.runs)
-    if not rep.get("runs"):
-        raise ValueError(f"no results in {' '.join(args.runs)} (no results.jsonl there or one folder below)")
-    if args.html:
-        from memento_lab.views.dashboard import write_dashboard
-
-        page = write_dashboard(args.runs, args.html)
-        print(f"dashboard: {page} ({page.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
-    if args.json:
-        _print_json(rep)
-        return 0
-    print(f"runs: {rep.get('runs', 0)}  episodes: {rep.get('episodes', 0)}")
-    for row in rep.get("overall", []):
-        print(
-            f"  {row['memory']:>10}  iter {row['iteration']}:  acc {row['accuracy']:.3f} ± {row['ci95']:.3f}  (runs={row['runs']})"
-        )
-    for fam, acc in sorted(rep.get("trivial_baseline", {}).items()):
-        print(f"  trivial baseline {fam} (most common answer of the other tasks): {acc:.3f}")
-    from memento_lab.cli.judge import agreement_lines
-
-    for line in agreement_lines(rep.get("judges") or {}):
-        print(f"  {line}")
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from memento_lab.notebook_runner import run_all
-
-    folder = run_all(out_root=args.out, smoke=args.smoke)
-    print(f"results: {folder} (executed notebooks and HTML)")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memento-lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     from memento_lab.cli.agent import add_llm_commands, add_tools_commands
+    from memento_lab.cli.experiments import add_run_commands
     from memento_lab.cli.judge import add_judge_commands
 
     for add in (

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from memento_lab.config import CassetteMode
+from memento_lab.trace import EpisodeStatus
 
 if TYPE_CHECKING:
     from memento_lab.trace import Trace
@@ -40,8 +41,26 @@ class ExperimentConfig(BaseModel):
     max_cycles: int = 2
     max_steps: int = 3
     max_tool_calls: int = 2
+    agent: Literal["planner-executor", "direct"] = "planner-executor"  # direct: one answer, no executor
+    protocol: Literal["recall", "transfer"] = (
+        "recall"  # transfer: train stream writes, test stream only reads
+    )
+    test_fraction: float = Field(0.5, gt=0.0, lt=1.0)  # transfer: share of each family's tasks held out
     out: str = "data/runs/run"
     run_id: str | None = None
+
+    def mismatch(self, stored: ExperimentConfig) -> list[str]:
+        """The fields in which this config may not resume a run stored with ``stored`` (see
+        ``RESUMABLE``: iterations may grow; concurrency, cassette mode, leakage checks and paths may change)."""
+        bad = []
+        for name in type(self).model_fields:
+            new, old = getattr(self, name), getattr(stored, name)
+            if name in RESUMABLE or new == old:
+                continue
+            bad.append(f"{name}: stored {old!r}, now {new!r}")
+        if self.iterations < stored.iterations:
+            bad.append(f"iterations: stored {stored.iterations}, now {self.iterations} (may only grow)")
+        return bad
 
     def key(self) -> dict[str, Any]:
         """The sweep keys every result row carries."""
@@ -54,11 +73,22 @@ class ExperimentConfig(BaseModel):
         }
 
 
+# Fields that may differ when a run is resumed: they change how (fast, where, how checked) a run
+# executes, not what it measures. ``iterations`` may only grow (more epochs over the same stream).
+RESUMABLE = frozenset(
+    {"iterations", "concurrency", "cassette", "out", "run_id", "leakage", "leakage_threshold"}
+)
+# Fields that do not define an arm of a comparison: runs differing only in these are pooled
+# (seed/order are the replications; the model comes from run.json's description of the endpoint).
+NOT_ARM = RESUMABLE | {"seed", "order", "model"}
+
+
 class RunResult(BaseModel):
     out: str
     run_id: str
     rows: int
-    accuracy_by_iteration: dict[int, float]
+    accuracy_by_iteration: dict[int, float]  # mean reward of the ok episodes
+    status_counts: dict[str, int] = Field(default_factory=dict)  # every attempt, by status
 
 
 class ResultRow(BaseModel):
@@ -73,6 +103,10 @@ class ResultRow(BaseModel):
     iteration: int
     task_id: str
     family: str | None = None
+    split: Literal["stream", "train", "test"] = "stream"  # transfer protocol: train writes, test only reads
+    position: int = 0  # index of the task in the (ordered) stream of its split
+    status: EpisodeStatus = "ok"  # only ok rows are scored
+    model_output_errors: int = 0
     reward: float
     correct: bool
     answer: str | None = None
@@ -92,7 +126,9 @@ class ResultRow(BaseModel):
     judges: str = "{}"  # JSON {judge: correct} of every judge that ran (judge agreement in the report)
 
     @classmethod
-    def of(cls, trace: Trace, config: ExperimentConfig) -> ResultRow:
+    def of(
+        cls, trace: Trace, config: ExperimentConfig, *, split: str = "stream", position: int = 0
+    ) -> ResultRow:
         usage = trace.usage
         primary = trace.verdicts[0] if trace.verdicts else None
         return cls(
@@ -101,6 +137,10 @@ class ResultRow(BaseModel):
             iteration=trace.iteration,
             task_id=trace.task_id,
             family=trace.family,
+            split=split,  # type: ignore[arg-type]
+            position=position,
+            status=trace.status,
+            model_output_errors=trace.model_output_errors,
             reward=trace.reward,
             correct=bool(primary.correct) if primary else False,
             answer=trace.final_answer,

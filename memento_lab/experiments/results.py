@@ -1,19 +1,25 @@
-"""Results of runs as data: load result rows, summarize them, and the report a reader wants first.
+"""Results of runs as data: result rows of any mix of runs, each labelled with its arm.
 
-df = load_results(["data/runs/sweep"])        # one row per task x iteration, every run
-report(["data/runs/sweep"])                    # accuracy per memory x iteration, per family, baselines
+    df = load_results(["data/runs/sweep"])    # one row per attempt; arm_id / arm / measures columns
+    summarize(df, by=("arm", "iteration"))     # mean reward with 95% bootstrap CIs over tasks (and runs)
+
+The full report (comparisons, learning gain, forgetting, errors) is ``experiments.report``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from memento_lab.experiments.config import ExperimentConfig
+from memento_lab.experiments import stats
+from memento_lab.experiments.config import NOT_ARM, ExperimentConfig
 from memento_lab.jsonl import atomic_write_bytes, read_jsonl
 
 
@@ -22,8 +28,25 @@ def read_rows(out: Path) -> list[dict[str, Any]]:
     return [row for _, row in read_jsonl(path, strict=False)] if path.exists() else []
 
 
+def latest_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last attempt of each (run, task, iteration): a resumed run appends the retry of a failure."""
+    last: dict[tuple[Any, str, int], dict[str, Any]] = {}
+    for r in rows:
+        last[(r.get("run_id"), r["task_id"], r["iteration"])] = r
+    return list(last.values())
+
+
+def models_of(run_info: dict[str, Any]) -> dict[str, Any]:
+    """The models of a run (from its run.json): what answers, whatever address serves it."""
+    llms = run_info.get("llms") or {}
+    return {k: llms.get(k) for k in ("planner", "executor", "judge", "embedded")}
+
+
 def finished(out: Path) -> set[tuple[str, int]]:
-    return {(r["task_id"], r["iteration"]) for r in read_rows(out)}
+    """(task, iteration) pairs whose last attempt is ok; the others are retried on resume."""
+    return {
+        (r["task_id"], r["iteration"]) for r in latest_rows(read_rows(out)) if r.get("status", "ok") == "ok"
+    }
 
 
 def write_results_parquet(out: Path) -> Path:
@@ -34,81 +57,128 @@ def write_results_parquet(out: Path) -> Path:
     return out / "results.parquet"
 
 
-def load_results(runs: Sequence[str | Path]) -> pl.DataFrame:
-    """All result rows of the given run folders (or folders of runs) as one dataframe."""
-    rows: list[dict[str, Any]] = []
+def run_dirs(runs: Sequence[str | Path]) -> list[Path]:
+    """Run folders: each path that is a run, or the runs directly inside it."""
+    out: list[Path] = []
     for run in runs:
         run = Path(run)
-        dirs = (
-            [run]
-            if (run / "results.jsonl").exists()
-            else sorted(p.parent for p in run.glob("*/results.jsonl"))
-        )
-        for d in dirs:
-            rows.extend(read_rows(d))
-    if not rows:
-        return pl.DataFrame()
-    return pl.DataFrame(rows, infer_schema_length=None)
+        if (run / "config.json").exists() or (run / "results.jsonl").exists():
+            out.append(run)
+        else:
+            out.extend(sorted(p.parent for p in run.glob("*/config.json")))
+    return out
 
 
-def summarize(df: pl.DataFrame, by: Sequence[str] = ("memory", "iteration")) -> pl.DataFrame:
-    """Mean reward per group with a 95% confidence interval over runs (seed x order)."""
-    if df.is_empty():
-        return df
-    per_run = df.group_by([*by, "run_id"]).agg(pl.col("reward").mean().alias("acc"))
-    return (
-        per_run.group_by(list(by))
-        .agg(
-            pl.col("acc").mean().alias("accuracy"),
-            pl.col("acc").std().fill_null(0.0).alias("std"),
-            pl.len().alias("runs"),
-        )
-        .with_columns((1.96 * pl.col("std") / pl.col("runs").sqrt()).alias("ci95"))
-        .sort(list(by))
-    )
+def arm_key(config: ExperimentConfig, run_info: dict[str, Any]) -> dict[str, Any]:
+    """What defines an arm: every config key but the replications and execution details, and the models."""
+    key = {k: v for k, v in config.model_dump().items() if k not in NOT_ARM}
+    key["models"] = models_of(run_info) if run_info else {"model": config.model}
+    return key
 
 
-def report(runs: Sequence[str | Path]) -> dict[str, Any]:
-    """The numbers a reader wants first: accuracy per memory mode and iteration, per family, and
-    the honest baselines (no memory, and always answering the most common answer of the family's
-    other tasks: ``trivial_baseline(..., leave_one_out=True)``)."""
-    from memento_lab.agent.judges import judge_agreement
-    from memento_lab.agent.suites import load_suite, trivial_baseline
-
-    df = load_results(runs)
-    if df.is_empty():
-        return {"runs": 0}
-    overall = summarize(df)
-    by_family = summarize(df, by=("family", "memory", "iteration"))
-    baselines: dict[str, float] = {}
-    seen: set[tuple[str, int, int]] = set()
-    for cfg in _configs(runs):
-        key = (cfg.suite, cfg.n, cfg.seed)
-        if key in seen:
+def run_configs(runs: Sequence[str | Path]) -> dict[str, tuple[ExperimentConfig, dict[str, Any]]]:
+    """run id -> (its config, its arm key), for every run folder with a config.json."""
+    out = {}
+    for d in run_dirs(runs):
+        if not (d / "config.json").exists():
             continue
-        seen.add(key)
-        try:
-            # leave-one-out: with a handful of distinct answers the plain constant matches its own task (1/n)
-            baselines.update(
-                trivial_baseline(load_suite(cfg.suite, n=cfg.n, seed=cfg.seed).tasks(), leave_one_out=True)
-            )
-        except (FileNotFoundError, ValueError):  # a suite not rebuildable here (missing data) has no baseline
-            continue
+        cfg = ExperimentConfig.model_validate_json((d / "config.json").read_text())
+        info = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else {}
+        out[str(cfg.run_id)] = (cfg, arm_key(cfg, info))
+    return out
+
+
+def _arm_labels(keys: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """arm id -> a readable label: the keys whose values differ between the arms."""
+    varying = [
+        k
+        for k in next(iter(keys.values()))
+        if len({json.dumps(v.get(k), sort_keys=True) for v in keys.values()}) > 1
+    ]
+    varying = varying or ["memory"]
     return {
-        "runs": df["run_id"].n_unique(),
-        "episodes": df.height,
-        "overall": overall.to_dicts(),
-        "by_family": by_family.to_dicts(),
-        "trivial_baseline": baselines,
-        "judges": judge_agreement(df.to_dicts()),
+        arm: " ".join(
+            f"{k}={v.get(k)}" if not isinstance(v.get(k), dict) else f"{k}={json.dumps(v.get(k))}"
+            for k in varying
+        )
+        for arm, v in keys.items()
     }
 
 
-def _configs(runs: Sequence[str | Path]) -> list[ExperimentConfig]:
+def _measures(cfg: ExperimentConfig, split: str) -> str:
+    """recall: memory may show the very question being scored; transfer: it never does."""
+    if split == "test" or (cfg.protocol == "recall" and cfg.exclude_question):
+        return "transfer"
+    return "recall"
+
+
+def load_results(runs: Sequence[str | Path]) -> pl.DataFrame:
+    """Every attempt of the given runs (folders, or folders of runs) as one dataframe, with the
+    columns ``arm_id`` (a hash of the arm's config), ``arm`` (its readable label) and ``measures``."""
+    rows: list[dict[str, Any]] = []
+    for d in run_dirs(runs):
+        rows.extend(read_rows(d))
+    if not rows:
+        return pl.DataFrame()
+    df = pl.DataFrame(rows, infer_schema_length=None)
+    for name, default in (
+        ("status", "ok"),
+        ("split", "stream"),
+        ("position", 0),
+        ("model_output_errors", 0),
+        ("judges", "{}"),
+    ):
+        if name not in df.columns:  # rows written before these columns existed
+            df = df.with_columns(pl.lit(default).alias(name))
+    configs = run_configs(runs)
+    ids = {
+        rid: hashlib.sha256(json.dumps(k, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        for rid, (_, k) in configs.items()
+    }
+    labels = _arm_labels({ids[rid]: k for rid, (_, k) in configs.items()}) if configs else {}
+    arm_of = {rid: ids[rid] for rid in configs}
+    df = df.with_columns(
+        pl.col("run_id").replace_strict(arm_of, default="unknown").alias("arm_id"),
+    )
+    measures = [
+        _measures(configs[r][0], s) if r in configs else "recall"
+        for r, s in df.select("run_id", "split").iter_rows()
+    ]
+    return df.with_columns(
+        pl.col("arm_id").replace_strict(labels, default="unknown").alias("arm"),
+        pl.Series("measures", measures),
+    )
+
+
+def scored(df: pl.DataFrame) -> pl.DataFrame:
+    """The rows that count: the last attempt of each (run, task, iteration), when it is ok."""
+    latest = df.unique(subset=["run_id", "task_id", "iteration"], keep="last", maintain_order=True)
+    return latest.filter(pl.col("status") == "ok")
+
+
+def summarize(df: pl.DataFrame, by: Sequence[str] = ("arm", "iteration"), *, seed: int = 0) -> pl.DataFrame:
+    """Mean reward of the scored episodes per group, with a 95% bootstrap interval over tasks (and
+    over runs when a group has several): ``accuracy``, ``ci_low``, ``ci_high``, ``tasks``, ``runs``."""
+    if df.is_empty():
+        return df
+    ok = scored(df)
     out = []
-    for run in runs:
-        run = Path(run)
-        for p in [run / "config.json", *run.glob("*/config.json")]:
-            if p.exists():
-                out.append(ExperimentConfig.model_validate_json(p.read_text()))
-    return out
+    for key, part in ok.group_by(list(by)):
+        tasks = sorted(part["task_id"].unique().to_list())
+        runs = sorted(part["run_id"].unique().to_list())
+        m = np.full((len(runs), len(tasks)), np.nan)
+        ti, ri = {t: j for j, t in enumerate(tasks)}, {r: i for i, r in enumerate(runs)}
+        for r, t, v in part.select("run_id", "task_id", "reward").iter_rows():
+            m[ri[r], ti[t]] = v
+        acc, lo, hi = stats.bootstrap_mean(m, seed=seed)
+        out.append(
+            {
+                **dict(zip(by, key, strict=True)),
+                "accuracy": acc,
+                "ci_low": lo,
+                "ci_high": hi,
+                "tasks": len(tasks),
+                "runs": len(runs),
+            }
+        )
+    return pl.DataFrame(out).sort(list(by))

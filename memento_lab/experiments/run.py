@@ -5,7 +5,8 @@
 
 A run directory holds everything needed to read, resume or replay the run::
 
-    config.json       the ExperimentConfig
+    config.json       the ExperimentConfig (a resume with a different config is refused, naming the fields)
+    run.json          what ran it: the endpoint and models of each role, the tools
     results.jsonl     one row per task x iteration, appended durably as tasks finish
     results.parquet   the same rows (rewritten atomically after each iteration)
     traces.jsonl      one Trace per episode
@@ -13,13 +14,21 @@ A run directory holds everything needed to read, resume or replay the run::
     pairs.jsonl       retrieval pairs (task, shown case, reward, advantage)
     cassette.sqlite   recorded model and tool calls (replay re-executes the run offline)
 
-Resuming skips (task, iteration) pairs already in results.jsonl. Sweeps (``run_sweep``) vary
-memory mode, K, seed and task order and share one model server and one set of tool servers.
+Each episode ends ``ok`` or with an infrastructure failure (``memento_lab.trace.EpisodeStatus``).
+Only ok episodes are scored, written to the bank and the pair log; every attempt is a row of
+results.jsonl with its status. Resuming skips (task, iteration) pairs whose last row is ok and
+retries the others. A cassette miss (replay of a request never recorded) stops the run: it raises
+``CassetteMiss`` naming the request. Protocols: ``recall`` (one stream, repeated every iteration)
+and ``transfer`` (each family's tasks split into a train stream that writes memory and a disjoint
+test stream that only reads it, run after the train stream in every iteration).
+Sweeps (``run_sweep``) vary memory mode, K, seed and task order and share one model server and
+one set of tool servers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import shutil
 import uuid
@@ -29,15 +38,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from memento_lab.agent.cassette import CassetteMiss
 from memento_lab.agent.loop import AgentConfig
 from memento_lab.agent.session import CASSETTE_FILE, Session, open_session
-from memento_lab.agent.suites import load_suite
+from memento_lab.agent.suites import Task, load_suite
 from memento_lab.config import Settings
 from memento_lab.experiments.config import ExperimentConfig, ResultRow, RunResult
-from memento_lab.experiments.results import finished, read_rows, write_results_parquet
+from memento_lab.experiments.results import finished, latest_rows, models_of, read_rows, write_results_parquet
 from memento_lab.jsonl import append_jsonl, atomic_write_text
-from memento_lab.memory.memory import counterfactual_pair, open_memory
-from memento_lab.trace import Counterfactual, write_traces
+from memento_lab.memory.memory import Memory, counterfactual_pair, open_memory
+from memento_lab.trace import Counterfactual, Trace, write_traces
+
+RUN_INFO = "run.json"
 
 
 def _ordered(tasks: list[Any], order: int) -> list[Any]:
@@ -46,6 +58,73 @@ def _ordered(tasks: list[Any], order: int) -> list[Any]:
     shuffled = list(tasks)
     random.Random(order).shuffle(shuffled)
     return shuffled
+
+
+def split_streams(tasks: list[Task], config: ExperimentConfig) -> dict[str, list[Task]]:
+    """The streams of a run, each in the run's task order: ``{"stream": all}`` (recall), or
+    ``{"train", "test"}`` (transfer: ``test_fraction`` of each family's tasks, drawn with the seed)."""
+    if config.protocol == "recall":
+        return {"stream": _ordered(tasks, config.order)}
+    test_ids: set[str] = set()
+    families = sorted({t.family for t in tasks})
+    for fam in families:
+        ids = [t.id for t in tasks if t.family == fam]
+        n_test = min(len(ids) - 1, max(1, round(config.test_fraction * len(ids))))
+        if n_test < 1:
+            raise ValueError(f"transfer protocol: family {fam!r} has {len(ids)} task(s); it needs at least 2")
+        test_ids.update(random.Random(config.seed).sample(ids, n_test))
+    return {
+        "train": _ordered([t for t in tasks if t.id not in test_ids], config.order),
+        "test": _ordered([t for t in tasks if t.id in test_ids], config.order),
+    }
+
+
+def _resolve_config(config: ExperimentConfig, out: Path, forced: dict[str, Any]) -> ExperimentConfig:
+    """The config of this run: the suite's forced settings applied; on resume the stored run id,
+    after checking that nothing but the resumable fields changed."""
+    config = config.model_copy(update=forced)
+    config_path = out / "config.json"
+    if config_path.exists():
+        stored = ExperimentConfig.model_validate_json(config_path.read_text())
+        bad = config.model_copy(update={"run_id": stored.run_id}).mismatch(stored)
+        if bad:
+            raise ValueError(
+                f"{config_path}: this run was started with a different configuration; resuming it would mix "
+                f"two experiments ({'; '.join(bad)}). Use another --out, or the stored values."
+            )
+        config = config.model_copy(update={"run_id": stored.run_id})
+    return config.model_copy(update={"run_id": config.run_id or uuid.uuid4().hex[:12]})
+
+
+def _record_run_info(out: Path, session: Session, config: ExperimentConfig) -> None:
+    """run.json: the endpoint and models that answer; a resume on other models is refused (the
+    endpoint's address may change: the same models served elsewhere)."""
+    info = {"run_id": config.run_id, "llms": session.llms.describe(), "tools": list(config.tools)}
+    path = out / RUN_INFO
+    if path.exists() and not session.cassette.replaying:
+        stored = models_of(json.loads(path.read_text()))
+        if stored != models_of(info):
+            raise ValueError(
+                f"{path}: this run was made with models {stored}; resuming it with {models_of(info)} "
+                "would mix two models in one run"
+            )
+    if not path.exists():
+        atomic_write_text(path, json.dumps(info, indent=2))
+
+
+def _check_leakage(memory: Memory, tasks: list[Task], config: ExperimentConfig, out: Path) -> None:
+    """Eval questions already in the bank, not counting the cases this run wrote itself (resume)."""
+    from memento_lab.memory.dedupe import leakage_report
+
+    outside = [c for c in memory.bank.cases() if c.source.run_id != config.run_id]
+    if config.leakage == "off" or not outside:
+        return
+    report = leakage_report(
+        outside, [t.question for t in tasks], memory.bank.encoder, threshold=config.leakage_threshold
+    )
+    atomic_write_text(out / "leakage.json", report.model_dump_json(indent=2))
+    if config.leakage == "refuse":
+        report.raise_if_contaminated()
 
 
 async def run_experiment(
@@ -58,42 +137,32 @@ async def run_experiment(
     """Run (or resume) one experiment; a sweep passes its open ``session`` (model and tool servers)."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    config_path = out / "config.json"
-    if config_path.exists():  # resume: the stored run id wins, the config must match
-        stored = ExperimentConfig.model_validate_json(config_path.read_text())
-        config = config.model_copy(update={"run_id": stored.run_id})
-    run_id = config.run_id or uuid.uuid4().hex[:12]
-    config = config.model_copy(update={"run_id": run_id})
-    atomic_write_text(config_path, config.model_dump_json(indent=2))
-
     suite = load_suite(config.suite, n=config.n, seed=config.seed)
-    tasks = _ordered(suite.tasks(), config.order)
+    config = _resolve_config(config, out, dict(getattr(suite, "forces", {})))
+    run_id = str(config.run_id)
+    atomic_write_text(out / "config.json", config.model_dump_json(indent=2))
+    streams = split_streams(suite.tasks(), config)
 
     bank_dir = out / "bank"
     if config.initial_bank and not bank_dir.exists():
         shutil.copytree(config.initial_bank, bank_dir, ignore=shutil.ignore_patterns(".lock"))
+    memory_kw: dict[str, Any] = {
+        "k": config.k,
+        "k_positive": config.k_positive,
+        "k_negative": config.k_negative,
+        "temperature": config.temperature,
+    }
     memory = open_memory(
         bank_dir,
         config.memory,
         pairs=out / "pairs.jsonl",
         checkpoint=config.checkpoint,
         seed=config.seed,
-        k=config.k,
-        k_positive=config.k_positive,
-        k_negative=config.k_negative,
-        temperature=config.temperature,
         exclude_question=config.exclude_question,
+        **memory_kw,
     )
     bank = memory.bank
-    if config.leakage != "off" and len(bank):
-        from memento_lab.memory.dedupe import leakage_report
-
-        report = leakage_report(
-            bank.cases(), [t.question for t in tasks], bank.encoder, threshold=config.leakage_threshold
-        )
-        atomic_write_text(out / "leakage.json", report.model_dump_json(indent=2))
-        if config.leakage == "refuse":
-            report.raise_if_contaminated()
+    _check_leakage(memory, streams.get("test", streams.get("stream", [])), config, out)
     if config.memory == "parametric" and config.online_update:
         from memento_lab.memory.parametric import ParametricRetriever
 
@@ -101,7 +170,15 @@ async def run_experiment(
         memory.retriever.config = memory.retriever.config.model_copy(update={"every": 1, "seed": config.seed})
 
     done = finished(out)
-    memory.restore_rewards([(row["task_id"], row["reward"]) for row in read_rows(out)])
+    memory.restore_rewards(
+        [(r["task_id"], r["reward"]) for r in latest_rows(read_rows(out)) if r.get("status", "ok") == "ok"]
+    )
+    agent_config = AgentConfig(
+        max_cycles=config.max_cycles,
+        max_steps=config.max_steps,
+        max_tool_calls=config.max_tool_calls,
+        profile=config.agent,
+    )
 
     async with AsyncExitStack() as stack:
         if session is None:
@@ -117,56 +194,88 @@ async def run_experiment(
             )
         else:
             session.use_cassette(out / CASSETTE_FILE, config.cassette)
-        agent = session.agent(
-            memory=memory,
-            suite=suite,
-            config=AgentConfig(
-                max_cycles=config.max_cycles, max_steps=config.max_steps, max_tool_calls=config.max_tool_calls
-            ),
-            run_id=run_id,
-        )
+        _record_run_info(out, session, config)
+        agent = session.agent(memory=memory, suite=suite, config=agent_config, run_id=run_id)
         sem = asyncio.Semaphore(config.concurrency)
-        bar = tqdm(
-            total=len(tasks) * config.iterations, desc=f"{config.memory} k={config.k}", disable=not progress
-        )
+        total = sum(len(ts) for ts in streams.values()) * config.iterations
+        bar = tqdm(total=total, desc=f"{config.memory} k={config.k}", disable=not progress)
         bar.update(len(done))
-
         counter = iter(range(1 << 30))
+        misses: list[str] = []
 
-        async def one(task: Any, iteration: int) -> None:
+        async def probe(trace: Trace, task: Task, iteration: int) -> None:
+            """The counterfactual "without" episode: the bank as the with-episode saw it (its version),
+            never a case of the same question, minus the top case that was shown."""
+            top = trace.retrieved[0]
+            past = Memory(
+                bank.at(trace.bank_version if trace.bank_version is not None else bank.version),
+                memory.retriever,
+                exclude_question=True,
+                write=False,
+                **memory_kw,
+            )
+            prober = session.agent(memory=past, suite=suite, config=agent_config, run_id=run_id)
+            without = await prober.arun(task, iteration=iteration, learn=False, drop_case_ids={top.case_id})
+            if without.status == "cassette_miss":
+                misses.append(f"task {task.id} (iteration {iteration}, counterfactual): {without.error}")
+            if without.status != "ok":
+                return
+            plan = bank.get(top.case_id).plan_json if top.case_id in bank else ""
+            if memory.pairs is not None:
+                memory.pairs.append([counterfactual_pair(trace, without, top, plan)])
+            trace.counterfactual = Counterfactual(case_id=top.case_id, reward_without=without.reward)
+
+        async def one(task: Task, iteration: int, split: str, position: int) -> None:
             async with sem:
-                trace = await agent.arun(task, iteration=iteration)
-                if (
-                    config.counterfactual_every
+                if misses:  # the run is stopping: start nothing new
+                    return
+                trace = await agent.arun(task, iteration=iteration, learn=split != "test")
+                if trace.status == "cassette_miss":
+                    misses.append(f"task {task.id} (iteration {iteration}): {trace.error}")
+                elif (
+                    trace.status == "ok"
+                    and split != "test"
+                    and config.counterfactual_every
                     and trace.retrieved
                     and next(counter) % config.counterfactual_every == 0
                 ):
-                    top = trace.retrieved[0]
-                    without = await agent.arun(
-                        task, iteration=iteration, learn=False, drop_case_ids={top.case_id}
-                    )
-                    plan = bank.get(top.case_id).plan_json if top.case_id in bank else ""
-                    if memory.pairs is not None:
-                        memory.pairs.append([counterfactual_pair(trace, without, top, plan)])
-                    trace.counterfactual = Counterfactual(case_id=top.case_id, reward_without=without.reward)
+                    await probe(trace, task, iteration)
             write_traces(out / "traces.jsonl", [trace])
-            append_jsonl(out / "results.jsonl", [ResultRow.of(trace, config).model_dump()])
+            row = ResultRow.of(trace, config, split=split, position=position)
+            append_jsonl(out / "results.jsonl", [row.model_dump()])
             bar.update(1)
-            bar.set_postfix(reward=f"{trace.reward:.2f}")
+            bar.set_postfix(reward=f"{trace.reward:.2f}", status=trace.status)
 
         for iteration in range(config.iterations):
-            todo = [t for t in tasks if (t.id, iteration) not in done]
-            await asyncio.gather(*(one(t, iteration) for t in todo))
+            for split, tasks in streams.items():  # transfer: train first, then test on the grown memory
+                todo = [(i, t) for i, t in enumerate(tasks) if (t.id, iteration) not in done]
+                await asyncio.gather(*(one(t, iteration, split, i) for i, t in todo))
+                if misses:
+                    break
             write_results_parquet(out)
+            if misses:
+                break
         bar.close()
     bank.snapshot()
+    if misses:
+        raise CassetteMiss(f"run {out} stopped: {misses[0]}")
+    return run_result(out, run_id)
+
+
+def run_result(out: Path, run_id: str) -> RunResult:
+    """The summary of a run folder: mean reward of the ok episodes per iteration, attempts by status."""
     rows = read_rows(out)
-    acc: dict[int, list[float]] = {}
+    status_counts: dict[str, int] = {}
     for r in rows:
-        acc.setdefault(r["iteration"], []).append(r["reward"])
+        status_counts[r.get("status", "ok")] = status_counts.get(r.get("status", "ok"), 0) + 1
+    acc: dict[int, list[float]] = {}
+    for r in latest_rows(rows):
+        if r.get("status", "ok") == "ok":
+            acc.setdefault(r["iteration"], []).append(r["reward"])
     return RunResult(
         out=str(out),
         run_id=run_id,
         rows=len(rows),
         accuracy_by_iteration={i: sum(v) / len(v) for i, v in sorted(acc.items())},
+        status_counts=status_counts,
     )

@@ -73,10 +73,12 @@ class Memory:
             self._rewards[task_id].append(reward)
 
     def read(self, question: str, *, seed: int = 0) -> list[Retrieved]:
-        """The cases to show for ``question``, from the bank as it is now."""
+        """The cases to show for ``question``, from this memory's bank as it is now (which may be a
+        past version ``bank.at(v)`` sharing the retriever of the live bank)."""
         return self.retriever.retrieve(
             question,
             self.k,
+            bank=self.bank,
             k_positive=self.k_positive,
             k_negative=self.k_negative,
             temperature=self.temperature,

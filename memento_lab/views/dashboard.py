@@ -23,7 +23,7 @@ from memento_lab.trace import Trace, read_traces
 from memento_lab.views.widgets import esc, html_table, trace_correct, trace_html, trace_label
 
 # report keys with a section of their own; every other key lands in "More from the report"
-OWN_SECTIONS = {"runs", "episodes", "overall", "by_family", "trivial_baseline"}
+OWN_SECTIONS = {"runs", "episodes", "curves", "by_family", "trivial_baseline"}
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}
@@ -82,7 +82,8 @@ def run_folders(paths: Sequence[str | Path]) -> list[Path]:
 
 def load_dashboard(paths: Sequence[str | Path], *, title: str | None = None) -> DashboardData:
     """Read the runs under ``paths`` (run folders or folders of runs) and their report."""
-    from memento_lab.experiments.results import load_results, report
+    from memento_lab.experiments.report import build_report
+    from memento_lab.experiments.results import load_results
     from memento_lab.memory.pairs import PairLog
 
     folders = run_folders(paths)
@@ -98,7 +99,7 @@ def load_dashboard(paths: Sequence[str | Path], *, title: str | None = None) -> 
     return DashboardData(
         title=title or "Runs: " + ", ".join(Path(p).name for p in paths),
         sources=[str(Path(p).resolve()) for p in paths],
-        report=report(folders),
+        report=build_report(folders).model_dump(),
         rows=load_results(folders),
         pairs=pairs,
         runs=runs,
@@ -128,18 +129,6 @@ def value_html(value: Any) -> str:
     if value in (None, [], {}):
         return '<p class="muted">(none)</p>'
     return f"<p>{esc(_cell(value))}</p>"
-
-
-def _honest_ci(rows: Any) -> Any:
-    """Summary rows with the CI of a single run shown as n/a (one run has no spread, not a zero one)."""
-    if not isinstance(rows, list):
-        return rows
-    return [
-        {**r, **{k: "n/a (1 run)" for k in ("std", "ci95") if k in r}}
-        if isinstance(r, Mapping) and r.get("runs", 2) < 2
-        else r
-        for r in rows
-    ]
 
 
 def _section(title: str, body: str, *, anchor: str) -> str:
@@ -235,8 +224,8 @@ def dashboard_html(data: DashboardData) -> str:
     figures, types = _figures(data)
     sections = [
         _section(
-            "Accuracy per memory mode and iteration (mean reward, 95% CI over runs)",
-            value_html(_honest_ci(rep.get("overall"))),
+            "Accuracy per arm and iteration (mean reward, 95% bootstrap CI over tasks and runs)",
+            value_html(rep.get("curves")),
             anchor="overall",
         ),
         _section(
@@ -251,7 +240,7 @@ def dashboard_html(data: DashboardData) -> str:
         for k, v in rep.items()
         if "compar" in k and k not in OWN_SECTIONS
     ]
-    sections.append(_section("Per family", value_html(_honest_ci(rep.get("by_family"))), anchor="by-family"))
+    sections.append(_section("Per family", value_html(rep.get("by_family")), anchor="by-family"))
     rest = {k: v for k, v in rep.items() if k not in OWN_SECTIONS and "compar" not in k}
     if not any("error" in k for k in rest):  # the report has no error counts: count them from the rows
         rest["error_counts"] = error_counts(data.rows)

@@ -61,15 +61,15 @@ def _band(x: list[Any], lo: list[float], hi: list[float], *, name: str, color: s
 def _curve_traces(
     summary: pl.DataFrame, by: str, x: str, *, color_of: dict[Any, str], legend: bool
 ) -> list[go.Scatter]:
+    """One line per group with its 95% bootstrap band (over tasks, and runs when several: a single
+    run has an honest interval too)."""
     traces: list[go.Scatter] = []
     for key in sorted(summary[by].unique().to_list(), key=str):
         part = summary.filter(pl.col(by) == key).sort(x)
-        xs, acc, ci = part[x].to_list(), part["accuracy"].to_list(), part["ci95"].to_list()
+        xs, acc = part[x].to_list(), part["accuracy"].to_list()
+        lo, hi = part["ci_low"].to_list(), part["ci_high"].to_list()
         color = color_of[key]
-        if max(part["runs"].to_list()) > 1:
-            lo = [max(0.0, a - c) for a, c in zip(acc, ci, strict=True)]
-            hi = [min(1.0, a + c) for a, c in zip(acc, ci, strict=True)]
-            traces.append(_band(xs, lo, hi, name=f"{key} 95% CI", color=color, group=str(key)))
+        traces.append(_band(xs, lo, hi, name=f"{key} 95% CI", color=color, group=str(key)))
         traces.append(
             go.Scatter(
                 x=xs,
@@ -79,9 +79,10 @@ def _curve_traces(
                 legendgroup=str(key),
                 showlegend=legend,
                 line={"color": color},
-                customdata=list(zip(ci, part["runs"].to_list(), strict=True)),
-                hovertemplate=f"{by}={key}<br>{x}=%{{x}}<br>accuracy=%{{y:.3f}} ± %{{customdata[0]:.3f}}"
-                "<br>runs=%{customdata[1]}<extra></extra>",
+                customdata=list(zip(lo, hi, part["tasks"].to_list(), part["runs"].to_list(), strict=True)),
+                hovertemplate=f"{by}={key}<br>{x}=%{{x}}<br>accuracy=%{{y:.3f}} "
+                "[%{customdata[0]:.3f}, %{customdata[1]:.3f}]<br>tasks=%{customdata[2]} runs=%{customdata[3]}"
+                "<extra></extra>",
             )
         )
     return traces
@@ -108,7 +109,8 @@ def learning_curves(
     baselines: Mapping[str, float] | None = None,
     title: str = "Accuracy per iteration",
 ) -> go.Figure:
-    """Mean reward per iteration for each ``by`` group (memory mode), with 95% CI bands over runs.
+    """Mean reward per iteration for each ``by`` group (``arm`` from ``load_results``, or memory mode),
+    with 95% bootstrap bands (``results.summarize``).
 
     ``facet_family`` draws one panel per task family. ``baselines`` (family -> trivial-baseline
     score, as ``experiments.results.report`` gives) adds dashed lines: per panel when faceted, else their mean.
@@ -164,7 +166,7 @@ def final_iteration(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def k_sweep(df: pl.DataFrame, *, by: str = "memory") -> go.Figure:
-    """Accuracy at each run's final iteration against K, one line per memory mode, with 95% CI error bars."""
+    """Accuracy at each run's final iteration against K, one line per memory mode, with 95% bootstrap error bars."""
     if df.is_empty():
         raise ValueError("no result rows to plot")
     summary = summarize(final_iteration(df), by=(by, "k"))
@@ -178,7 +180,12 @@ def k_sweep(df: pl.DataFrame, *, by: str = "memory") -> go.Figure:
                 mode="lines+markers",
                 name=str(key),
                 line={"color": _color(i)},
-                error_y={"type": "data", "array": part["ci95"].to_list(), "visible": True},
+                error_y={
+                    "type": "data",
+                    "array": (part["ci_high"] - part["accuracy"]).to_list(),
+                    "arrayminus": (part["accuracy"] - part["ci_low"]).to_list(),
+                    "visible": True,
+                },
             )
         )
     fig.update_layout(title="Accuracy vs K (final iteration)", legend_title_text=by)

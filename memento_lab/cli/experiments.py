@@ -1,0 +1,222 @@
+"""``memento-lab run | sweep | report | demo``: experiments from the command line.
+
+``run`` has one flag per ``ExperimentConfig`` field (generated from the model, so none is missing)
+and ``--config FILE`` (TOML: the same field names at the top level); flags override the file.
+``sweep --config FILE`` reads the same fields plus a ``[sweep]`` table (``memories``, ``seeds``,
+``orders``, ``ks``) and runs or resumes every run of the sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tomllib
+import types
+import typing
+from typing import Any
+
+from pydantic import ValidationError
+
+from memento_lab.experiments.config import ExperimentConfig
+
+SHORT = {"k": ("-k",)}
+HELP = {
+    "suite": "reasoning-gym:FAM1,FAM2 | humaneval | deepresearcher | jsonl:FILE | control:positive | control:negative",
+    "agent": "direct: the planner answers at once with the retrieved cases (no executor)",
+    "protocol": "recall: one stream repeated; transfer: memory built on a train stream, scored on a disjoint test stream",
+    "exclude_question": "memory never shows a case of the very same question",
+    "online_update": "parametric retriever: update its head after each episode",
+    "counterfactual_every": "every Nth episode, re-run without its top case (the case's effect)",
+    "tools": "comma-separated MCP servers ('' for none)",
+}
+
+
+def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
+    """(parser, choices) for a field annotation (Optional and Literal unwrapped)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _flag_type(args[0])
+    if origin is typing.Literal:
+        return str, [str(a) for a in typing.get_args(annotation)]
+    if origin is list:
+        return (lambda s: [x for x in s.split(",") if x]), None
+    return (annotation if annotation in (int, float, str) else str), None
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per ExperimentConfig field, default unset (so a --config file's value stands)."""
+    for name, field in ExperimentConfig.model_fields.items():
+        flags = (f"--{name.replace('_', '-')}", *SHORT.get(name, ()))
+        default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
+        help_ = f"{HELP.get(name, '')} (default: {default!r})".strip()
+        if field.annotation is bool:
+            p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+            continue
+        parse, choices = _flag_type(field.annotation)
+        p.add_argument(*flags, dest=name, type=parse, choices=choices, default=None, help=help_)
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML: {e}") from None
+
+
+def build_config(values: dict[str, Any], *, source: str) -> ExperimentConfig:
+    """An ExperimentConfig from plain values; an unknown or bad field is named with its source."""
+    unknown = sorted(set(values) - set(ExperimentConfig.model_fields))
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown field(s) {unknown}; fields: {', '.join(ExperimentConfig.model_fields)}"
+        )
+    try:
+        return ExperimentConfig(**values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        raise ValueError(f"{source}: field {field!r}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    values: dict[str, Any] = {}
+    source = "command line"
+    if args.config:
+        values = {k: v for k, v in read_toml(args.config).items() if not isinstance(v, dict)}
+        source = args.config
+    values.update(
+        {k: getattr(args, k) for k in ExperimentConfig.model_fields if getattr(args, k) is not None}
+    )
+    return build_config(values, source=source)
+
+
+def add_run_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run (or resume) the agent over a task stream: one experiment")
+    p.add_argument(
+        "--config", default=None, help="a TOML file of ExperimentConfig fields (flags override it)"
+    )
+    add_config_flags(p)
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("sweep", help="run or resume a sweep: memory modes x K x seeds x orders")
+    p.add_argument("--config", required=True, help="TOML: ExperimentConfig fields + a [sweep] table")
+    p.set_defaults(handler=_sweep)
+
+    p = sub.add_parser(
+        "report", help="arms, curves with bootstrap CIs, paired comparisons, errors, baselines"
+    )
+    p.add_argument("runs", nargs="+", help="run folders or folders of runs, in any mix")
+    p.add_argument(
+        "--json", action="store_true", help="the whole report as JSON (see Report in experiments.report)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap / permutation seed")
+    p.add_argument(
+        "--html", metavar="OUT.html", help="also write a self-contained dashboard page (opens offline)"
+    )
+    p.set_defaults(handler=_report)
+
+    p = sub.add_parser("demo", help="the main job: execute the numbered notebooks into data/runs/")
+    p.add_argument("--smoke", action="store_true", help="smoke-size parameters (CI)")
+    p.add_argument("--out", default="data/runs")
+    p.set_defaults(handler=_demo)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from memento_lab.experiments.run import run_experiment
+
+    result = asyncio.run(run_experiment(config_from_args(args)))
+    print(json.dumps(result.model_dump(), indent=2))
+    return 0
+
+
+SWEEP_KEYS = ("memories", "seeds", "orders", "ks")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from memento_lab.experiments.sweep import run_sweep
+
+    data = read_toml(args.config)
+    grid = data.pop("sweep", {})
+    bad = sorted(set(grid) - set(SWEEP_KEYS))
+    if bad:
+        raise ValueError(f"{args.config}: [sweep] has unknown key(s) {bad}; keys: {', '.join(SWEEP_KEYS)}")
+    base = build_config(data, source=args.config)
+    paths = asyncio.run(run_sweep(base, **grid))
+    print(json.dumps({"runs": [str(p) for p in paths]}, indent=2))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from memento_lab.experiments.report import build_report
+
+    rep = build_report(args.runs, seed=args.seed)
+    if args.html:
+        from memento_lab.views.dashboard import write_dashboard
+
+        page = write_dashboard(args.runs, args.html)
+        print(f"dashboard: {page} ({page.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    print(rep.model_dump_json(indent=2) if args.json else format_report(rep))
+    return 0
+
+
+def _ci(lo: float, hi: float) -> str:
+    return f"[{lo:+.3f}, {hi:+.3f}]"
+
+
+def format_report(rep: Any) -> str:
+    """The report as text tables (``--json`` has every number)."""
+    if not rep.runs:
+        return "no results"
+    lines = [f"runs: {rep.runs}  scored (ok) episodes: {rep.episodes}", "arms:"]
+    lines += [f"  {a.id}  {a.label}  ({len(a.runs)} run(s))" for a in rep.arms]
+    lines.append("accuracy: mean reward, 95% bootstrap CI over tasks (and runs)")
+    lines.append(
+        f"  {'arm':<28} {'split':<7} {'measures':<9} {'iter':>4} {'acc':>6}  {'95% CI':<18} tasks runs"
+    )
+    for p in rep.curves:
+        lines.append(
+            f"  {p.label:<28} {p.split:<7} {p.measures:<9} {p.iteration:>4} {p.accuracy:6.3f}  "
+            f"[{p.ci_low:.3f}, {p.ci_high:.3f}]   {p.tasks:>5} {p.runs:>4}"
+        )
+    if rep.comparisons:
+        lines.append("paired comparisons on the same tasks: diff = A - B, bootstrap CI, permutation p")
+        for c in rep.comparisons:
+            lines.append(
+                f"  {c.a_label} vs {c.b_label}  [{c.split}, {c.measures}] iter {c.iteration}: "
+                f"diff {c.diff:+.3f} {_ci(c.ci_low, c.ci_high)} p={c.p_value:.4f} ({c.tasks} tasks)"
+            )
+    for g in rep.learning_gain:
+        lines.append(
+            f"learning gain {g.label} [{g.split}] iter {g.first_iteration}->{g.last_iteration}: "
+            f"{g.diff:+.3f} {_ci(g.ci_low, g.ci_high)} p={g.p_value:.4f}"
+        )
+    for f in rep.forgetting:
+        rate = "n/a" if f.rate is None else f"{f.rate:.3f}"
+        lines.append(f"forgetting {f.label} [{f.split}]: {f.forgotten}/{f.solved_before_last} (rate {rate})")
+    lines.append("errors per run (attempts by status; failures are never scored and are retried on resume):")
+    for e in rep.errors:
+        statuses = ", ".join(f"{k} {v}" for k, v in e.by_status.items())
+        lines.append(
+            f"  {e.run_id} ({e.arm}): {statuses}; unresolved {e.unresolved}; "
+            f"unusable model replies in scored episodes {e.model_output_errors}"
+        )
+    for fam, acc in sorted(rep.trivial_baseline.items()):
+        lines.append(f"trivial baseline {fam} (most common answer of the other tasks): {acc:.3f}")
+    from memento_lab.cli.judge import agreement_lines
+
+    lines += agreement_lines(rep.judges)
+    return "\n".join(lines)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from memento_lab.notebook_runner import run_all
+
+    folder = run_all(out_root=args.out, smoke=args.smoke)
+    print(f"results: {folder} (executed notebooks and HTML)")
+    return 0
