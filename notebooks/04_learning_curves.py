@@ -10,10 +10,12 @@
 # %% [markdown]
 # # 04 · Learning curves: does memory help, and which memory?
 #
-# A continual-learning sweep: the agent goes over the same task stream for several iterations
-# while its case bank grows, once per memory mode (none / random / similarity / parametric),
-# several task orders each. Accuracy per iteration with 95% confidence intervals over the runs,
-# against the honest baselines (no memory; always answering the family's most common answer),
+# First the **controls**: can this instrument detect a gain where memory must help, and does it
+# stay at zero where memory cannot help? Then a continual-learning sweep: the agent goes over the
+# same task stream for several iterations while its case bank grows, once per memory mode (none /
+# random / similarity / parametric), several task orders each. Accuracy per iteration with 95%
+# bootstrap intervals over tasks (and runs), paired comparisons against no memory, against the
+# trivial baseline (always answering the family's most common answer), failures counted apart,
 # a K sweep, and retrieval diagnostics: which retrieved cases came with a better reward.
 
 # %% tags=["parameters"]
@@ -31,14 +33,18 @@ k_sweep = "1"  # extra K values for the similarity K sweep, besides k ('' to ski
 tools = "code"
 concurrency = 2  # episodes in flight (the embedded server gets as many parallel slots)
 load_runs = ""  # a folder of finished runs to plot instead of running
+control_n = 10  # control tasks (each suite); 0 skips the controls
+control_iterations = 3
 
 # %%
 from pathlib import Path
 
 import polars as pl
+from IPython.display import display
 
 from memento_lab.experiments.config import ExperimentConfig
-from memento_lab.experiments.results import load_results, report, summarize
+from memento_lab.experiments.report import build_report
+from memento_lab.experiments.results import load_results, summarize
 from memento_lab.experiments.sweep import run_sweep
 from memento_lab.memory.pairs import PairLog
 from memento_lab.views import plots
@@ -47,10 +53,50 @@ plots.use_notebook_renderer()
 if smoke:  # CI: the small model, two tasks, two memory modes, one order, one K
     model, n, iterations, orders, k_sweep = "qwen2.5-coder-0.5b", min(n, 2), 2, "0", ""
     memories = "none,similarity"
+    control_n, control_iterations = min(control_n, 3), 2
 sweep_dir = Path(load_runs) if load_runs else Path(out_dir) / "sweep"
 checkpoint = Path(out_dir) / "checkpoints" / "retriever" / "best.ckpt"
 mems = [m for m in memories.split(",") if m and (m != "parametric" or checkpoint.exists())]
 print(f"memory modes: {mems}  orders: {orders}  runs in {sweep_dir}")
+
+# %% [markdown]
+# ## Controls: the instrument, before the real task families
+# Multiple-choice questions about invented facts (no model knows them), answered directly with the
+# retrieved cases (`agent="direct"`). **Positive control**: the same questions come back each
+# iteration, so memory of the question itself gives the answer: memory (similarity) must beat no
+# memory, the paired CI above 0 by the last iteration. This measures *recall*. **Negative
+# control**: memory never shows a task its own question and holds nothing about it: the paired
+# CI must cover 0. The dashed line is the trivial baseline (the best constant letter).
+
+# %%
+control_dir = (Path(load_runs) if load_runs else Path(out_dir)) / "controls"
+for kind in ("positive", "negative") if control_n else ():
+    if not load_runs:
+        control = ExperimentConfig(
+            suite=f"control:{kind}",
+            n=control_n,
+            iterations=control_iterations,
+            agent="direct",
+            k=2,
+            tools=[],
+            model=model,
+            seed=seed,
+            cassette="auto",
+            out=str(control_dir / kind),
+        )
+        await run_sweep(control, memories=["none", "similarity"], seeds=[seed], orders=[0])
+    control_rep = build_report([control_dir / kind])
+    plots.learning_curves(
+        load_results([control_dir / kind]),
+        by="arm",
+        baselines=control_rep.trivial_baseline,
+        title=f"control:{kind}: accuracy per iteration (95% bootstrap CI over tasks)",
+    ).show()
+    display(
+        pl.DataFrame([c.model_dump() for c in control_rep.comparisons]).select(
+            "a_label", "b_label", "measures", "iteration", "diff", "ci_low", "ci_high", "p_value", "tasks"
+        )
+    )
 
 # %% [markdown]
 # ## Run the sweep (resumable: finished episodes are skipped)
@@ -87,22 +133,42 @@ if not load_runs:
 
 # %%
 df = load_results([sweep_dir])
-rep = report([sweep_dir])
-print(f"{rep['runs']} runs, {rep['episodes']} episodes")
-summarize(df)
+rep = build_report([sweep_dir])
+print(f"{rep.runs} runs, {rep.episodes} scored episodes")
+summarize(df, by=("arm", "iteration"))
 
 # %% [markdown]
-# ## Accuracy per iteration, per memory mode (95% CI over task orders)
+# ## Failures are counted, never scored
+# Every attempt of every run by status: `ok` episodes are scored; endpoint errors, timeouts, tool
+# server failures and judge errors are not answers (a resumed run retries them). Unusable model
+# replies inside scored episodes are the model's own failures, counted apart.
+
+# %%
+pl.DataFrame([e.model_dump() for e in rep.errors])
+
+# %% [markdown]
+# ## Accuracy per iteration, per arm (95% bootstrap CI over tasks and task orders)
 # The dashed line is the trivial baseline: always answering the family's most common answer.
 
 # %%
 k_runs = load_results([sweep_dir / "k-sweep"]) if (sweep_dir / "k-sweep").exists() else pl.DataFrame()
 main_runs = df.filter(~pl.col("run_id").is_in(k_runs["run_id"].to_list())) if not k_runs.is_empty() else df
-fig = plots.learning_curves(main_runs, baselines=rep["trivial_baseline"])
+fig = plots.learning_curves(main_runs, by="memory", baselines=rep.trivial_baseline)
 fig.show()
 
 # %%
-plots.learning_curves(main_runs, facet_family=True, baselines=rep["trivial_baseline"]).show()
+plots.learning_curves(main_runs, by="memory", facet_family=True, baselines=rep.trivial_baseline).show()
+
+# %% [markdown]
+# ## Paired comparisons, learning gain, forgetting
+# Each memory arm against no memory on the same tasks (difference, 95% paired bootstrap CI,
+# permutation p-value); the gain from the first to the last iteration; tasks solved earlier and
+# failed later.
+
+# %%
+display(pl.DataFrame([c.model_dump() for c in rep.comparisons]) if rep.comparisons else "no paired arms")
+display(pl.DataFrame([g.model_dump() for g in rep.learning_gain]) if rep.learning_gain else "one iteration")
+pl.DataFrame([f.model_dump() for f in rep.forgetting]) if rep.forgetting else None
 
 # %% [markdown]
 # ## K sweep: how many retrieved cases?
@@ -126,4 +192,4 @@ if pairs:
     plots.retrieval_diagnostics(pairs).show()
 
 # %%
-pl.DataFrame(rep["by_family"]) if rep["by_family"] else None
+pl.DataFrame([p.model_dump() for p in rep.by_family]) if rep.by_family else None

@@ -153,6 +153,11 @@ def check_04(run: Path, nb: Any, html: str) -> None:
     dom = rendered_dom(page)
     assert count_elements(dom, "main-svg") >= 2 and count_elements(dom, "episode") == df.height
     screenshot(page, run / "screenshots" / "dashboard.png", size="1280,2400")
+    for kind in ("positive", "negative"):  # the controls come first, both arms each
+        controls = load_results([run / "controls" / kind])
+        assert sorted(controls["memory"].unique().to_list()) == ["none", "similarity"]
+        assert (controls["status"] == "ok").all()
+    assert html.index("control:positive") < html.index("Run the sweep")
 
 
 CHECKS: dict[str, Callable[[Path, Any, str], None]] = {

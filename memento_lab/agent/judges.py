@@ -78,15 +78,22 @@ def f1(pred: str | None, gold: Gold, *, threshold: float = 0.5) -> JudgeVerdict:
     return JudgeVerdict(judge="f1", score=score, correct=score >= threshold, detail=f"best gold {best!r}")
 
 
+def _contains_tokens(outer: list[str], inner: list[str]) -> bool:
+    """``inner`` appears in ``outer`` as a contiguous run of whole tokens."""
+    n = len(inner)
+    return any(outer[i : i + n] == inner for i in range(len(outer) - n + 1))
+
+
 def partial_match(pred: str | None, gold: Gold) -> JudgeVerdict:
-    """PM: after normalisation, a gold answer is contained in the prediction or vice versa."""
+    """PM: after normalisation, a gold answer's tokens appear as a contiguous run of whole tokens in
+    the prediction or vice versa ("1945" matches "in 1945"; "1" does not match "1945")."""
     if pred is None:
         return _no_answer("pm")
-    p = normalize_answer(pred)
+    p = normalize_answer(pred).split()
     if p:
         for g in _golds(gold):
-            n = normalize_answer(g)
-            if n and (n in p or p in n):
+            n = normalize_answer(g).split()
+            if n and (_contains_tokens(p, n) or _contains_tokens(n, p)):
                 return JudgeVerdict(judge="pm", score=1.0, correct=True, detail=f"overlaps {g!r}")
     return JudgeVerdict(judge="pm", score=0.0, correct=False)
 
