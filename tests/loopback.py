@@ -16,6 +16,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from memento_lab.config import Settings
+
 Reply = tuple[int, dict[str, Any] | bytes, dict[str, str]]
 
 
@@ -33,6 +35,17 @@ def completion(
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     }
+
+
+def endpoint_settings(fake: FakeOpenAI, **kw: object) -> Settings:
+    """Settings that point every role at ``fake`` (short timeout, few retries; ``kw`` overrides)."""
+    base = {
+        "openai_base_url": fake.base_url,
+        "openai_api_key": "sk-test",
+        "llm_timeout_s": 5.0,
+        "llm_max_retries": 2,
+    }
+    return Settings(**{**base, **kw})  # type: ignore[arg-type]
 
 
 class FakeOpenAI:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from loopback import FakeOpenAI, completion
+from loopback import FakeOpenAI, completion, endpoint_settings
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss
 from memento_lab.agent.llm import open_llms, parse_json_reply, tool_call_schema, validate_tool_call
@@ -36,16 +36,6 @@ RESPOND = {
         },
     },
 }
-
-
-def endpoint_settings(fake: FakeOpenAI, **kw: object) -> Settings:
-    base = {
-        "openai_base_url": fake.base_url,
-        "openai_api_key": "sk-test",
-        "llm_timeout_s": 5.0,
-        "llm_max_retries": 2,
-    }
-    return Settings(**{**base, **kw})  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- parsing

@@ -46,6 +46,7 @@ def status_of_trace(trace: Trace) -> tuple[EpisodeStatus, str | None]:
 def settle(trace: Trace, exc: BaseException | None = None, *, judging: bool = False) -> Trace:
     """Set ``trace.status`` (and ``trace.error`` when it is unset) from an exception or the trace.
     ``judging``: the exception came from the judges (a judge error unless it is a cassette miss)."""
+    error: str | None
     if exc is not None:
         status = status_of_exception(exc)
         if judging and status != "cassette_miss":

@@ -137,7 +137,7 @@ class ResultRow(BaseModel):
             iteration=trace.iteration,
             task_id=trace.task_id,
             family=trace.family,
-            split=split,  # type: ignore[arg-type]
+            split=split,
             position=position,
             status=trace.status,
             model_output_errors=trace.model_output_errors,
