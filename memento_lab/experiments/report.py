@@ -155,7 +155,8 @@ def _tasks(part: pl.DataFrame) -> list[str]:
 def _points(scored: pl.DataFrame, arms: dict[str, Arm], seed: int, *, family: bool = False) -> list[Point]:
     keys = ["arm_id", "split", "measures", "iteration"] + (["family"] if family else [])
     out = []
-    for group, part in sorted(scored.group_by(keys), key=lambda g: tuple(str(x) for x in g[0])):
+    groups = scored.group_by(keys)
+    for group, part in sorted(groups, key=lambda g: (arms[str(g[0][0])].label, *(str(x) for x in g[0][1:]))):
         m, runs = _matrix(part, _tasks(part))
         acc, lo, hi = stats.bootstrap_mean(m, seed=seed)
         out.append(
