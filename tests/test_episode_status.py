@@ -217,3 +217,14 @@ def test_exceptions_map_to_statuses() -> None:
     t = Trace(task_id="t", question="q")
     settle(t, ValueError("judge blew up"), judging=True)
     assert t.status == "judge_error" and "judge: ValueError" in (t.error or "")
+
+
+def test_a_judge_retry_that_reached_a_verdict_is_no_failure() -> None:
+    from memento_lab.trace import LLMCall
+
+    t = Trace(task_id="t", question="q")
+    t.judge_calls = [
+        LLMCall(role="judge", model="m", error="judge: HTTP 500", error_kind="endpoint_error"),
+        LLMCall(role="judge", model="m"),  # the retry answered
+    ]
+    assert settle(t).status == "ok"

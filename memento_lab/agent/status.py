@@ -1,8 +1,9 @@
 """How an episode ended: ``ok`` (an outcome of the model) or the kind of infrastructure failure.
 
-Endpoint and tool failures do not raise (the clients record them in ``LLMCall.error_kind`` and
-``ToolCall.server_failed``), so an episode's status is read from its trace once it ends; anything
-that does raise is mapped by its type. See ``memento_lab.trace.EpisodeStatus``.
+Endpoint and tool failures of the agent do not raise (the clients record them in
+``LLMCall.error_kind`` and ``ToolCall.server_failed``), so they are read from the trace once the
+episode ends; anything that raises (a cassette miss, a ``JudgeError``) is mapped by its type. See
+``memento_lab.trace.EpisodeStatus``.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def status_of_trace(trace: Trace) -> tuple[EpisodeStatus, str | None]:
     for tool in trace.tool_calls:
         if tool.server_failed:
             return "tool_server_error", tool.error
-    for call in trace.judge_calls:  # a judge that failed to answer, or gave no verdict
-        if call.error_kind is not None:
-            return "judge_error", call.error
+    # judge calls are not read here: a judge retries and audits, and a failed call whose retry gave a
+    # verdict (or an audit that failed) is no failure of the episode; the deciding judge raises
+    # ``JudgeError`` when it reaches no verdict
     return "ok", None
 
 
