@@ -52,7 +52,7 @@ async def test_sweep_from_toml_runs_then_resumes_and_report_reads_it(tmp_path, m
     out = tmp_path / "sweep"
     toml = tmp_path / "sweep.toml"
     toml.write_text(
-        f'suite = "jsonl:{tasks_file(tmp_path)}"\nn = 0\niterations = 2\nagent = "direct"\ntools = []\n'
+        f'suite = "jsonl:{tasks_file(tmp_path)}"\nn = 1\niterations = 2\nagent = "direct"\ntools = []\n'
         f'cassette = "record"\nout = "{out}"\n\n[sweep]\nmemories = ["none", "random"]\norders = [0]\n'
     )
     with FakeOpenAI(good) as fake:

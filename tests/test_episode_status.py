@@ -43,7 +43,7 @@ def good(request: dict) -> tuple[int, dict, dict]:
 def config(tmp_path: Path, **kw: object) -> ExperimentConfig:
     base = {
         "suite": f"jsonl:{tasks_file(tmp_path)}",
-        "n": 0,
+        "n": 1,
         "iterations": 1,
         "memory": "none",
         "agent": "direct",
@@ -142,7 +142,7 @@ async def test_a_cassette_miss_stops_the_run_naming_the_request(tmp_path, monkey
         ("MEMENTO_PLANNER_MODEL", "fake-model"),
     ):
         monkeypatch.setenv(var, value)
-    argv = ["run", "--suite", f"jsonl:{extra}", "--n", "0", "--iterations", "1", "--memory", "none"]
+    argv = ["run", "--suite", f"jsonl:{extra}", "--n", "1", "--iterations", "1", "--memory", "none"]
     argv += ["--agent", "direct", "--tools", "", "--cassette", "replay", "--out", str(replay)]
     code = await anyio.to_thread.run_sync(main, argv)
     assert code == 1

@@ -210,7 +210,7 @@ class ChatClient:
             resp = await self.client.chat.completions.create(**request)
             data = resp.model_dump(mode="json", exclude_none=True)
             if not data.get("choices"):  # raised before the cassette stores it: never replay a failure
-                raise _NoChoices(f"{self.role}: {self.endpoint or 'endpoint'} returned no choices")
+                raise _NoChoices
             return data
 
         where = self.where()

@@ -93,6 +93,9 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     values.update(
         {k: getattr(args, k) for k in ExperimentConfig.model_fields if getattr(args, k) is not None}
     )
+    for name, low in (("iterations", 1), ("n", 1), ("concurrency", 1), ("k", 0)):
+        if isinstance(values.get(name), int) and values[name] < low:
+            raise ValueError(f"--{name} must be at least {low}, got {values[name]} ({source})")
     return build_config(values, source=source)
 
 
@@ -156,6 +159,8 @@ def _report(args: argparse.Namespace) -> int:
     from memento_lab.experiments.report import build_report
 
     rep = build_report(args.runs, seed=args.seed)
+    if not rep.runs:
+        raise ValueError(f"no results in {' '.join(args.runs)} (no results.jsonl there or one folder below)")
     if args.html:
         from memento_lab.views.dashboard import write_dashboard
 

@@ -62,6 +62,8 @@ def run_dirs(runs: Sequence[str | Path]) -> list[Path]:
     out: list[Path] = []
     for run in runs:
         run = Path(run)
+        if not run.exists():
+            raise FileNotFoundError(f"{run}: no such run folder")
         if (run / "config.json").exists() or (run / "results.jsonl").exists():
             out.append(run)
         else:
