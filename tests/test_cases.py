@@ -176,3 +176,37 @@ def test_to_polars_and_stats(tmp_path: Path):
     df = bank.to_polars()
     assert df.height == 2 and set(df["label"]) == {"positive", "negative"}
     assert bank.stats()["positive"] == 1 and bank.stats()["negative"] == 1
+
+
+def test_columnar_load_is_lazy_and_live_lists_follow_every_write(tmp_path: Path):
+    bank = CaseBank(tmp_path / "b")
+    bank.add([make_case(i, reward=float(i % 2)) for i in range(6)])
+    bank.snapshot()
+    bank.remove([bank.cases()[1].id])
+    again = CaseBank(tmp_path / "b")
+    assert all(isinstance(v, str) for v in again._cases.values())  # nothing validated on open
+    assert [c.id for c in again.cases()] == [c.id for c in bank.cases()]
+    first = again.cases()
+    again.add(make_case(10))
+    assert again.cases() is not first and again.cases()[:-1] == first  # a new list, old one untouched
+    again.remove([first[0].id])
+    again.add([make_case(11), make_case(12)])
+    naive = [again.get(cid) for cid in again._row_ids if cid in again]
+    assert again.cases() == naive and len(again) == len(naive) == 7
+    assert list(again.row_ids(again.live_rows())) == [c.id for c in naive]
+    assert again.row_positive(again.live_rows()).tolist() == [c.positive for c in naive]
+    added, removed = again.changes_since(3)
+    assert again.row_ids(added) == [c.id for c in naive[-2:]] and again.row_ids(removed) == [first[0].id]
+    assert [c.id for c in again.at(2).cases()] == [c.id for c in bank.at(2).cases()]
+
+
+def test_snapshot_of_an_older_format_is_replayed_from_the_log(tmp_path: Path):
+    import polars as pl
+
+    bank = CaseBank(tmp_path / "b")
+    bank.add([make_case(i) for i in range(3)])
+    snap = bank.snapshot()
+    assert snap is not None
+    pl.read_parquet(snap).drop("question", "positive").write_parquet(snap)  # the pre-columnar layout
+    again = CaseBank(tmp_path / "b")
+    assert [c.id for c in again.cases()] == [c.id for c in bank.cases()] and again.version == bank.version

@@ -6,11 +6,16 @@ A bank is a folder::
                                        or {"version": v, "op": "remove", "ids": [...], "reason": ...}
     snapshot.json     {"version", "log_offset", "file"}: which Parquet snapshot covers the log up to where
     snapshot-<v>.parquet  every case ever added, with added/removed versions (fast load)
+    index/            the approximate-nearest-neighbour index over case vectors (see index.py)
     embeddings.sqlite case vectors keyed by (encoder, text hash): see encoders.py
 
 The log is the truth; the snapshot is a cache that a load validates and tops up from the log.
 Every write is one line (so a batch is all-or-nothing), appended with flush + fsync under a file
 lock, and bumps the version; ``bank.at(v)`` is the bank as it was after write ``v``.
+
+Loading is columnar: the snapshot is read with Polars and each case stays a JSON string until it is
+asked for (``get``, ``cases()``), so opening a million-case bank does not validate a million rows.
+Rows keep write order (row ``i`` = the i-th case ever added); indexes key vectors by that row.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from memento_lab.memory.case import (  # the model, re-exported: the bank's user
     max_case_chars,
     validate_case,
 )
+from memento_lab.memory.columns import BankColumns
 
 if TYPE_CHECKING:
     from memento_lab.memory.encoders import CachedEncoder
@@ -71,7 +77,7 @@ def is_bank(path: str | Path) -> bool:
     return (Path(path) / "log.jsonl").is_file() or (Path(path) / "snapshot.json").is_file()
 
 
-class CaseBank:
+class CaseBank(BankColumns):
     """Append-only, crash-safe, versioned store of cases (see module docstring for the layout).
 
     ``CaseBank(path)`` opens or creates a bank folder (``create=False``: a missing bank is a
@@ -94,13 +100,15 @@ class CaseBank:
         self.readonly = readonly or path is None
         self.encoder = encoder
         self.version = 0
-        self._cases: dict[str, Case] = {}
+        self._cases: dict[str, Case | str] = {}  # a str is the case's JSON, validated when first asked for
         self._added: dict[str, int] = {}
         self._removed: dict[str, int] = {}
+        self._init_columns()
         self._live: tuple[int, list[Case]] | None = None
         self._log_offset = 0
         self._log_lines = 0
         self._writes_since_snapshot = 0
+        self._live_seen = (0, 0)  # (rows, removals) when the live list was built
         self.load_report = ReadReport()
         if self.path is not None:
             if not create and not is_bank(self.path):
@@ -144,13 +152,27 @@ class CaseBank:
     def cases(self) -> list[Case]:
         """Live cases in write order (the same list object until the next write: do not mutate)."""
         if self._live is None or self._live[0] != self.version:
-            self._live = (self.version, [c for cid, c in self._cases.items() if cid not in self._removed])
+            old = self._live[1] if self._live is not None else None
+            seen = self._live_seen
+            rows = self.live_rows()
+            if old is not None and seen[1] == len(self._removed):  # only adds since: extend a copy
+                fresh = [self._case(cid) for cid in self._row_ids[seen[0] :] if cid not in self._removed]
+                live = old + fresh
+            else:
+                live = [self._case(self._row_ids[r]) for r in rows]
+            self._live, self._live_seen = (self.version, live), (len(self._row_ids), len(self._removed))
         return self._live[1]
 
     def get(self, case_id: str) -> Case:
         if case_id not in self:
             raise KeyError(f"no case {case_id!r} in bank {self.path or '(in memory)'}")
-        return self._cases[case_id]
+        return self._case(case_id)
+
+    def _case(self, case_id: str) -> Case:
+        c = self._cases[case_id]
+        if isinstance(c, str):  # validated once, on first use
+            c = self._cases[case_id] = Case.model_validate_json(c)
+        return c
 
     def at(self, version: int) -> CaseBank:
         """The bank as it was right after write ``version`` (read-only, in memory)."""
@@ -159,10 +181,10 @@ class CaseBank:
         view = CaseBank(None)
         view.encoder = self.encoder
         view.version = version
-        for cid, case in self._cases.items():
-            if self._added[cid] <= version and not (cid in self._removed and self._removed[cid] <= version):
-                view._cases[cid] = case
-                view._added[cid] = self._added[cid]
+        for r in range(self._first_row_after(version)):
+            cid = self._row_ids[r]
+            if not (cid in self._removed and self._removed[cid] <= version):
+                view._put(cid, self._cases[cid], self._questions[r], self._positive[r], self._added[cid])
         return view
 
     def versions(self) -> list[int]:
@@ -253,7 +275,8 @@ class CaseBank:
             self._log_offset += written
             self._log_lines += 1
         self._writes_since_snapshot += 1
-        if self._writes_since_snapshot >= self.SNAPSHOT_EVERY:
+        # A big bank rewrites its snapshot less often: every SNAPSHOT_EVERY writes, or one per 1000 cases.
+        if self._writes_since_snapshot >= max(self.SNAPSHOT_EVERY, len(self._row_ids) // 1000):
             self.snapshot()
         return version
 
@@ -272,24 +295,7 @@ class CaseBank:
         """Write a Parquet snapshot covering the log so far (atomic); the next load starts there."""
         if self.path is None:
             return None
-        rows = [
-            {
-                "id": cid,
-                "case_json": case.model_dump_json(),
-                "added_version": self._added[cid],
-                "removed_version": self._removed.get(cid),
-            }
-            for cid, case in self._cases.items()
-        ]
-        df = pl.DataFrame(
-            rows,
-            schema={
-                "id": pl.String,
-                "case_json": pl.String,
-                "added_version": pl.Int64,
-                "removed_version": pl.Int64,
-            },
-        )
+        df = self._snapshot_frame()
         name = f"snapshot-{self.version}.parquet"
         buf = io.BytesIO()
         df.write_parquet(buf)
@@ -316,18 +322,13 @@ class CaseBank:
                 meta = json.loads(meta_path.read_text())
                 size = self.log_path.stat().st_size if self.log_path.exists() else 0
                 if meta["log_offset"] <= size:
-                    df = pl.read_parquet(self.path / meta["file"])
-                    for row in df.iter_rows(named=True):
-                        case = Case.model_validate_json(row["case_json"])
-                        self._cases[case.id] = case
-                        self._added[case.id] = row["added_version"]
-                        if row["removed_version"] is not None:
-                            self._removed[case.id] = row["removed_version"]
+                    self._load_snapshot(pl.read_parquet(self.path / meta["file"]))
                     self.version, offset = meta["version"], meta["log_offset"]
                     self._log_lines = meta.get("log_lines", 0)
             except Exception as e:  # a damaged snapshot is only a cache: rebuild from the log
                 log.warning("%s: snapshot unusable (%s); replaying the whole log", self.path, e)
                 self._cases, self._added, self._removed = {}, {}, {}
+                self._init_columns()
                 self.version, offset, self._log_lines = 0, 0, 0
         self._log_offset = offset
         if self.log_path.exists():
@@ -396,5 +397,4 @@ class CaseBank:
     def _apply_add(self, cases: list[Case], version: int) -> None:
         for case in cases:
             if case.id not in self._cases:
-                self._cases[case.id] = case
-                self._added[case.id] = version
+                self._put(case.id, case, case.question, case.positive, version)

@@ -2,7 +2,8 @@
 
 Both compare questions: exactly (after whitespace/case normalisation) and by cosine similarity
 of their embeddings (near duplicates). ``leakage_report`` lets a run refuse or flag a bank that
-already holds (near) copies of its evaluation tasks.
+already holds (near) copies of its evaluation tasks. From ``index.ANN_THRESHOLD`` cases on, near
+neighbours come from a FAISS index (``index.neighbours_above``) instead of a similarity matrix.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from memento_lab.memory import index as ann
 from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import Encoder
 
@@ -59,29 +61,40 @@ def find_duplicates(
     vecs = encoder.encode([c.question for c in rest])
     labels = np.array([c.label for c in rest])
     absorbed: set[int] = set()
-    block = 2048  # rows of the similarity matrix held at once (N x N would not fit for large banks)
-    for start in range(0, len(rest), block):
-        sims = vecs[start : start + block] @ vecs.T
-        for off, row in enumerate(sims):
-            i = start + off
-            if i in absorbed:
-                continue
-            hits = [
-                int(j)
-                for j in np.flatnonzero(row >= threshold)
-                if j > i and j not in absorbed and (not same_label or labels[j] == labels[i])
-            ]
-            if hits:
-                absorbed.update(hits)
-                groups.append(
-                    DuplicateGroup(
-                        keep=rest[i].id,
-                        duplicates=[rest[j].id for j in hits],
-                        kind="near",
-                        similarity=float(min(row[j] for j in hits)),
-                    )
+    for i, (idx, sims) in enumerate(_near(vecs, labels if same_label else None, threshold)):
+        if i in absorbed:
+            continue
+        hits = {int(j): float(s) for j, s in zip(idx, sims, strict=True) if j > i and j not in absorbed}
+        if hits:
+            absorbed.update(hits)
+            groups.append(
+                DuplicateGroup(
+                    keep=rest[i].id,
+                    duplicates=[rest[j].id for j in sorted(hits)],
+                    kind="near",
+                    similarity=min(hits.values()),
                 )
+            )
     return groups
+
+
+def _near(
+    vecs: np.ndarray, labels: np.ndarray | None, threshold: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each row's neighbours at or above ``threshold`` (same label when given): an index at scale."""
+    if len(vecs) >= ann.ANN_THRESHOLD:
+        codes = None if labels is None else np.unique(labels, return_inverse=True)[1]
+        return ann.neighbours_above(vecs, vecs, threshold, groups=codes, query_groups=codes)
+    out = []
+    block = 2048  # rows of the similarity matrix held at once
+    for start in range(0, len(vecs), block):
+        for off, row in enumerate(vecs[start : start + block] @ vecs.T):
+            ok = row >= threshold
+            if labels is not None:
+                ok &= labels == labels[start + off]
+            idx = np.flatnonzero(ok)
+            out.append((idx, row[idx]))
+    return out
 
 
 def dedupe(
@@ -157,15 +170,27 @@ def leakage_report(
         if rest:
             cv = encoder.encode([c.question for c in rest])
             ev = encoder.encode(list(eval_questions))
-            sims = cv @ ev.T
-            for ci, ei in zip(*np.nonzero(sims >= threshold), strict=True):
+            if len(rest) >= ann.ANN_THRESHOLD:
+                found = ann.neighbours_above(cv, ev, threshold)
+                pairs = [
+                    (int(ci), ei, float(s))
+                    for ei, (idx, sim) in enumerate(found)
+                    for ci, s in zip(idx, sim, strict=True)
+                ]
+            else:
+                sims = cv @ ev.T
+                pairs = [
+                    (int(ci), int(ei), float(sims[ci, ei]))
+                    for ci, ei in zip(*np.nonzero(sims >= threshold), strict=True)
+                ]
+            for ci, ei, sim in pairs:
                 hits.append(
                     LeakHit(
                         case_id=rest[ci].id,
                         case_question=rest[ci].question,
-                        eval_index=int(ei),
+                        eval_index=ei,
                         eval_question=eval_questions[ei],
-                        similarity=float(sims[ci, ei]),
+                        similarity=sim,
                         exact=False,
                     )
                 )

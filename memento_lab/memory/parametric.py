@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, Encoder, SentenceEncoder
+from memento_lab.memory.index import SHORTLIST
 from memento_lab.memory.pairs import PairLog, RetrievalPair
 from memento_lab.memory.qnet import (
     RetrieverModule,
@@ -63,6 +64,7 @@ class ParametricRetriever(Retriever):
     """Scores cases with a trained Q(query, case) over cached case vectors (see the module docstring)."""
 
     name = "parametric"
+    shortlist = SHORTLIST  # at scale: the index shortlists this many per label, Q re-ranks them
 
     def __init__(
         self,
@@ -96,7 +98,8 @@ class ParametricRetriever(Retriever):
         self._history: list[RetrievalPair] | None = None
         self._opt: torch.optim.Optimizer | None = None
         self._rng = np.random.default_rng(self.config.seed)
-        self.rows(bank.cases())  # case vectors once, at load
+        if not self.uses_index(bank):
+            self.rows(bank.cases())  # case vectors once, at load (at scale: per shortlist instead)
 
     @classmethod
     def from_checkpoint(
@@ -145,6 +148,17 @@ class ParametricRetriever(Retriever):
         q = torch.from_numpy(self.encoder.encode([query])[0])
         scores = q_value(self.model.head.from_projection(proj, q)).numpy()
         return scores[rows]
+
+    def index_encoder(self) -> CachedEncoder | Encoder | None:
+        """The frozen question encoder shortlists (a fine-tuned model's own vectors are not in any index)."""
+        return None if self.model.fine_tuned else self.encoder
+
+    @torch.no_grad()
+    def score_shortlist(self, query: str, cases: list[Case], similarity: np.ndarray) -> np.ndarray:
+        """Q for the shortlisted cases only (no bank-wide matrix at scale)."""
+        c = torch.from_numpy(self.encoder.encode(self.case_texts(cases)))
+        q = torch.from_numpy(self.encoder.encode([query])[0])
+        return q_value(self.model.head(c, q.expand(len(c), -1))).numpy()
 
     def score_per_pair(self, query: str, cases: Sequence[Case]) -> np.ndarray:
         """The original's way (re-encode query and every case); the reference for tests and benchmarks."""

@@ -9,6 +9,11 @@ A retriever scores every live case of its bank, then ``select`` picks K: plain t
 quotas of positive and negative cases (the planner shows positives as examples and negatives as
 warnings), greedily or by sampling from softmax(score / temperature) (the paper's soft policy).
 Retrievers read the bank on every call, so a task sees every case written before it starts.
+
+At scale (``index.ANN_THRESHOLD`` live cases or more) similarity and parametric retrieval do not
+scan the bank: the bank's ANN index (``index.py``) shortlists candidates per label, and the
+retriever scores and selects among those (parametric: the learned Q re-ranks the shortlist;
+temperature sampling draws from the shortlist, not from every case).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pydantic import BaseModel
 
 from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, Encoder
+from memento_lab.memory.index import SHORTLIST, open_index, use_index
 from memento_lab.trace import RetrievedCase
 
 DEFAULT_K = 4  # the paper's best
@@ -93,9 +99,23 @@ class Retriever(ABC):
     """Scores the live cases of a bank for a query and returns the chosen ones."""
 
     name: ClassVar[str] = "retriever"
+    shortlist: int = 0  # candidates per label taken from the index at scale (0: just the K asked for)
 
     def __init__(self, bank: CaseBank):
         self.bank = bank
+        self.index_threshold: int | None = None  # None: index.ANN_THRESHOLD
+
+    def index_encoder(self) -> CachedEncoder | Encoder | None:
+        """The encoder whose vectors shortlist candidates at scale (None: always an exact scan)."""
+        return None
+
+    def uses_index(self, bank: CaseBank | None = None) -> bool:
+        bank = bank if bank is not None else self.bank
+        return self.index_encoder() is not None and use_index(bank, self.index_threshold)
+
+    def score_shortlist(self, query: str, cases: list[Case], similarity: np.ndarray) -> np.ndarray:
+        """Scores for index candidates (``similarity``: their cosine to the query); default: ``score``."""
+        return self.score(query, cases)
 
     @abstractmethod
     def score(self, query: str, cases: list[Case]) -> np.ndarray:
@@ -120,14 +140,24 @@ class Retriever(ABC):
         transfer rather than recall of the same task).
         """
         bank = bank if bank is not None else self.bank
-        cases = bank.cases()
-        if exclude_ids or exclude_question:
-            cases = [
-                c for c in cases if c.id not in exclude_ids and not (exclude_question and c.question == query)
-            ]
-        if not cases:
-            return []
-        scores = self.score(query, cases)
+        if self.uses_index(bank):
+            cases, sims = self._shortlisted(
+                bank, query, k, k_positive, k_negative, temperature, exclude_ids, exclude_question
+            )
+            if not cases:
+                return []
+            scores = self.score_shortlist(query, cases, sims)
+        else:
+            cases = bank.cases()
+            if exclude_ids or exclude_question:
+                cases = [
+                    c
+                    for c in cases
+                    if c.id not in exclude_ids and not (exclude_question and c.question == query)
+                ]
+            if not cases:
+                return []
+            scores = self.score(query, cases)
         positive = np.fromiter((c.positive for c in cases), dtype=bool, count=len(cases))
         rng = np.random.default_rng([seed, _stable_int(query)])
         idx = select(
@@ -140,6 +170,38 @@ class Retriever(ABC):
             rng=rng,
         )
         return [Retrieved(case=cases[i], score=float(scores[i]), rank=r) for r, i in enumerate(idx)]
+
+    def _shortlisted(
+        self,
+        bank: CaseBank,
+        query: str,
+        k: int,
+        k_positive: int | None,
+        k_negative: int | None,
+        temperature: float | None,
+        exclude_ids: Collection[str],
+        exclude_question: bool,
+    ) -> tuple[list[Case], np.ndarray]:
+        encoder = self.index_encoder()
+        assert encoder is not None
+        index = open_index(bank, encoder)
+        wide = self.shortlist or (SHORTLIST if temperature is not None else 0)
+        quotas: dict[str | None, int] = (
+            {None: k}
+            if k_positive is None and k_negative is None
+            else {"positive": k_positive or 0, "negative": k_negative or 0}
+        )
+        sizes = {label: max(q, wide) for label, q in quotas.items() if q > 0}
+        skip = {bank.row_of(i) for i in exclude_ids if i in bank}
+        questions = bank._questions
+
+        def keep(row: int) -> bool:
+            return row not in skip and not (exclude_question and questions[row] == query)
+
+        rows, sims = index.shortlist(
+            encoder.encode([query])[0], sizes, keep if skip or exclude_question else None
+        )
+        return [bank.get(cid) for cid in bank.row_ids(rows)], sims
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -213,6 +275,12 @@ class SimilarityRetriever(Retriever):
         rows = self.rows(cases)
         q = self.encoder.encode([query])[0]
         return (self._all @ q)[rows]
+
+    def index_encoder(self) -> CachedEncoder | Encoder:
+        return self.encoder
+
+    def score_shortlist(self, query: str, cases: list[Case], similarity: np.ndarray) -> np.ndarray:
+        return similarity  # the index's scores are the exact cosines of its candidates
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "encoder": self.encoder.name}
