@@ -220,12 +220,28 @@ class RetrieverModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss, _, y, _ = self._step(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(
+            "train_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(y),
+            sync_dist=self._ddp,
+        )
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         loss, prob, y, g = self._step(batch)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(
+            "val_loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(y),
+            sync_dist=self._ddp,
+        )
         self._val_out.append((prob.detach(), y.detach().float(), g.detach(), loss.detach()))
 
     def on_validation_epoch_end(self) -> None:
@@ -240,9 +256,12 @@ class RetrieverModule(L.LightningModule):
         r = ranking_metrics(g.cpu().numpy().tolist(), t, p, self.hp.ranking_k)
         self.log_dict(
             {"val_auc": m["auc"], "val_f1": m["f1"], "val_acc": m["acc"], "val_wq_auc": r["wq_auc"]},
-            prog_bar=True,
-            rank_zero_only=True,
+            prog_bar=True,  # the same on every rank (gathered above), so checkpointing agrees across ranks
         )
+
+    @property
+    def _ddp(self) -> bool:
+        return self._trainer is not None and self.trainer.world_size > 1
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         groups = [{"params": list(self.head.parameters()), "lr": self.hp.lr}]

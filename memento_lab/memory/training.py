@@ -239,6 +239,7 @@ class FitResult(BaseModel):
     similarity: dict[str, Any]
     seconds: float
     epochs: int
+    rank: int = 0  # under DDP only rank 0 evaluates and writes summary.json; other ranks report rank > 0
 
 
 def _bank_plans(bank: str | Path | None) -> dict[str, str]:
@@ -277,7 +278,9 @@ def fit(
 
     ``bank`` (a bank folder) supplies the embedding cache and the plans of cases named by id;
     ``encoder`` (a cached frozen encoder) overrides the cache entirely.
-    Multi-GPU / multi-node: pass ``accelerator="gpu", devices=N, num_nodes=M, strategy="ddp"``.
+    Multi-GPU / multi-node: pass ``accelerator="gpu", devices=N, num_nodes=M, strategy="ddp"``; on CPU
+    ``accelerator="cpu", devices=2, strategy="ddp"`` runs 2 gloo processes (Lightning re-launches the
+    calling script for rank 1, so call it from a script or the CLI, not from a notebook or pytest).
     """
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger
@@ -355,6 +358,18 @@ def fit(
     ):  # Lightning's use of a deprecated torch API: twice per fit, not ours to fix
         warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
         trainer.fit(model, datamodule=dm)
+    if not trainer.is_global_zero:  # a DDP worker: rank 0 evaluates and writes the summary
+        return FitResult(
+            best_checkpoint=None,
+            last_checkpoint=None,
+            metrics_csv=None,
+            split=dm.report,
+            learned={},
+            similarity={},
+            seconds=round(time.perf_counter() - t0, 2),
+            epochs=trainer.current_epoch,
+            rank=trainer.global_rank,
+        )
 
     best = ckpt.best_model_path or None
     final = RetrieverModule.load(best) if best else model.eval()
