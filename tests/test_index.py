@@ -177,3 +177,36 @@ def test_dedupe_and_leakage_use_the_index_above_the_threshold(tmp_path: Path, mo
     assert ("case000010", ("near",), "near") in as_set(groups_big)
     leak = leakage_report(cases, ["c3: synthetic task 3", "unrelated"], enc, threshold=0.99)
     assert {h.case_id for h in leak.hits} == {"case000003"}
+
+
+def test_parametric_at_scale_reranks_the_index_shortlist(tmp_path: Path, encoder):
+    import torch
+
+    from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
+    from memento_lab.memory.parametric import ParametricRetriever
+    from memento_lab.memory.qnet import RetrieverModule
+
+    torch.manual_seed(0)
+    cached = CachedEncoder(encoder, EmbeddingStore(tmp_path / "e.sqlite"))
+    bank = CaseBank.in_memory(import_file(DEMO).cases)
+    model = RetrieverModule(dim=cached.dim).eval()
+    full = ParametricRetriever(bank, model, cached)
+    staged = ParametricRetriever(bank, model, cached)
+    staged.index_threshold = 0
+    assert staged.uses_index() and not full.uses_index()
+    q = "What is 31 * 17?"
+    # a shortlist as large as each label: the two-stage answer is the full scan's answer
+    for kw in [{}, {"k_positive": 2, "k_negative": 2}]:
+        a = [(h.case.id, round(h.score, 5)) for h in full.retrieve(q, 4, **kw)]
+        assert a == [(h.case.id, round(h.score, 5)) for h in staged.retrieve(q, 4, **kw)]
+    # a shortlist of 3 per label: Q picks among the 3 nearest questions of each label, not beyond
+    staged.shortlist = 3
+    near = set()
+    for flag in (True, False):
+        rows = bank.live_rows()[bank.row_positive(bank.live_rows()) == flag]
+        sims = cached.encode(bank.row_questions(rows)) @ cached.encode([q])[0]
+        near |= set(bank.row_ids(rows[np.argsort(-sims)[:3]]))
+    hits = staged.retrieve(q, 4, k_positive=2, k_negative=2)
+    assert len(hits) == 4 and {h.case.id for h in hits} <= near
+    scores = full.score(q, [h.case for h in hits])
+    assert np.allclose([h.score for h in hits], scores, atol=1e-5)  # the learned Q, not the cosine
