@@ -3,7 +3,7 @@
 ``run`` has one flag per ``ExperimentConfig`` field (generated from the model, so none is missing)
 and ``--config FILE`` (TOML: the same field names at the top level); flags override the file.
 ``sweep --config FILE`` reads the same fields plus a ``[sweep]`` table (``memories``, ``seeds``,
-``orders``, ``ks``) and runs or resumes every run of the sweep.
+``orders``, ``ks``) and runs or resumes every run of the sweep (``--ray``: each run a Ray task).
 """
 
 from __future__ import annotations
@@ -109,6 +109,10 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("sweep", help="run or resume a sweep: memory modes x K x seeds x orders")
     p.add_argument("--config", required=True, help="TOML: ExperimentConfig fields + a [sweep] table")
+    p.add_argument("--ray", action="store_true", help="each run a Ray task on an embedded local Ray")
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (implies --ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded Ray (default: all)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs reserved per run")
     p.set_defaults(handler=_sweep)
 
     p = sub.add_parser(
@@ -150,6 +154,14 @@ def _sweep(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"{args.config}: [sweep] has unknown key(s) {bad}; keys: {', '.join(SWEEP_KEYS)}")
     base = build_config(data, source=args.config)
+    if args.ray or args.ray_address:
+        from memento_lab.experiments.ray_sweep import run_sweep_ray
+
+        rep = run_sweep_ray(
+            base, **grid, address=args.ray_address, num_cpus=args.num_cpus, cpus_per_run=args.cpus_per_run
+        )
+        print(rep.model_dump_json(indent=2))
+        return 1 if rep.failed else 0
     paths = asyncio.run(run_sweep(base, **grid))
     print(json.dumps({"runs": [str(p) for p in paths]}, indent=2))
     return 0

@@ -42,22 +42,45 @@ async def run_sweep(
         concurrency=base.concurrency,
         cassette_path=CASSETTE_FILE if root_cassette is not None else None,
     ) as session:
-        bar = tqdm(combos, desc="sweep", unit="run", disable=not progress)
-        for m, k, s, o in bar:  # one bar for the sweep; the runs' own bars would pile up in a notebook
-            bar.set_postfix_str(_run_name(m, k, s, o))
-            cfg = base.model_copy(
-                update={
-                    "memory": m,
-                    "k": k,
-                    "seed": s,
-                    "order": o,
-                    "out": str(out / _run_name(m, k, s, o)),
-                    "run_id": None,
-                }
-            )
+        bar = tqdm(
+            sweep_configs(base, memories=memories, seeds=seeds, orders=orders, ks=ks),
+            desc="sweep",
+            unit="run",
+            disable=not progress,
+        )
+        for cfg in bar:  # one bar for the sweep; the runs' own bars would pile up in a notebook
+            bar.set_postfix_str(Path(cfg.out).name)
             await run_experiment(cfg, session=session, settings=settings, progress=False)
             paths.append(Path(cfg.out))
     return paths
+
+
+def sweep_configs(
+    base: ExperimentConfig,
+    *,
+    memories: Sequence[str] = ("none", "similarity"),
+    seeds: Sequence[int] = (0,),
+    orders: Sequence[int] = (0, 1, 2),
+    ks: Sequence[int] | None = None,
+) -> list[ExperimentConfig]:
+    """One config per run of the sweep, each with its own folder under ``base.out``."""
+    out = Path(base.out)
+    return [
+        base.model_copy(
+            update={
+                "memory": m,
+                "k": k,
+                "seed": s,
+                "order": o,
+                "out": str(out / _run_name(m, k, s, o)),
+                "run_id": None,
+            }
+        )
+        for m in memories
+        for k in (ks or [base.k])
+        for s in seeds
+        for o in orders
+    ]
 
 
 def _run_name(memory: str, k: int, seed: int, order: int) -> str:
