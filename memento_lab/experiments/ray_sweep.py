@@ -16,6 +16,7 @@ this package installed and see the output folder (a shared filesystem).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ from memento_lab.config import PROJECT_ROOT
 from memento_lab.experiments.config import ExperimentConfig, RunResult
 from memento_lab.experiments.sweep import sweep_configs
 from memento_lab.jsonl import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 DONE_FILE = "run_result.json"
 REPORT_FILE = "sweep.json"
@@ -106,14 +109,7 @@ def run_sweep_ray(
     if todo:
         started = not ray.is_initialized()
         if started:
-            ray.init(
-                address=address,
-                num_cpus=num_cpus if address is None else None,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env={"env_vars": _forwarded_env(local=address is None)},
-                **({"object_store_memory": 100 * 1024**2} if address is None else {}),
-            )
+            _init_ray(address, num_cpus)
         try:
             task = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_run_one)
             pending = {task.remote(cfg.model_dump()): (cfg, time.perf_counter()) for cfg in todo}
@@ -141,6 +137,28 @@ def run_sweep_ray(
     report = SweepReport(runs=[statuses[c.out] for c in configs], ray_address=address)
     atomic_write_text(out / REPORT_FILE, report.model_dump_json(indent=2))
     return report
+
+
+def _init_ray(address: str | None, num_cpus: int | None, attempts: int = 3) -> None:
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(
+                address=address,
+                num_cpus=num_cpus if address is None else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": _forwarded_env(local=address is None)},
+                **({"object_store_memory": 100 * 1024**2} if address is None else {}),
+            )
+            return
+        except Exception as e:
+            # On a busy machine the embedded raylet can miss Ray's fixed 30 s start window: try again.
+            if address is not None or "timed out during startup" not in str(e) or attempt == attempts:
+                raise
+            log.warning("embedded Ray did not start in time (attempt %d of %d); retrying", attempt, attempts)
+            ray.shutdown()
 
 
 def _last_line(e: BaseException) -> str:

@@ -100,7 +100,9 @@ class CaseBank(BankColumns):
         self.readonly = readonly or path is None
         self.encoder = encoder
         self.version = 0
-        self._cases: dict[str, Case | str] = {}  # a str is the case's JSON, validated when first asked for
+        self._cases: dict[
+            str, Case | str | int
+        ] = {}  # JSON or snapshot row until first asked for: columns.py
         self._added: dict[str, int] = {}
         self._removed: dict[str, int] = {}
         self._init_columns()
@@ -169,7 +171,7 @@ class CaseBank(BankColumns):
         return self._case(case_id)
 
     def _case(self, case_id: str) -> Case:
-        c = self._cases[case_id]
+        c = self._case_json(self._cases[case_id])
         if isinstance(c, str):  # validated once, on first use
             c = self._cases[case_id] = Case.model_validate_json(c)
         return c
@@ -181,6 +183,7 @@ class CaseBank(BankColumns):
         view = CaseBank(None)
         view.encoder = self.encoder
         view.version = version
+        view._snapshot_json = self._snapshot_json  # rows not yet parsed point into it
         for r in range(self._first_row_after(version)):
             cid = self._row_ids[r]
             if not (cid in self._removed and self._removed[cid] <= version):

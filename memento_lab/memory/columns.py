@@ -39,6 +39,14 @@ class BankColumns:
         self._row_index: dict[str, int] = {}
         self._live_rows: tuple[int, np.ndarray] | None = None
         self._rows_seen = (0, 0)  # (rows, removals) when live_rows was built
+        self._snapshot_json: pl.Series | None = None
+
+    def _case_json(self, case: Any) -> Any:
+        """A case, its JSON, or (an int) its row in the loaded snapshot, resolved to JSON."""
+        if isinstance(case, int):
+            assert self._snapshot_json is not None
+            return self._snapshot_json[case]
+        return case
 
     def _put(self, case_id: str, case: Any, question: str, positive: bool, added: int) -> None:
         self._cases[case_id] = case
@@ -105,12 +113,23 @@ class BankColumns:
 
     def _snapshot_frame(self) -> pl.DataFrame:
         ids = self._row_ids
+        values = [self._cases[cid] for cid in ids]
+        fresh = pl.Series(
+            [
+                None if isinstance(c, int) else c if isinstance(c, str) else c.model_dump_json()
+                for c in values
+            ],
+            dtype=pl.String,
+        )
+        if (
+            self._snapshot_json is not None
+        ):  # rows still as loaded: copied column to column, never as Python strings
+            rows = pl.Series([c if isinstance(c, int) else 0 for c in values], dtype=pl.Int64)
+            fresh = pl.select(pl.coalesce(fresh, self._snapshot_json.gather(rows))).to_series()
         return pl.DataFrame(
             {
                 "id": ids,
-                "case_json": [
-                    c if isinstance(c, str) else c.model_dump_json() for c in map(self._cases.get, ids)
-                ],
+                "case_json": fresh,
                 "question": self._questions,
                 "positive": self._positive,
                 "added_version": [self._added[cid] for cid in ids],
@@ -124,13 +143,15 @@ class BankColumns:
         missing = set(SNAPSHOT_SCHEMA) - set(df.columns)
         if missing:
             raise ValueError(f"snapshot lacks columns {sorted(missing)} (an older format)")
-        ids = df["id"].to_list()
-        if len(set(ids)) != len(ids):
+        if df["id"].n_unique() != df.height:
             raise ValueError("snapshot repeats case ids")
+        ids = df["id"].to_list()
         self._row_ids, self._questions = ids, df["question"].to_list()
         self._row_index = dict(zip(ids, range(len(ids)), strict=True))
         self._positive = df["positive"].to_list()
-        self._cases = dict(zip(ids, df["case_json"].to_list(), strict=True))
+        # An int is the case's row in the snapshot's JSON column (kept as Arrow data, not 1M Python strings).
+        self._snapshot_json = df["case_json"].rechunk()
+        self._cases = self._row_index.copy()
         self._added = dict(zip(ids, df["added_version"].to_list(), strict=True))
         gone = df.filter(pl.col("removed_version").is_not_null())
         self._removed = dict(zip(gone["id"].to_list(), gone["removed_version"].to_list(), strict=True))

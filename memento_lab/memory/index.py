@@ -3,7 +3,7 @@
 Below ``ANN_THRESHOLD`` live cases retrieval stays an exact scan; at or above it retrievers ask the
 index for a shortlist. One index per label (positive, negative), so quotas of each label are
 searched directly rather than filtered out of a mixed list. A label with fewer than ``FLAT_BELOW``
-cases keeps an exact flat index; a larger one an IVF-Flat index (``2 sqrt(n)`` lists, ``NPROBE``
+cases keeps an exact flat index; a larger one an IVF-Flat index (``4 sqrt(n)`` lists, ``NPROBE``
 searched; scores are exact inner products of the candidates), retrained when it has grown 4x since.
 
 Vectors are keyed by the bank's write-order row. ``sync`` applies the bank's writes since the
@@ -60,13 +60,13 @@ def _flat(dim: int) -> faiss.Index:
 
 def _ivf(vecs: np.ndarray, seed: int = 0) -> faiss.Index:
     n, dim = vecs.shape
-    nlist = max(16, int(2 * np.sqrt(n)))  # ~2 sqrt(n) lists: k-means stays affordable at 1M on a CPU
+    nlist = max(16, int(4 * np.sqrt(n)))
     ix = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ix.cp.niter = 10
     ix.cp.min_points_per_centroid = 5  # small labels: fewer points per list is fine
     ix.cp.seed = seed
     sample = (
-        vecs if n <= 30 * nlist else vecs[np.random.default_rng(seed).choice(n, 30 * nlist, replace=False)]
+        vecs if n <= 20 * nlist else vecs[np.random.default_rng(seed).choice(n, 20 * nlist, replace=False)]
     )
     ix.train(sample)
     ix.set_direct_map_type(faiss.DirectMap.Hashtable)  # cheap remove_ids
