@@ -150,7 +150,7 @@ def _init_ray(address: str | None, num_cpus: int | None, attempts: int = 3) -> N
                 include_dashboard=False,
                 log_to_driver=False,
                 runtime_env={"env_vars": _forwarded_env(local=address is None)},
-                **({"object_store_memory": 100 * 1024**2} if address is None else {}),
+                object_store_memory=100 * 1024**2 if address is None else None,
             )
             return
         except Exception as e:

@@ -69,8 +69,14 @@ def _ivf(vecs: np.ndarray, seed: int = 0) -> faiss.Index:
         vecs if n <= 20 * nlist else vecs[np.random.default_rng(seed).choice(n, 20 * nlist, replace=False)]
     )
     ix.train(sample)
-    ix.set_direct_map_type(faiss.DirectMap.Hashtable)  # cheap remove_ids
+    ix.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # cheap remove_ids
     return ix
+
+
+def _probe(nprobe: int) -> faiss.SearchParametersIVF:
+    params = faiss.SearchParametersIVF()
+    params.nprobe = nprobe
+    return params
 
 
 class BankIndex:
@@ -162,7 +168,7 @@ class BankIndex:
             ix = self._ix[name]
             if ix.ntotal == 0 or k <= 0:
                 continue
-            params = faiss.SearchParametersIVF(nprobe=self.nprobe) if self.trained.get(name) else None
+            params = _probe(self.nprobe) if self.trained.get(name) else None
             d, i = ix.search(q, min(k, ix.ntotal), params=params)
             ok = i[0] >= 0
             rows.append(i[0][ok])
@@ -327,7 +333,7 @@ def neighbours_above(
         ivf = len(members) >= FLAT_BELOW
         ix = _ivf(vectors[members]) if ivf else _flat(vectors.shape[1])
         ix.add_with_ids(vectors[members], members.astype(np.int64))
-        params = faiss.SearchParametersIVF(nprobe=nprobe) if ivf else None
+        params = _probe(nprobe) if ivf else None
         kk = min(k, len(members))
         while len(todo):
             d, i = ix.search(queries[todo], kk, params=params)
