@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 ANN_THRESHOLD = 20_000  # live cases from which retrievers, dedupe and leakage checks use the index
 FLAT_BELOW = 20_000  # a label with fewer cases keeps an exact (flat) index
-NPROBE = 32  # IVF lists searched per query (recall vs. latency; see benchmarks/bench_bank_scale.py)
+NPROBE = 96  # IVF lists searched per query (recall vs. latency; see benchmarks/bench_bank_scale.py)
 SHORTLIST = 64  # candidates per label handed to a re-ranker / sampler
 SAVE_EVERY = 1000  # bank writes between automatic saves (a reopened index catches up from the bank)
 ENCODE_CHUNK = 50_000
@@ -66,7 +66,7 @@ def _ivf(vecs: np.ndarray, seed: int = 0) -> faiss.Index:
     ix.cp.min_points_per_centroid = 5  # small labels: fewer points per list is fine
     ix.cp.seed = seed
     sample = (
-        vecs if n <= 20 * nlist else vecs[np.random.default_rng(seed).choice(n, 20 * nlist, replace=False)]
+        vecs if n <= 40 * nlist else vecs[np.random.default_rng(seed).choice(n, 40 * nlist, replace=False)]
     )
     ix.train(sample)
     ix.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # cheap remove_ids
