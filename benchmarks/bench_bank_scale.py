@@ -54,7 +54,9 @@ class SyntheticVectors:
 
     def encode(self, texts):
         rows = [
-            self.query_vecs[int(t.split()[1])] if t.startswith("query ") else self.bank_vecs[int(t.split(":")[0][5:])]
+            self.query_vecs[int(t.split()[1])]
+            if t.startswith("query ")
+            else self.bank_vecs[int(t.split(":")[0][5:])]
             for t in texts
         ]
         return np.stack(rows) if rows else np.zeros((0, DIM), dtype=np.float32)
@@ -68,7 +70,9 @@ def mixture(n: int, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
         out = np.empty((m, DIM), dtype=np.float32)
         for s in range(0, m, 100_000):
             e = min(m, s + 100_000)
-            x = centers[rng.integers(0, len(centers), e - s)] + rng.standard_normal((e - s, DIM), dtype=np.float32)
+            x = centers[rng.integers(0, len(centers), e - s)] + rng.standard_normal(
+                (e - s, DIM), dtype=np.float32
+            )
             out[s:e] = x / np.linalg.norm(x, axis=1, keepdims=True)
         return out
 
@@ -120,7 +124,9 @@ def main() -> None:
         for s in range(0, n, BATCH):
             bank.add([record(i) for i in range(s, min(n, s + BATCH))])
         bank.snapshot()
-        note(f"bank written: {time.perf_counter() - t:.1f}s, {sum(f.stat().st_size for f in path.iterdir()) / 1e6:.0f} MB")
+        note(
+            f"bank written: {time.perf_counter() - t:.1f}s, {sum(f.stat().st_size for f in path.iterdir()) / 1e6:.0f} MB"
+        )
         t = time.perf_counter()
         ann.BankIndex(bank, enc).build().save()
         build_s = time.perf_counter() - t
