@@ -207,6 +207,8 @@ def _retriever_train(args: argparse.Namespace) -> int:
         num_nodes=args.num_nodes,
         progress=not args.no_progress,
     )
+    if result.rank:  # a DDP worker process: rank 0 reports
+        return 0
     if args.json:
         _print_json(result.model_dump())
         return 0
