@@ -257,7 +257,7 @@ class CaseBank(BankColumns):
             raise ValueError(f"case ids already in the bank or repeated in the batch: {dupes[:5]}")
         if self.encoder is not None:  # embed at write time, once per text
             self.encoder.encode([c.question for c in batch])
-        return self._write({"op": "add", "cases": [c.model_dump(mode="json") for c in batch]}, batch)
+        return self._write({"op": "add", "cases": [c.model_dump(mode="json") for c in batch]})
 
     def remove(self, ids: Sequence[str], reason: str = "") -> int:
         """Append a tombstone for ``ids`` (earlier versions still see them); returns the new version."""
@@ -266,19 +266,14 @@ class CaseBank(BankColumns):
             raise KeyError(f"not live in this bank: {missing[:5]}")
         return self._write({"op": "remove", "ids": list(ids), "reason": reason})
 
-    def _write(self, record: dict[str, Any], cases: list[Case] | None = None) -> int:
+    def _write(self, record: dict[str, Any]) -> int:
         if self.readonly:
             raise PermissionError("this bank is read-only (an in-memory bank or a past version)")
         with self._locked():
             self._read_log(self._log_offset)  # catch up with other writers first
             version = self.version + 1
             written = append_jsonl(self.log_path, [{"version": version, **record}])
-            if cases is None:
-                self._apply(record, version, path=self.log_path, line=None)
-            else:  # validated already: kept as JSON (the caller may mutate its objects), parsed when asked for
-                for c in cases:
-                    if c.id not in self._cases:
-                        self._put(c.id, c.model_dump_json(), c.question, c.positive, version)
+            self._apply(record, version, path=self.log_path, line=None)
             self.version = version
             self._log_offset += written
             self._log_lines += 1
