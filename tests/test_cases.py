@@ -210,3 +210,13 @@ def test_snapshot_of_an_older_format_is_replayed_from_the_log(tmp_path: Path):
     pl.read_parquet(snap).drop("question", "positive").write_parquet(snap)  # the pre-columnar layout
     again = CaseBank(tmp_path / "b")
     assert [c.id for c in again.cases()] == [c.id for c in bank.cases()] and again.version == bank.version
+
+
+def test_snapshot_after_reopening_an_empty_bank_and_adding(tmp_path) -> None:
+    # an empty snapshot loads as an empty column: new rows must not be gathered from it
+    bank = CaseBank(tmp_path / "bank")
+    bank.snapshot()
+    reopened = CaseBank(tmp_path / "bank")
+    reopened.add(Case.from_episode("What is 2+2?", 1.0))
+    reopened.snapshot()
+    assert [c.question for c in CaseBank(tmp_path / "bank").cases()] == ["What is 2+2?"]

@@ -121,9 +121,9 @@ class BankColumns:
             ],
             dtype=pl.String,
         )
-        if (
-            self._snapshot_json is not None
-        ):  # rows still as loaded: copied column to column, never as Python strings
+        # rows still as loaded (ints into the loaded column) are copied column to column, never as
+        # Python strings; an empty loaded column has no such rows (and nothing to gather from)
+        if self._snapshot_json is not None and len(self._snapshot_json):
             rows = pl.Series([c if isinstance(c, int) else 0 for c in values], dtype=pl.Int64)
             fresh = pl.select(pl.coalesce(fresh, self._snapshot_json.gather(rows))).to_series()
         return pl.DataFrame(
