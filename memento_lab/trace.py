@@ -128,6 +128,7 @@ class RetrievedCase(BaseModel):
     score: float
     reward: float | None = None
     rank: int = 0
+    propensity: float | None = None  # probability the retriever's policy had of showing this case
 
 
 class JudgeVerdict(BaseModel):

@@ -19,8 +19,9 @@
 out_dir = "data/runs/notebooks"  # the shared run folder (notebook 01 wrote {out_dir}/bank)
 smoke = False  # a quick run: `smoke_queries` queries, `smoke_epochs` epochs
 bank = ""  # a bank folder; empty: {out_dir}/bank
-pairs = "auto"  # auto (seed training_data.jsonl when present, else bank) | seed | bank | a pair file
-target = "helped"  # helped | advantage | delta (the last two need a run's pairs.jsonl)
+pairs = "auto"  # auto (seed training_data.jsonl when present, else bank) | seed | bank | a pair file | a run folder
+extra_pairs = ""  # comma-separated workbench pair logs or run folders (their pairs.jsonl) added to `pairs`
+target = "helped"  # helped | reward | advantage | delta (the last two need a run's pairs.jsonl)
 epochs = 20
 smoke_epochs = 2
 smoke_queries = 120
@@ -68,6 +69,8 @@ print(f"bank {bank_dir}: version {case_bank.version}, {len(case_bank)} cases")
 
 # %%
 kind, all_pairs = training_pairs(pairs, case_bank, k=bank_pair_k)
+for extra in (x for x in extra_pairs.split(",") if x):  # workbench runs: per-case advantage, probe deltas
+    all_pairs += training_pairs(extra, case_bank)[1]
 queries = sorted({p.query for p in all_pairs})
 if smoke:
     keep = set(random.Random(seed).sample(queries, min(smoke_queries, len(queries))))

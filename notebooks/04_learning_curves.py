@@ -35,6 +35,8 @@ concurrency = 2  # episodes in flight (the embedded server gets as many parallel
 load_runs = ""  # a folder of finished runs to plot instead of running
 control_n = 10  # control tasks (each suite); 0 skips the controls
 control_iterations = 3
+online_update = True  # parametric: update the head after each episode (weights in <run>/retriever/)
+online_target = "reward"  # what the online update learns: reward | advantage | delta
 
 # %%
 from pathlib import Path
@@ -112,6 +114,8 @@ base = ExperimentConfig(
     seed=seed,
     model=model,
     checkpoint=str(checkpoint) if checkpoint.exists() else None,
+    online_update=online_update,
+    online_target=online_target,
     tools=[t for t in tools.split(",") if t],
     cassette="auto",
     out=str(sweep_dir),

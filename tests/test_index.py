@@ -183,15 +183,16 @@ def test_parametric_at_scale_reranks_the_index_shortlist(tmp_path: Path, encoder
     import torch
 
     from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
-    from memento_lab.memory.parametric import ParametricRetriever
+    from memento_lab.memory.parametric import ParametricRetriever, RetrievalConfig
     from memento_lab.memory.qnet import RetrieverModule
 
     torch.manual_seed(0)
     cached = CachedEncoder(encoder, EmbeddingStore(tmp_path / "e.sqlite"))
     bank = CaseBank.in_memory(import_file(DEMO).cases)
     model = RetrieverModule(dim=cached.dim).eval()
-    full = ParametricRetriever(bank, model, cached)
-    staged = ParametricRetriever(bank, model, cached)
+    plain = RetrievalConfig(min_q=None)  # no abstention floor: this test is about the shortlist
+    full = ParametricRetriever(bank, model, cached, choose=plain)
+    staged = ParametricRetriever(bank, model, cached, choose=plain)
     staged.index_threshold = 0
     assert staged.uses_index() and not full.uses_index()
     q = "What is 31 * 17?"

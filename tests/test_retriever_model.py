@@ -18,7 +18,7 @@ from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
 from memento_lab.memory.formats import import_file
 from memento_lab.memory.metrics import binary_metrics, ranking_metrics
 from memento_lab.memory.pairs import PairLog, RetrievalPair, read_memento_pairs
-from memento_lab.memory.parametric import ParametricRetriever, UpdateConfig
+from memento_lab.memory.parametric import ParametricRetriever, RetrievalConfig, UpdateConfig
 from memento_lab.memory.qnet import RetrieverModule
 from memento_lab.memory.training import (
     evaluate,
@@ -137,8 +137,9 @@ def test_targets_helped_advantage_delta(demo_cases):
     assert pair_targets(pairs, "advantage").tolist() == [0.75, 0.25, 0.875, 0.5]
     delta = pair_targets(pairs, "delta")
     assert np.isnan(delta[:3]).all() and delta[3] == 0.0
+    assert pair_targets(pairs, "reward").tolist() == [1.0, 0.0, 1.0, 0.0]
     with pytest.raises(ValueError, match="target"):
-        pair_targets(pairs, "reward")
+        pair_targets(pairs, "success")
 
 
 def test_metrics_by_hand():
@@ -178,7 +179,7 @@ def test_cached_scoring_equals_per_pair_scoring(demo_cases, cached, mode):
     torch.manual_seed(0)
     model = RetrieverModule(dim=cached.dim, case_text=mode).eval()
     bank = CaseBank.in_memory(demo_cases[:15])
-    retriever = ParametricRetriever(bank, model, cached)
+    retriever = ParametricRetriever(bank, model, cached, choose=RetrievalConfig(min_q=None))  # plain top-K
     for query in ("What is 31 * 17?", "Reverse the word 'lantern'."):
         fast = retriever.score(query, bank.cases())
         slow = retriever.score_per_pair(query, bank.cases())

@@ -160,7 +160,7 @@ def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
     )
     mode.add_argument("--fine-tune", dest="freeze", action="store_false", help="fine-tune the encoder too")
     p.add_argument("--train-layers", type=int, default=0, help="with --fine-tune: top N layers (0 = all)")
-    p.add_argument("--target", default="helped", choices=["helped", "advantage", "delta"])
+    p.add_argument("--target", default="helped", choices=["helped", "reward", "advantage", "delta"])
     p.add_argument("--case-text", default="question", choices=["question", "question+plan"])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
@@ -179,9 +179,19 @@ def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", required=True)
     p.add_argument("--checkpoint", required=True, help="a .ckpt file or a folder with best.ckpt")
     p.add_argument("--split", default="auto", choices=["auto", "val", "all"])
-    p.add_argument("--target", default=None, choices=["helped", "advantage", "delta"])
+    p.add_argument("--target", default=None, choices=["helped", "reward", "advantage", "delta"])
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_retriever_eval)
+
+    p = rs.add_parser(
+        "report", help="a run's pair log: within-query ranking, a checkpoint's Q and off-policy (IPS) value"
+    )
+    p.add_argument("run", help="a run folder (pairs.jsonl, traces.jsonl, bank/)")
+    p.add_argument("--checkpoint", default=None, help="e.g. RUN/retriever/online.ckpt")
+    p.add_argument("--target", default="delta", choices=["helped", "reward", "advantage", "delta"])
+    p.add_argument("-k", type=int, default=4)
+    p.add_argument("--temperature", type=float, default=None, help="evaluate the checkpoint's soft policy")
+    p.set_defaults(handler=_retriever_report)
 
 
 def _retriever_train(args: argparse.Namespace) -> int:
@@ -243,6 +253,16 @@ def _retriever_eval(args: argparse.Namespace) -> int:
         return 0
     for key, val in rep.items():
         print(f"{key:>22}: {_fmt(val) if isinstance(val, float) else val}")
+    return 0
+
+
+def _retriever_report(args: argparse.Namespace) -> int:
+    from memento_lab.experiments.retriever_report import retriever_report
+
+    rep = retriever_report(
+        args.run, checkpoint=args.checkpoint, target=args.target, k=args.k, temperature=args.temperature
+    )
+    print(json.dumps(rep, indent=2, default=str))
     return 0
 
 

@@ -29,6 +29,12 @@ HELP = {
     "exclude_question": "memory never shows a case of the very same question",
     "online_update": "parametric retriever: update its head after each episode",
     "counterfactual_every": "every Nth episode, re-run without its top case (the case's effect)",
+    "counterfactual_share": "or probe this sampled share of episodes (their delta pairs feed the online update)",
+    "online_target": "what the online update learns: reward | helped | advantage | delta",
+    "min_q": "parametric abstention: show only cases whose Q reaches this floor",
+    "none_option": "parametric: a case must also beat the learned Q(query, 'no memory')",
+    "shortlist": "parametric: cosine top-M re-ranked by Q (0: Q scores every case)",
+    "min_score": "similarity threshold variant: show only cases at least this similar (cosine)",
     "tools": "comma-separated MCP servers ('' for none)",
 }
 

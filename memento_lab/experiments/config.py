@@ -30,7 +30,13 @@ class ExperimentConfig(BaseModel):
     exclude_question: bool = False  # never show a case of the very same task
     checkpoint: str | None = None  # parametric retriever checkpoint
     online_update: bool = False  # parametric: update the head after each episode
+    online_target: Literal["reward", "helped", "advantage", "delta"] = "reward"  # what the update learns
+    min_q: float | None = 0.5  # parametric abstention: show only cases with Q >= min_q
+    none_option: bool = False  # parametric: a case must also beat the learned Q(query, "no memory")
+    shortlist: int = 0  # parametric: cosine top-M re-ranked by Q (0 = Q scores every case)
+    min_score: float | None = None  # similarity threshold variant: show only cases at least this similar
     counterfactual_every: int = 0  # every Nth episode, re-run without its top case (0 = off)
+    counterfactual_share: float = Field(0.0, ge=0.0, le=1.0)  # or probe this sampled share of episodes
     initial_bank: str | None = None  # a bank folder to start from (copied into the run)
     leakage: Literal["off", "flag", "refuse"] = "flag"
     leakage_threshold: float = 0.95

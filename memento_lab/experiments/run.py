@@ -11,7 +11,8 @@ A run directory holds everything needed to read, resume or replay the run::
     results.parquet   the same rows (rewritten atomically after each iteration)
     traces.jsonl      one Trace per episode
     bank/             the run's case bank (versioned: each row records the version it started from)
-    pairs.jsonl       retrieval pairs (task, shown case, reward, advantage)
+    pairs.jsonl       retrieval pairs (task, shown case, reward, advantage, propensity; probe deltas)
+    retriever/        the learned retriever's weights after its latest online update (online.py)
     cassette.sqlite   recorded model and tool calls (replay re-executes the run offline)
 
 Each episode ends ``ok`` or with an infrastructure failure (``memento_lab.trace.EpisodeStatus``).
@@ -44,6 +45,13 @@ from memento_lab.agent.session import CASSETTE_FILE, Session, open_session
 from memento_lab.agent.suites import Task, load_suite
 from memento_lab.config import Settings
 from memento_lab.experiments.config import ExperimentConfig, ResultRow, RunResult
+from memento_lab.experiments.online import (
+    attach_online,
+    learn_from_probe,
+    probe_due,
+    probe_memory,
+    retriever_options,
+)
 from memento_lab.experiments.results import finished, latest_rows, models_of, read_rows, write_results_parquet
 from memento_lab.jsonl import append_jsonl, atomic_write_text
 from memento_lab.memory.memory import Memory, counterfactual_pair, open_memory
@@ -146,6 +154,7 @@ async def run_experiment(
     bank_dir = out / "bank"
     if config.initial_bank and not bank_dir.exists():
         shutil.copytree(config.initial_bank, bank_dir, ignore=shutil.ignore_patterns(".lock"))
+    checkpoint, retriever_kw = retriever_options(config, out)
     memory_kw: dict[str, Any] = {
         "k": config.k,
         "k_positive": config.k_positive,
@@ -156,18 +165,15 @@ async def run_experiment(
         bank_dir,
         config.memory,
         pairs=out / "pairs.jsonl",
-        checkpoint=config.checkpoint,
+        checkpoint=checkpoint,
         seed=config.seed,
+        retriever_kw=retriever_kw,
         exclude_question=config.exclude_question,
         **memory_kw,
     )
     bank = memory.bank
     _check_leakage(memory, streams.get("test", streams.get("stream", [])), config, out)
-    if config.memory == "parametric" and config.online_update:
-        from memento_lab.memory.parametric import ParametricRetriever
-
-        assert isinstance(memory.retriever, ParametricRetriever)
-        memory.retriever.config = memory.retriever.config.model_copy(update={"every": 1, "seed": config.seed})
+    attach_online(memory, config, out)
 
     done = finished(out)
     memory.restore_rewards(
@@ -207,13 +213,7 @@ async def run_experiment(
             """The counterfactual "without" episode: the bank as the with-episode saw it (its version),
             never a case of the same question, minus the top case that was shown."""
             top = trace.retrieved[0]
-            past = Memory(
-                bank.at(trace.bank_version if trace.bank_version is not None else bank.version),
-                memory.retriever,
-                exclude_question=True,
-                write=False,
-                **memory_kw,
-            )
+            past = probe_memory(memory, trace, **memory_kw)
             prober = session.agent(memory=past, suite=suite, config=agent_config, run_id=run_id)
             without = await prober.arun(task, iteration=iteration, learn=False, drop_case_ids={top.case_id})
             if without.status == "cassette_miss":
@@ -221,8 +221,7 @@ async def run_experiment(
             if without.status != "ok":
                 return
             plan = bank.get(top.case_id).plan_json if top.case_id in bank else ""
-            if memory.pairs is not None:
-                memory.pairs.append([counterfactual_pair(trace, without, top, plan)])
+            learn_from_probe(memory, counterfactual_pair(trace, without, top, plan))
             trace.counterfactual = Counterfactual(case_id=top.case_id, reward_without=without.reward)
 
         async def one(task: Task, iteration: int, split: str, position: int) -> None:
@@ -235,9 +234,8 @@ async def run_experiment(
                 elif (
                     trace.status == "ok"
                     and split != "test"
-                    and config.counterfactual_every
                     and trace.retrieved
-                    and next(counter) % config.counterfactual_every == 0
+                    and probe_due(config, next(counter), task.id, iteration)
                 ):
                     await probe(trace, task, iteration)
             write_traces(out / "traces.jsonl", [trace])

@@ -17,7 +17,7 @@ from typing import Any
 
 from memento_lab.memory.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
 from memento_lab.memory.encoders import CachedEncoder, Encoder
-from memento_lab.memory.pairs import PairLog, RetrievalPair
+from memento_lab.memory.pairs import NO_CASE, PairLog, RetrievalPair
 from memento_lab.memory.policies import BankPolicy
 from memento_lab.memory.retrieval import (
     DEFAULT_K,
@@ -139,17 +139,37 @@ class Memory:
                 advantage=None if baseline is None else trace.reward - baseline,
                 rank=r.rank,
                 score=r.score,
+                propensity=r.propensity,
                 task_id=trace.task_id,
                 run_id=trace.run_id,
                 iteration=trace.iteration,
             )
             for r in trace.retrieved
         ]
+        stop = self.retriever.stops.pop(trace.question, None)
+        if stop is not None:  # the retriever abstained (showed < K): the "no memory" option was chosen
+            pairs.append(
+                RetrievalPair(
+                    query=trace.question,
+                    case_id=NO_CASE,
+                    case_question="",
+                    case_label="none",
+                    reward=trace.reward,
+                    helped=trace.reward >= self.threshold,
+                    baseline=baseline,
+                    advantage=None if baseline is None else trace.reward - baseline,
+                    rank=len(trace.retrieved),
+                    propensity=stop,
+                    task_id=trace.task_id,
+                    run_id=trace.run_id,
+                    iteration=trace.iteration,
+                )
+            )
         if self.pairs is not None:
             self.pairs.append(pairs)
         update = getattr(self.retriever, "update", None)
         if pairs and callable(update):
-            update(pairs)
+            update(pairs, logged=self.pairs is not None)
         if self.policy is not None:
             self.evicted.extend(
                 self.policy.apply(self.bank, self.pairs.read() if self.pairs is not None else pairs)
@@ -229,18 +249,22 @@ def make_retriever(
     encoder: CachedEncoder | Encoder | None = None,
     checkpoint: str | None = None,
     seed: int = 0,
+    min_score: float | None = None,
+    **parametric: Any,
 ) -> Retriever:
-    """A retriever by memory-mode name: none | random | similarity | parametric."""
+    """A retriever by memory-mode name: none | random | similarity | parametric. ``min_score``: the
+    similarity threshold variant; ``parametric``: keyword arguments of ``ParametricRetriever``
+    (``update=UpdateConfig(...)``, ``choose=RetrievalConfig(...)``)."""
     if mode == "none":
         return NoMemory(bank)
     if mode == "random":
         return RandomRetriever(bank, seed=seed)
     if mode == "similarity":
-        return SimilarityRetriever(bank, encoder)
+        return SimilarityRetriever(bank, encoder, min_score=min_score)
     if mode == "parametric":
         from memento_lab.memory.parametric import ParametricRetriever  # lazy: torch loads only when needed
 
-        return ParametricRetriever.from_checkpoint(bank, checkpoint, encoder=encoder)
+        return ParametricRetriever.from_checkpoint(bank, checkpoint, encoder=encoder, **parametric)
     raise ValueError(f"unknown memory mode {mode!r}; expected one of {MEMORY_MODES}")
 
 
@@ -252,6 +276,7 @@ def open_memory(
     checkpoint: str | None = None,
     seed: int = 0,
     version: int | None = None,
+    retriever_kw: dict[str, Any] | None = None,
     **memory_kw: Any,
 ) -> Memory:
     """The bank in ``folder`` (created if missing) with its cached encoder, a retriever by mode name
@@ -262,5 +287,7 @@ def open_memory(
     bank = CaseBank(folder, encoder=bank_encoder(folder))
     if version is not None:
         bank = bank.at(version)
-    retriever = make_retriever(mode, bank, encoder=bank.encoder, checkpoint=checkpoint, seed=seed)
+    retriever = make_retriever(
+        mode, bank, encoder=bank.encoder, checkpoint=checkpoint, seed=seed, **(retriever_kw or {})
+    )
     return Memory(bank, retriever, pairs=PairLog(pairs) if pairs is not None else None, **memory_kw)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from memento_lab.memory.retrieval import Retriever
 
 PairSource = Literal["episode", "counterfactual", "memento"]
+NO_CASE = "none"  # case_id of the learned "no memory" option: a pair logged when no case was shown
 
 
 class RetrievalPair(BaseModel):
@@ -39,6 +40,9 @@ class RetrievalPair(BaseModel):
     delta: float | None = None  # counterfactual: reward with the case - reward without it
     rank: int = 0
     score: float | None = None
+    propensity: float | None = (
+        None  # probability the logging policy had of showing this case (off-policy IPS)
+    )
     task_id: str | None = None
     run_id: str | None = None
     iteration: int | None = None

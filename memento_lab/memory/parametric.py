@@ -8,6 +8,14 @@ original per-pair scoring (re-encode both texts, concat, head), which ``Retrieve
 keeps as the reference. ``update(pairs)`` is the paper's online soft-Q step: append the episode's
 pairs to the pair log and take a few gradient steps on the head with them plus a replay sample,
 without a restart (the encoder never changes online, so cached vectors stay valid).
+
+Choosing (``RetrievalConfig``): a cosine shortlist of ``shortlist`` cases (``SimilarityRetriever``'s
+public scoring; 0 = every case) is re-ranked by Q; abstention shows only cases whose Q reaches the
+floor, ``max(min_q, Q(query, "no memory"))`` — the second term (``none_option``) is learned from the
+pairs logged when no case was shown (``pairs.NO_CASE``, case text ""). A temperature samples the
+slate from softmax(Q / T) with the floor as a "stop" option and logs propensities (``offpolicy``).
+In a run, ``attach`` gives the retriever the run's pair log (replay) and a state file the updated
+weights are written to atomically after each update (and read back on resume).
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from memento_lab.memory.qnet import (
     resolve_checkpoint,
     soft_ce,
 )
-from memento_lab.memory.retrieval import Retriever
+from memento_lab.memory.retrieval import Retriever, SimilarityRetriever
 from memento_lab.memory.training import pair_targets
 
 log = logging.getLogger(__name__)
@@ -46,8 +54,16 @@ class UpdateConfig(BaseModel):
     steps: int = 5
     replay: int = 64
     lr: float = 1e-3
-    target: str | None = None  # None: the checkpoint's target
+    target: str | None = None  # helped | reward | advantage | delta (None: the checkpoint's target)
     seed: int = 0
+
+
+class RetrievalConfig(BaseModel):
+    """How the learned retriever chooses: cosine shortlist, Q re-rank, abstention floor."""
+
+    shortlist: int = 0  # cosine top-M re-ranked by Q (0: Q scores every case)
+    min_q: float | None = 0.5  # abstention: show only cases with Q >= min_q (None: no fixed floor)
+    none_option: bool = False  # also require Q(query, case) >= Q(query, "no memory") (learned)
 
 
 class UpdateReport(BaseModel):
@@ -74,6 +90,7 @@ class ParametricRetriever(Retriever):
         *,
         pair_log: PairLog | str | Path | None = None,
         update: UpdateConfig | None = None,
+        choose: RetrievalConfig | None = None,
         cache_dir: str | Path | None = None,
         checkpoint: str | None = None,
     ):
@@ -87,7 +104,10 @@ class ParametricRetriever(Retriever):
             model._frozen = inner  # the per-pair reference path shares the loaded model (uncached)
         self.pair_log = PairLog(pair_log) if isinstance(pair_log, str | Path) else pair_log
         self.config = update or UpdateConfig()
+        self.choose = choose or RetrievalConfig()
         self.checkpoint = checkpoint
+        self.state_path: Path | None = None  # where updated weights are saved (a run's retriever/online.ckpt)
+        self._cosine: SimilarityRetriever | None = None
         self._row: dict[str, int] = {}
         self._vecs = torch.zeros((0, model.head.dim))
         self._proj = torch.zeros((0, model.head.fc1.out_features))
@@ -139,15 +159,40 @@ class ParametricRetriever(Retriever):
             self._proj_rows = len(self._vecs)
         return self._proj
 
-    @torch.no_grad()
+    def _q_rows(self, query: str, rows: np.ndarray) -> np.ndarray:
+        proj = self._projection()
+        q = torch.from_numpy(self.encoder.encode([query])[0])
+        with torch.no_grad():
+            return q_value(self.model.head.from_projection(proj[torch.from_numpy(rows)], q)).numpy()
+
     def score(self, query: str, cases: list[Case]) -> np.ndarray:
+        """Q of each case; with a shortlist, Q of the cosine top-M and -inf for the rest (never shown)."""
+        m = self.choose.shortlist
         if not cases:
             return np.zeros(0, dtype=np.float32)
         rows = self.rows(cases)
-        proj = self._projection()
-        q = torch.from_numpy(self.encoder.encode([query])[0])
-        scores = q_value(self.model.head.from_projection(proj, q)).numpy()
-        return scores[rows]
+        if m <= 0 or m >= len(cases):
+            return self._q_rows(query, rows)
+        if self._cosine is None:
+            inner = self.bank.encoder if self.bank.encoder is not None else self.encoder
+            self._cosine = SimilarityRetriever(self.bank, inner)
+        top = np.argpartition(-self._cosine.score(query, cases), m - 1)[:m]
+        out = np.full(len(cases), -np.inf, dtype=np.float32)
+        out[top] = self._q_rows(query, rows[top])
+        return out
+
+    @torch.no_grad()
+    def q_none(self, query: str) -> float:
+        """Q(query, "no memory"): the head on the empty case text, learned from ``NO_CASE`` pairs."""
+        c = torch.from_numpy(self.encoder.encode([""]))
+        q = torch.from_numpy(self.encoder.encode([query]))
+        return float(q_value(self.model.head(c, q))[0])
+
+    def floor(self, query: str) -> float | None:
+        floors = [self.choose.min_q] if self.choose.min_q is not None else []
+        if self.choose.none_option:
+            floors.append(self.q_none(query))
+        return max(floors) if floors else None
 
     def index_encoder(self) -> CachedEncoder | Encoder | None:
         """The frozen question encoder shortlists (a fine-tuned model's own vectors are not in any index)."""
@@ -165,12 +210,20 @@ class ParametricRetriever(Retriever):
         return self.model.score_pairs(query, self.case_texts(cases))
 
     # ------------------------------------------------------------------ online update
-    def update(self, pairs: Sequence[RetrievalPair]) -> UpdateReport:
-        """After an episode: log its pairs and, per the config, take a few gradient steps on the head."""
+    def attach(self, pair_log: PairLog, state_path: str | Path) -> None:
+        """Use a run's pair log (already written by the run's memory) for replay, and save updated
+        weights to ``state_path`` (atomically) after every update; call before the run's first episode."""
+        self.pair_log = pair_log
+        self._history = pair_log.read()
+        self.state_path = Path(state_path)
+
+    def update(self, pairs: Sequence[RetrievalPair], *, logged: bool = False) -> UpdateReport:
+        """After an episode: log its pairs (unless the caller ``logged`` them already) and, per the
+        config, take a few gradient steps on the head (then save the weights to ``state_path``)."""
         pairs = list(pairs)
         if self._history is None:
             self._history = self.pair_log.read() if self.pair_log is not None else []
-        appended = self.pair_log.append(pairs) if self.pair_log is not None else 0
+        appended = self.pair_log.append(pairs) if self.pair_log is not None and not logged else 0
         self._pending.extend(pairs)
         self._episodes += 1
         cfg = self.config
@@ -182,6 +235,8 @@ class ParametricRetriever(Retriever):
         report = self._train_head(self._pending)
         self._history.extend(self._pending)
         self._pending = []
+        if report.trained and self.state_path is not None:
+            self.save(self.state_path)
         return report.model_copy(update={"appended": appended})
 
     def _train_head(self, new: list[RetrievalPair]) -> UpdateReport:
@@ -242,4 +297,7 @@ class ParametricRetriever(Retriever):
             "target": hp.target,
             "case_text": hp.case_text,
             "update_every": self.config.every,
+            "update_target": self.config.target or hp.target,
+            "state": str(self.state_path) if self.state_path else None,
+            **self.choose.model_dump(),
         }

@@ -50,8 +50,8 @@ from memento_lab.memory.retrieval import DEFAULT_K
 
 log = logging.getLogger(__name__)
 
-Target = Literal["helped", "advantage", "delta"]
-TARGETS = ("helped", "advantage", "delta")
+Target = Literal["helped", "reward", "advantage", "delta"]
+TARGETS = ("helped", "reward", "advantage", "delta")  # reward: the episode's reward in [0, 1] as a soft label
 CaseText = Literal["question", "question+plan"]
 
 

@@ -14,6 +14,11 @@ At scale (``index.ANN_THRESHOLD`` live cases or more) similarity and parametric 
 scan the bank: the bank's ANN index (``index.py``) shortlists candidates per label, and the
 retriever scores and selects among those (parametric: the learned Q re-ranks the shortlist;
 temperature sampling draws from the shortlist, not from every case).
+
+Abstention: a retriever with a floor (``min_score``; the parametric one's ``min_q`` and learned
+"no memory" option) shows only cases scoring at least the floor, so it may show fewer than K or
+none. Without quotas the draw and each shown case's logged propensity come from
+``offpolicy.draw_slate`` (the floor is a "stop" option in the softmax draw).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pydantic import BaseModel
 from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, Encoder
 from memento_lab.memory.index import SHORTLIST, open_index, use_index
+from memento_lab.memory.offpolicy import draw_slate
 from memento_lab.trace import RetrievedCase
 
 DEFAULT_K = 4  # the paper's best
@@ -40,6 +46,7 @@ class Retrieved(BaseModel):
     case: Case
     score: float
     rank: int
+    propensity: float | None = None  # probability of this draw under the retriever's policy
 
     def to_trace(self) -> RetrievedCase:
         return RetrievedCase(
@@ -49,6 +56,7 @@ class Retrieved(BaseModel):
             score=self.score,
             reward=self.case.reward,
             rank=self.rank,
+            propensity=self.propensity,
         )
 
 
@@ -100,10 +108,16 @@ class Retriever(ABC):
 
     name: ClassVar[str] = "retriever"
     shortlist: int = 0  # candidates per label taken from the index at scale (0: just the K asked for)
+    min_score: float | None = None  # abstention floor: cases scoring below it are not shown
 
     def __init__(self, bank: CaseBank):
         self.bank = bank
         self.index_threshold: int | None = None  # None: index.ANN_THRESHOLD
+        self.stops: dict[str, float] = {}  # query -> propensity of the last draw's "stop" (abstention)
+
+    def floor(self, query: str) -> float | None:
+        """The score a case must reach to be shown for ``query`` (None: always show K)."""
+        return self.min_score
 
     def index_encoder(self) -> CachedEncoder | Encoder | None:
         """The encoder whose vectors shortlist candidates at scale (None: always an exact scan)."""
@@ -160,6 +174,16 @@ class Retriever(ABC):
             scores = self.score(query, cases)
         positive = np.fromiter((c.positive for c in cases), dtype=bool, count=len(cases))
         rng = np.random.default_rng([seed, _stable_int(query)])
+        floor = self.floor(query)
+        if k_positive is None and k_negative is None:
+            idx, props = draw_slate(scores, k, temperature=temperature, floor=floor, rng=rng)
+            self.stops.pop(query, None)  # only this draw's stop counts (see Memory.write)
+            if len(props) > len(idx):
+                self.stops[query] = props[-1]
+            return [
+                Retrieved(case=cases[i], score=float(scores[i]), rank=r, propensity=props[r])
+                for r, i in enumerate(idx)
+            ]
         idx = select(
             scores,
             positive,
@@ -169,6 +193,8 @@ class Retriever(ABC):
             temperature=temperature,
             rng=rng,
         )
+        if floor is not None:  # quotas: the floor filters each quota's picks (no logged propensity)
+            idx = idx[scores[idx] >= floor]
         return [Retrieved(case=cases[i], score=float(scores[i]), rank=r) for r, i in enumerate(idx)]
 
     def _shortlisted(
@@ -246,8 +272,15 @@ class SimilarityRetriever(Retriever):
 
     name = "similarity"
 
-    def __init__(self, bank: CaseBank, encoder: CachedEncoder | Encoder | None = None):
+    def __init__(
+        self,
+        bank: CaseBank,
+        encoder: CachedEncoder | Encoder | None = None,
+        *,
+        min_score: float | None = None,
+    ):
         super().__init__(bank)
+        self.min_score = min_score  # the threshold variant: show only cases at least this similar
         if encoder is None:
             encoder = bank.encoder
         if encoder is None:
@@ -283,7 +316,7 @@ class SimilarityRetriever(Retriever):
         return similarity  # the index's scores are the exact cosines of its candidates
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "encoder": self.encoder.name}
+        return {"name": self.name, "encoder": self.encoder.name, "min_score": self.min_score}
 
 
 MEMORY_MODES = ("none", "random", "similarity", "parametric")

@@ -64,7 +64,7 @@ def case_sources(source: str = "auto", fmt: str = "memento") -> list[CaseSource]
 def training_pairs(source: str, bank: CaseBank, *, k: int = 4) -> tuple[str, list[RetrievalPair]]:
     """(kind, pairs) to train the retriever on: ``auto`` | ``seed`` (the original training_data.jsonl) |
     ``bank`` (every case as a query with its ``k`` most similar cases, labelled by the query's outcome) |
-    a pair file (original format or a workbench pair log)."""
+    a pair file (original format or a workbench pair log) | a run folder (its ``pairs.jsonl``)."""
     from memento_lab.memory.training import load_pairs  # lazy: torch loads only when training
 
     seed_dir = shared_seed_dir()
@@ -75,4 +75,5 @@ def training_pairs(source: str, bank: CaseBank, *, k: int = 4) -> tuple[str, lis
         return kind, load_pairs(seed_dir / "training_data.jsonl")
     if kind == "bank":
         return kind, pairs_from_bank(bank, SimilarityRetriever(bank, bank.encoder), k)
-    return "file", load_pairs(source)
+    path = Path(source)
+    return "file", load_pairs(path / "pairs.jsonl" if path.is_dir() else path)

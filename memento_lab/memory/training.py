@@ -86,11 +86,13 @@ def with_advantage(pairs: Sequence[RetrievalPair]) -> list[RetrievalPair]:
 
 
 def pair_targets(pairs: Sequence[RetrievalPair], target: str) -> np.ndarray:
-    """Soft labels in [0, 1] per pair: ``helped`` as 0/1, a signed advantage/delta x as (1 + x) / 2; NaN if absent."""
+    """Soft labels in [0, 1] per pair: ``helped`` as 0/1, ``reward`` clipped to [0, 1], a signed advantage/delta x as (1 + x) / 2; NaN if absent."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     if target == "helped":
         return np.array([float(p.helped) for p in pairs], dtype=np.float32)
+    if target == "reward":
+        return np.array([min(1.0, max(0.0, p.reward)) for p in pairs], dtype=np.float32)
     if target == "advantage":
         pairs = with_advantage(pairs)
     vals = [getattr(p, target) for p in pairs]
