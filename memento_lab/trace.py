@@ -158,6 +158,8 @@ class Trace(BaseModel):
     iteration: int = 0
     memory_mode: str = "none"
     bank_version: int | None = None  # the bank version the episode retrieved from
+    bank_size: int | None = None  # live cases in the bank when the episode retrieved
+    memory_tokens: int = 0  # prompt tokens of the memory block shown to the model
     retrieved: list[RetrievedCase] = Field(default_factory=list)
     cycles: list[PlanCycle] = Field(default_factory=list)
     steps: list[ExecStep] = Field(default_factory=list)

@@ -154,6 +154,7 @@ class Agent:
             trace.retrieved = [r.to_trace() for r in retrieved]
             if self.memory:
                 trace.bank_version = self.memory.bank.version
+                trace.bank_size = len(self.memory.bank)
             memory_block = format_cases(retrieved, load_prompt("memory")) if retrieved else ""
             # 2-3. plan and execute, re-planning with the results (tools work in a fresh folder); or,
             # profile "direct", answer at once

@@ -38,6 +38,8 @@ class ExperimentConfig(BaseModel):
     counterfactual_every: int = 0  # every Nth episode, re-run without its top case (0 = off)
     counterfactual_share: float = Field(0.0, ge=0.0, le=1.0)  # or probe this sampled share of episodes
     initial_bank: str | None = None  # a bank folder to start from (copied into the run)
+    bank_policy: str = "keep-all"  # keep-all | lru | utility | merge-duplicates | one-per-task[:best]
+    bank_cap: int | None = None  # lru / utility: at most this many cases stay in the bank
     leakage: Literal["off", "flag", "refuse"] = "flag"
     leakage_threshold: float = 0.95
     concurrency: int = 1
@@ -125,6 +127,8 @@ class ResultRow(BaseModel):
     n_tool_calls: int = 0
     n_retrieved: int = 0
     n_retrieved_positive: int = 0
+    memory_tokens: int = 0  # prompt tokens of the memory block
+    bank_size: int | None = None  # live cases when the episode retrieved
     retrieved_ids: str = "[]"  # JSON list (a string keeps the parquet schema flat)
     bank_version: int | None = None
     case_id: str | None = None
@@ -159,6 +163,8 @@ class ResultRow(BaseModel):
             n_tool_calls=len(trace.tool_calls),
             n_retrieved=len(trace.retrieved),
             n_retrieved_positive=sum(r.label == "positive" for r in trace.retrieved),
+            memory_tokens=trace.memory_tokens,
+            bank_size=trace.bank_size,
             retrieved_ids=json.dumps([r.case_id for r in trace.retrieved]),
             bank_version=trace.bank_version,
             case_id=trace.case_id,

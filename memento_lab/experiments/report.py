@@ -121,6 +121,29 @@ class RunErrors(BaseModel):
     model_output_errors: int  # unusable model replies inside ok (scored) episodes
 
 
+class Cost(BaseModel):
+    """What an arm's memory cost and returned over its scored episodes (all iterations of a split).
+
+    ``reward_per_1k_prompt_tokens``: total reward / total prompt tokens x 1000, with a bootstrap
+    interval over tasks. ``reward_per_stored_case``: total reward of a run / cases in its bank at the
+    run's last episode, averaged over runs (what each kept case returned)."""
+
+    arm: str
+    label: str
+    split: str
+    episodes: int
+    accuracy: float
+    seconds: float  # mean per episode
+    prompt_tokens: float
+    completion_tokens: float
+    memory_tokens: float  # mean prompt tokens of the memory block
+    bank_size: float | None  # mean live cases when an episode retrieved
+    reward_per_1k_prompt_tokens: float
+    ci_low: float
+    ci_high: float
+    reward_per_stored_case: float | None
+
+
 class Report(BaseModel):
     runs: int = 0
     episodes: int = 0  # scored (ok) episodes
@@ -132,6 +155,7 @@ class Report(BaseModel):
     forgetting: list[Forgetting] = Field(default_factory=list)
     cumulative: list[Cumulative] = Field(default_factory=list)
     errors: list[RunErrors] = Field(default_factory=list)
+    costs: list[Cost] = Field(default_factory=list)
     trivial_baseline: dict[str, float] = Field(default_factory=dict)  # family -> best constant answer
     judges: dict[str, Any] = Field(default_factory=dict)  # agreement of the judges on the scored episodes
 
@@ -274,6 +298,51 @@ def _stream_measures(
     return gains, forgets, cumulative
 
 
+def _costs(scored: pl.DataFrame, arms: dict[str, Arm], seed: int) -> list[Cost]:
+    out = []
+    for (arm_id, split), part in sorted(scored.group_by(["arm_id", "split"]), key=lambda g: str(g[0])):
+        tasks = _tasks(part)
+        per_task = part.group_by(["run_id", "task_id"]).agg(
+            pl.col("reward").sum(), pl.col("prompt_tokens").sum()
+        )
+        reward, _ = _matrix(per_task, tasks, "reward")
+        tokens, _ = _matrix(per_task, tasks, "prompt_tokens")
+        ratio, lo, hi = stats.bootstrap_ratio(reward, tokens / 1000.0, seed=seed)
+        sizes = (
+            part["bank_size"].drop_nulls() if "bank_size" in part.columns else pl.Series([], dtype=pl.Int64)
+        )
+        per_run = []
+        if not sizes.is_empty():
+            for (_,), run in part.group_by(["run_id"]):
+                stored = run["bank_size"].drop_nulls().max()
+                if stored:
+                    per_run.append(float(run["reward"].sum()) / float(stored))  # type: ignore[arg-type]
+
+        mean = {
+            col: float(part[col].mean()) if col in part.columns else 0.0  # type: ignore[arg-type]
+            for col in ("reward", "latency_s", "prompt_tokens", "completion_tokens", "memory_tokens")
+        }
+        out.append(
+            Cost(
+                arm=arm_id,
+                label=arms[arm_id].label,
+                split=split,
+                episodes=part.height,
+                accuracy=mean["reward"],
+                seconds=mean["latency_s"],
+                prompt_tokens=mean["prompt_tokens"],
+                completion_tokens=mean["completion_tokens"],
+                memory_tokens=mean["memory_tokens"],
+                bank_size=float(sizes.mean()) if not sizes.is_empty() else None,  # type: ignore[arg-type]
+                reward_per_1k_prompt_tokens=ratio,
+                ci_low=lo,
+                ci_high=hi,
+                reward_per_stored_case=float(np.mean(per_run)) if per_run else None,
+            )
+        )
+    return out
+
+
 def _errors(df: pl.DataFrame) -> list[RunErrors]:
     out = []
     for (run_id,), part in sorted(df.group_by(["run_id"]), key=lambda g: str(g[0])):
@@ -341,6 +410,7 @@ def build_report(runs: Sequence[str | Path], *, seed: int = 0) -> Report:
         forgetting=forgets,
         cumulative=cumulative,
         errors=_errors(df),
+        costs=_costs(scored, arms, seed),
         trivial_baseline=_baselines(runs),
         judges=judge_agreement(scored.to_dicts()),
     )

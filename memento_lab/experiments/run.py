@@ -55,6 +55,7 @@ from memento_lab.experiments.online import (
 from memento_lab.experiments.results import finished, latest_rows, models_of, read_rows, write_results_parquet
 from memento_lab.jsonl import append_jsonl, atomic_write_text
 from memento_lab.memory.memory import Memory, counterfactual_pair, open_memory
+from memento_lab.memory.policies import make_policy
 from memento_lab.trace import Counterfactual, Trace, write_traces
 
 RUN_INFO = "run.json"
@@ -160,6 +161,7 @@ async def run_experiment(
         "k_positive": config.k_positive,
         "k_negative": config.k_negative,
         "temperature": config.temperature,
+        "policy": make_policy(config.bank_policy, cap=config.bank_cap),
     }
     memory = open_memory(
         bank_dir,

@@ -111,3 +111,21 @@ def forgetting(correct: np.ndarray) -> tuple[int, int]:
     known = ~np.isnan(last)
     solved = before & known
     return int(solved.sum()), int((solved & (last < 1)).sum())
+
+
+def bootstrap_ratio(
+    num: np.ndarray, den: np.ndarray, *, b: int = B_DEFAULT, seed: int = 0, level: float = LEVEL
+) -> tuple[float, float, float]:
+    """(ratio, low, high): sum(num) / sum(den) over tasks (e.g. reward per prompt token) and its
+    percentile bootstrap interval, resampling tasks (columns) of the ``R x T`` matrices jointly."""
+    num = np.nan_to_num(np.atleast_2d(np.asarray(num, dtype=float)))
+    den = np.nan_to_num(np.atleast_2d(np.asarray(den, dtype=float)))
+    tn, td = num.sum(axis=0), den.sum(axis=0)
+    if td.sum() <= 0:
+        return float("nan"), float("nan"), float("nan")
+    ratio = float(tn.sum() / td.sum())
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, tn.size, size=(b, tn.size))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = tn[idx].sum(axis=1) / td[idx].sum(axis=1)
+    return (ratio, *_interval(np.where(np.isfinite(reps), reps, np.nan), level))
