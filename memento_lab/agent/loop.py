@@ -9,13 +9,15 @@ with the pseudo-tool ``respond``); the planner sees the step results and either 
 re-plans, for at most ``max_cycles`` cycles. The suite's judges score the answer, and the
 episode is written to memory. Every call lands in the returned ``Trace``.
 
-The task's ``answer_kind`` runs through the whole loop (``answers.py``): the planner's answer rule,
-the forced final turn, the executor's ``respond`` and how memory shows the case. For a ``program``
-the loop keeps the work it did: every program the executor ran is checked on the task's visible
-(docstring) examples through the code tool, the failures go back to the executor to fix, the code
-and its status reach the planner, and the final answer is the program itself (the planner names a
-step's code or writes its own; a candidate passing strictly more examples wins). Prompts stay
-bounded: tool results, step results and code are clipped to budgets.
+The task's ``answer_kind`` runs through the whole loop (``answers.py``): the planner's answer rule
+and plan length, the executor's turn, the forced final turn, the judge's input and how memory shows
+the case. For a ``program`` the loop keeps the work it did (``episode.py``): the executor writes
+the whole function as a fenced block, the loop runs the task's visible (docstring) examples on it
+through the code tool, failures go back to the executor to fix, and the final answer is the
+program itself: a program passing every visible example ends the episode
+(``accept_passing_program``); otherwise the planner sees each step's code and status and names a
+step (``"step N"``) or writes its own, and a candidate passing strictly more examples wins.
+Prompts stay bounded: tool results, step results and code are clipped to budgets.
 
 ``AgentConfig.profile = "direct"`` is the baseline the loop is measured against: one answer at
 once, with the retrieved cases, constrained to the answer kind.
