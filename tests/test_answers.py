@@ -62,6 +62,18 @@ def test_visible_examples_of_humaneval_prompts_pass_the_canonical_solutions() ->
     out = run_python(examples_script(wrong, task.question) or "", timeout_s=20)
     assert parse_examples_report(out.stdout) == (1, 2)  # List is the stub's import: in scope
     assert "Failed example" in out.stdout and "Expected:\n    True" in out.stdout
+    # values, not reprs: a numpy float equal to the expected 1.0 passes (the unit tests agree)
+    mad = _task(4)
+    numpy_mad = (
+        "import numpy as np\n"
+        "def mean_absolute_deviation(numbers):\n"
+        "    return np.mean(np.abs(np.array(numbers) - np.mean(numbers)))\n"
+    )
+    out = run_python(examples_script(numpy_mad, mad.question) or "", timeout_s=20)
+    assert parse_examples_report(out.stdout) == (1, 1), out.stdout
+    off = "def mean_absolute_deviation(numbers):\n    return 1.5\n"
+    out = run_python(examples_script(off, mad.question) or "", timeout_s=20)
+    assert parse_examples_report(out.stdout) == (0, 1)
 
 
 def test_program_extraction_and_choice() -> None:

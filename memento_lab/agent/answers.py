@@ -132,6 +132,21 @@ def visible_examples(question: str) -> list[doctest.Example]:
         return []
 
 
+# Doctest compares printed reprs; the unit tests compare values. Equal values pass here too
+# (``np.float64(1.0)`` against ``1.0``; floats within 1e-6), so a right program is not sent to be "fixed".
+_VALUE_CHECKER = """
+class _ValueChecker(_doctest.OutputChecker):
+    def check_output(self, want, got, optionflags):
+        if super().check_output(want, got, optionflags):
+            return True
+        try:
+            w, g = eval(want, globals()), eval(got, globals())
+            return bool(w == g) or abs(float(w) - float(g)) <= 1e-6
+        except Exception:
+            return False
+"""
+
+
 def examples_script(code: str, question: str) -> str | None:
     """``code`` followed by a doctest run of the task's visible examples, printing failures and a
     ``EXAMPLES PASSED p/n`` line; ``None`` when the task shows no examples. The code runs under a
@@ -151,7 +166,8 @@ def examples_script(code: str, question: str) -> str | None:
         "except BaseException as _e:\n"
         "    print('the code raised while loading:', type(_e).__name__, _e)\n"
         f"_test = _doctest.DocTestParser().get_doctest({text!r}, dict(globals()), 'examples', None, 0)\n"
-        "_runner = _doctest.DocTestRunner(optionflags=_doctest.NORMALIZE_WHITESPACE)\n"
+        f"{_VALUE_CHECKER}"
+        "_runner = _doctest.DocTestRunner(_ValueChecker(), optionflags=_doctest.NORMALIZE_WHITESPACE)\n"
         "_result = _runner.run(_test, out=_sys.stdout.write)\n"
         f"print({REPORT!r}.format(passed=_result.attempted - _result.failed, total=_result.attempted))\n"
     )
