@@ -16,7 +16,7 @@ import doctest
 import re
 from typing import Any
 
-from memento_lab.memory.cases import AnswerKind
+from memento_lab.memory.case import AnswerKind
 
 __all__ = [
     "AnswerKind",

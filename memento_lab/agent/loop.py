@@ -17,10 +17,8 @@ through the code tool, failures go back to the executor to fix, and the final an
 program itself: a program passing every visible example ends the episode
 (``accept_passing_program``); otherwise the planner sees each step's code and status and names a
 step (``"step N"``) or writes its own, and a candidate passing strictly more examples wins.
-Prompts stay bounded: tool results, step results and code are clipped to budgets.
-
-``AgentConfig.profile = "direct"`` is the baseline the loop is measured against: one answer at
-once, with the retrieved cases, constrained to the answer kind.
+Prompts stay bounded: tool results, step results and code are clipped to budgets. The ``direct``
+profile (the baseline) answers at once with the retrieved cases, constrained to the answer kind.
 """
 
 from __future__ import annotations
@@ -202,7 +200,7 @@ class Agent:
         messages = [{"role": "system", "content": system}]
         if memory_block:
             messages.append({"role": "user", "content": memory_block})
-        messages.append({"role": "user", "content": episode.question})
+        messages.append({"role": "user", "content": f"Task: {episode.question}"})
         schema = answers.final_schema(episode.kind)
         result = await self.llms.planner.chat(
             messages,
@@ -361,10 +359,8 @@ class Agent:
     async def _program_step(
         self, episode: Episode, es: ExecStep, context: str, step: PlanStep, t0: float
     ) -> ExecStep:
-        """A step of a program task: the executor writes the whole function as one fenced block (code
-        inside a JSON tool call came out worse from small coder models), the loop runs the task's
-        visible examples on it with the code tool, and failures go back to be fixed, for at most
-        ``max_tool_calls`` runs."""
+        """A program step: the executor writes the whole function as a fenced block (code in a JSON tool
+        call came out worse), the code tool runs the visible examples on it, failures go back to fix."""
         cfg = self.config
         ask = (
             f"Your step: {step.description}\nWrite the complete function {episode.entry_point} (with its "

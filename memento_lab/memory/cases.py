@@ -71,14 +71,6 @@ __all__ = [
 ]
 log = logging.getLogger(__name__)
 
-<<<<<<< HEAD
-=======
-Label = Literal["positive", "negative"]
-# What an answer is: a short string (reasoning-gym, QA), a program with an entry point (HumanEval),
-# free text, or a structured value (JSON, a list...). The agent loop and the memory follow it.
-AnswerKind = Literal["short", "program", "text", "value"]
-DEFAULT_THRESHOLD = 0.5
->>>>>>> 18501af (Answers of the right kind (issue 20): Task.answer_kind/entry_point; the loop keeps and checks the programs it writes on the task's visible examples, fixes failures, answers with the program; bounded prompts; direct profile; memory shows a program as code; bench_agent_vs_direct; notebook 03 coding task)
 
 def is_bank(path: str | Path) -> bool:
     """True when ``path`` is a bank folder (it has a log or a snapshot)."""

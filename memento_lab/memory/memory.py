@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memento_lab.memory.cases import DEFAULT_THRESHOLD, AnswerKind, Case, CaseBank, Source, Trajectory
+from memento_lab.memory.case import AnswerKind
+from memento_lab.memory.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
 from memento_lab.memory.encoders import CachedEncoder, Encoder
 from memento_lab.memory.pairs import NO_CASE, PairLog, RetrievalPair
 from memento_lab.memory.policies import BankPolicy
