@@ -27,6 +27,7 @@ memory = "similarity"  # none | random | similarity | parametric
 k = 4
 tools = "code,math"
 question = "How many times does the letter 'r' appear in the word 'strawberry'?"
+coding_task = 0  # a HumanEval problem (0-163) solved through the tool loop below; -1 to skip
 cassette = "auto"  # off | record | replay | auto
 seed = 0
 
@@ -113,6 +114,28 @@ pl.DataFrame(
         for t in traces
     ]
 )
+
+# %% [markdown]
+# ## One coding task through the tool loop
+# A HumanEval problem asks for a *program* (`task.answer_kind == "program"`), and the loop follows
+# it: the executor writes the whole function and runs it with the `run_python` tool, the task's
+# docstring examples are run on it (a second `run_python` call in the step), failures go back to
+# the executor to fix, and the program that passes becomes the final answer, which the suite's
+# unit tests judge in the sandbox. (With the small smoke model the episode may fail; the view is
+# the same.)
+
+# %%
+if coding_task >= 0:
+    code_suite = load_suite(f"humaneval:{coding_task}-{coding_task + 1}")
+    code_task = code_suite.tasks()[0]
+    code_agent = session.agent(suite=code_suite, config=config, run_id="notebook-03-code")
+    code_trace = await code_agent.arun(code_task, learn=False)
+    print(
+        f"{code_task.id} ({code_task.answer_kind}, entry point {code_task.entry_point}): reward {code_trace.reward}, "
+        f"{len(code_trace.tool_calls)} tool calls, {code_trace.usage.prompt_tokens} prompt tokens, "
+        f"{code_trace.latency_s:.0f} s"
+    )
+    display(trace_viewer(code_trace))
 
 # %% [markdown]
 # ## Replay

@@ -129,6 +129,8 @@ def check_03(run: Path, nb: Any, html: str) -> None:
     state = widget_state(nb)
     assert "Plan cycles" in state and "Executor steps" in state  # the trace viewer and browser
     assert "identical: True" in html and "started a model server: False" in html  # replay from the cassette
+    # one coding task through the tool loop (the smoke model may fail it; the episode must run)
+    assert "humaneval:0 (program, entry point has_close_elements)" in html
     # offline, in a real browser: the trace viewer and the traces browser are rendered widgets
     dom = rendered_dom(run / "03_agent_run.html")
     assert count_elements(dom, "lm-Widget") > 10 and count_elements(dom, "widget-accordion") >= 2

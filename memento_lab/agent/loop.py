@@ -8,6 +8,17 @@ the executor LLM carries out each step with MCP tools (a tool-calling loop with 
 with the pseudo-tool ``respond``); the planner sees the step results and either answers or
 re-plans, for at most ``max_cycles`` cycles. The suite's judges score the answer, and the
 episode is written to memory. Every call lands in the returned ``Trace``.
+
+The task's ``answer_kind`` runs through the whole loop (``answers.py``): the planner's answer rule
+and plan length, the executor's turn, the forced final turn, the judge's input and how memory shows
+the case. For a ``program`` the loop keeps the work it did (``episode.py``): the executor writes
+the whole function as a fenced block, the loop runs the task's visible (docstring) examples on it
+through the code tool, failures go back to the executor to fix, and the final answer is the
+program itself: a program passing every visible example ends the episode
+(``accept_passing_program``); otherwise the planner sees each step's code and status and names a
+step (``"step N"``) or writes its own, and a candidate passing strictly more examples wins.
+Prompts stay bounded: tool results, step results and code are clipped to budgets. The ``direct``
+profile (the baseline) answers at once with the retrieved cases, constrained to the answer kind.
 """
 
 from __future__ import annotations
@@ -24,12 +35,23 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from memento_lab.agent import answers
+from memento_lab.agent.answers import AnswerKind
+from memento_lab.agent.episode import (
+    CODE_TOOL,
+    Candidate,
+    Episode,
+    check_program,
+    choose_program,
+    planner_pick,
+)
+from memento_lab.agent.replies import RESPOND_TOOL, parse_planner_reply, plan_schema
 from memento_lab.agent.status import settle
 from memento_lab.memory.memory import Memory, format_cases
 from memento_lab.trace import ExecStep, PlanCycle, PlanStep, ToolCall, Trace
 
 if TYPE_CHECKING:
-    from memento_lab.agent.llm import ChatResult, LLMs
+    from memento_lab.agent.llm import LLMs
     from memento_lab.agent.mcp_client import ToolBox
     from memento_lab.agent.suites import JudgeContext, Suite, Task
 
@@ -45,63 +67,14 @@ class AgentConfig(BaseModel):
     max_tool_calls: int = 2  # tool calls per step before the executor must respond
     planner_max_tokens: int = 384
     executor_max_tokens: int = 384
-    tool_result_chars: int = 2000  # how much of a tool result goes back to the model
+    program_max_tokens: int = 768  # a turn that may write a whole program
+    tool_result_chars: int = 2000  # how much of a tool result goes back to the model (head + tail)
+    step_result_chars: int = 600  # how much of a step's result the planner and later steps see
+    program_chars: int = 3000  # how much of a step's code the planner sees
+    program_max_steps: int = 1  # plan steps for a program: one step writes, runs and fixes it
+    accept_passing_program: bool = True  # a step's program passing every visible example ends the episode
     temperature: float = 0.0
     profile: Literal["planner-executor", "direct"] = "planner-executor"  # direct: answer at once, no executor
-
-
-def plan_schema(*, allow_final: bool, max_steps: int) -> dict[str, Any]:
-    step = {
-        "type": "object",
-        "properties": {"id": {"type": "integer"}, "description": {"type": "string"}},
-        "required": ["id", "description"],
-    }
-    plan: dict[str, Any] = {"type": "array", "items": step, "maxItems": max_steps}
-    if not allow_final:
-        plan["minItems"] = 1
-    return {
-        "type": "object",
-        "properties": {"plan": plan, "final_answer": {"type": "string"}},
-        "required": ["plan", "final_answer"],
-    }
-
-
-RESPOND_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "respond",
-        "description": "Finish the current step and report its result to the planner.",
-        "parameters": {
-            "type": "object",
-            "properties": {"result": {"type": "string", "description": "the result of the step"}},
-            "required": ["result"],
-        },
-    },
-}
-
-
-def parse_planner_reply(result: ChatResult) -> tuple[list[PlanStep], str | None]:
-    """Plan steps and/or a final answer from a planner reply (schema output or free text)."""
-    data = result.parsed
-    text = result.content or ""
-    if data is None:
-        m = re.search(r"FINAL ANSWER:\s*(.+)", text, flags=re.S)
-        if m:
-            return [], m.group(1).strip()
-        fenced = re.search(r"\{[\s\S]*\}", text)
-        if not fenced:
-            raise ValueError(f"planner reply is neither a JSON plan nor 'FINAL ANSWER:': {text[:200]!r}")
-        data = json.loads(fenced.group(0))
-    if not isinstance(data, dict):
-        raise ValueError(f"planner reply is not a JSON object: {text[:200]!r}")
-    steps = [
-        PlanStep(id=int(s.get("id", i + 1)), description=str(s["description"]))
-        for i, s in enumerate(data.get("plan") or [])
-        if isinstance(s, dict) and s.get("description")
-    ]
-    final = data.get("final_answer")
-    final = str(final).strip() if final not in (None, "") else None
-    return steps, final
 
 
 class Agent:
@@ -122,9 +95,15 @@ class Agent:
         self.judge_ctx = judge_ctx
         self.config = config or AgentConfig()
         self.run_id = run_id
-        tool_names = [t["function"]["name"] for t in (tools.openai_tools() if tools else [])]
-        self.planner_prompt = load_prompt("planner").format(tools=", ".join(tool_names) or "none")
+        self.tool_names = [t["function"]["name"] for t in (tools.openai_tools() if tools else [])]
+        self.planner_prompt = self.planner_prompt_for("short")
         self.executor_prompt = load_prompt("executor")
+
+    def planner_prompt_for(self, kind: AnswerKind) -> str:
+        prompt = load_prompt("planner").format(
+            tools=", ".join(self.tool_names) or "none", answer_rule=answers.answer_rule(kind)
+        )
+        return prompt + answers.PLANNER_PROGRAM_NOTE if kind == "program" else prompt
 
     # ------------------------------------------------------------------ the loop
     async def arun(
@@ -136,6 +115,11 @@ class Agent:
         episode (the counterfactual probe: what happens without a case that was shown).
         """
         task_id, question, expected = _task_fields(task)
+        episode = Episode(
+            question=question,
+            kind=getattr(task, "answer_kind", "short"),
+            entry_point=getattr(task, "entry_point", None),
+        )
         t0 = time.perf_counter()
         trace = Trace(
             task_id=task_id,
@@ -160,11 +144,11 @@ class Agent:
             # profile "direct", answer at once
             files = list(getattr(task, "files", None) or [])
             with self.tools.episode(files) if self.tools else contextlib.nullcontext():
-                asked = with_attachments(question, files)
+                episode.question = with_attachments(question, files)
                 if self.config.profile == "direct":
-                    trace.final_answer = await self._answer_directly(asked, memory_block, trace)
+                    trace.final_answer = await self._answer_directly(episode, memory_block, trace)
                 else:
-                    trace.final_answer = await self._plan_and_execute(asked, memory_block, trace)
+                    trace.final_answer = await self._plan_and_execute(episode, memory_block, trace)
         except Exception as e:  # an episode never crashes the run: the failure is its status
             settle(trace, e)
         settle(trace)  # endpoint / tool-server failures are recorded in the calls, not raised
@@ -187,7 +171,10 @@ class Agent:
             and not isinstance(task, str)
         ):
             self.memory.write(
-                trace, benchmark=getattr(task, "suite", None), family=getattr(task, "family", None)
+                trace,
+                benchmark=getattr(task, "suite", None),
+                family=getattr(task, "family", None),
+                answer_kind=episode.kind,
             )
         return trace
 
@@ -202,51 +189,71 @@ class Agent:
             "Use `trace = await agent.arun(task)` there instead."
         )
 
-    # ------------------------------------------------------------------ direct answer
-    async def _answer_directly(self, question: str, memory_block: str, trace: Trace) -> str | None:
-        """Profile ``direct``: the planner answers at once with the retrieved cases (Memento's
-        case-based prompting without the executor); one model call, recorded as one cycle."""
-        messages = [
-            {"role": "system", "content": load_prompt("direct")},
-            {"role": "user", "content": f"Task: {question}"},
-        ]
+    # ------------------------------------------------------------------ direct baseline
+    async def _answer_directly(self, episode: Episode, memory_block: str, trace: Trace) -> str | None:
+        """The model answers at once (with the retrieved cases), constrained to the answer kind: a
+        JSON ``final_answer``, or for a program one fenced block that must define the entry point."""
+        cfg = self.config
+        system = load_prompt("direct").format(
+            cases=", using the past cases below where they help" if memory_block else "",
+            direct_rule=answers.direct_rule(episode.kind),
+        )
+        messages = [{"role": "system", "content": system}]
         if memory_block:
             messages.append({"role": "user", "content": memory_block})
-        result = await self.llms.planner.final_answer(messages, max_tokens=self.config.planner_max_tokens)
-        answer = (result.parsed or {}).get("final_answer") if result.parsed else result.content
-        trace.cycles.append(
-            PlanCycle(
-                index=0, final_answer=_clean(answer), raw=result.content, error=result.error, llm=result.call
-            )
+        messages.append({"role": "user", "content": f"Task: {episode.question}"})
+        schema = answers.final_schema(episode.kind)
+        result = await self.llms.planner.chat(
+            messages,
+            json_schema=schema,
+            temperature=cfg.temperature,
+            max_tokens=cfg.program_max_tokens if episode.program else cfg.planner_max_tokens,
+            schema_name="final_answer",
         )
-        return _clean(answer)
+        if episode.program:
+            code = answers.extract_program(result.content, episode.entry_point or "")
+            answer = answers.program_answer(code) if code else _clean(result.content)
+            error = result.error or (None if code else f"the reply defines no {episode.entry_point}()")
+        else:
+            answer = _clean((result.parsed or {}).get("final_answer"))
+            error = result.error
+        trace.cycles.append(
+            PlanCycle(index=0, final_answer=answer, raw=result.content, error=error, llm=result.call)
+        )
+        return answer
 
     # ------------------------------------------------------------------ planner
-    async def _plan_and_execute(self, question: str, memory_block: str, trace: Trace) -> str | None:
-        history: list[dict[str, str]] = [{"role": "user", "content": f"Task: {question}"}]
+    async def _plan_and_execute(self, episode: Episode, memory_block: str, trace: Trace) -> str | None:
+        history: list[dict[str, str]] = [{"role": "user", "content": f"Task: {episode.question}"}]
         if memory_block:
             history.append({"role": "user", "content": memory_block})
         cfg = self.config
+        planner_prompt = self.planner_prompt_for(episode.kind)
+        max_tokens = cfg.program_max_tokens if episode.program else cfg.planner_max_tokens
         for cycle in range(cfg.max_cycles + 1):
             last = cycle == cfg.max_cycles
-            messages = [{"role": "system", "content": self.planner_prompt}, *history]
+            messages = [{"role": "system", "content": planner_prompt}, *history]
             if last:  # budget spent: force an answer
-                messages.append({"role": "user", "content": load_prompt("final")})
-                result = await self.llms.planner.final_answer(messages)
+                rule = answers.final_rule(episode.kind)
+                messages.append({"role": "user", "content": load_prompt("final").format(final_rule=rule)})
+                if episode.program:
+                    result = await self.llms.planner.final_answer(messages, max_tokens=max_tokens)
+                else:
+                    result = await self.llms.planner.final_answer(messages)
                 answer = (result.parsed or {}).get("final_answer") if result.parsed else result.content
-                trace.cycles.append(
-                    PlanCycle(
-                        index=cycle,
-                        final_answer=_clean(answer),
-                        raw=result.content,
-                        error=result.error,
-                        llm=result.call,
-                    )
+                pc = PlanCycle(
+                    index=cycle,
+                    final_answer=_clean(answer),
+                    raw=result.content,
+                    error=result.error,
+                    llm=result.call,
                 )
-                return _clean(answer)
-            schema = plan_schema(allow_final=cycle > 0, max_steps=cfg.max_steps)
+                trace.cycles.append(pc)
+                return await self._final(episode, _clean(answer), cycle, trace)
+            max_steps = cfg.program_max_steps if episode.program else cfg.max_steps
+            schema = plan_schema(allow_final=cycle > 0, max_steps=max_steps)
             result = await self.llms.planner.chat(
-                messages, json_schema=schema, temperature=cfg.temperature, max_tokens=cfg.planner_max_tokens
+                messages, json_schema=schema, temperature=cfg.temperature, max_tokens=max_tokens
             )
             pc = PlanCycle(index=cycle, raw=result.content, error=result.error, llm=result.call)
             trace.cycles.append(pc)
@@ -259,29 +266,58 @@ class Agent:
                 continue
             pc.plan, pc.final_answer = steps, final
             if final and not steps:
-                return _clean(final)
+                return await self._final(episode, _clean(final), cycle, trace)
             history.append(
                 {"role": "assistant", "content": json.dumps({"plan": [s.model_dump() for s in steps]})}
             )
-            for step in steps[: cfg.max_steps]:
-                es = await self._execute_step(question, step, cycle, history)
+            for step in steps[:max_steps]:
+                es = await self._execute_step(episode, step, cycle, history)
                 trace.steps.append(es)
-                history.append(
-                    {"role": "user", "content": f"Result of step {step.id}: {es.result or es.error}"}
-                )
-        return None
+                history.append({"role": "user", "content": self._step_report(episode, es)})
+                done = episode.step_code(cycle, step.id)
+                if done is not None and done.total and done.passed == done.total:
+                    if cfg.accept_passing_program:  # the work is done: answer with it
+                        return answers.program_answer(done.code)
+                    break  # the planner decides with it
+        return await self._final(episode, None, cfg.max_cycles, trace) if episode.candidates else None
+
+    def _step_report(self, episode: Episode, es: ExecStep) -> str:
+        """What the planner (and later steps) see of a step: its result, and for a program its code."""
+        cfg = self.config
+        text = f"Result of step {es.step_id}: {answers.clip_middle(es.result or es.error or '', cfg.step_result_chars)}"
+        code = episode.step_code(es.cycle, es.step_id)
+        if code is not None:
+            clipped = answers.clip_middle(code.code, cfg.program_chars)
+            text += f"\nCode of step {es.step_id} ({code.status}):\n```python\n{clipped}\n```"
+        return text
+
+    async def _final(self, episode: Episode, final: str | None, cycle: int, trace: Trace) -> str | None:
+        """The answer of the episode: the planner's, or for a program the chosen program as a fenced block."""
+        if not episode.program:
+            return final
+        entry = episode.entry_point or ""
+        preferred = planner_pick(final, episode.candidates)
+        own = answers.extract_program(final, entry)
+        if preferred is None and own is not None:  # the planner wrote its own: check it like the rest
+            preferred, check = await check_program(self._code_tool(), episode, own, cycle=cycle, step_id=0)
+            if check is not None and trace.steps:
+                trace.steps[-1].tool_calls.append(check)
+        chosen = choose_program(episode.candidates, preferred)
+        return answers.program_answer(chosen.code) if chosen is not None else final
 
     # ------------------------------------------------------------------ executor
     async def _execute_step(
-        self, question: str, step: PlanStep, cycle: int, history: list[dict[str, str]]
+        self, episode: Episode, step: PlanStep, cycle: int, history: list[dict[str, str]]
     ) -> ExecStep:
         cfg = self.config
         t0 = time.perf_counter()
         es = ExecStep(cycle=cycle, step_id=step.id, description=step.description)
         done = [m["content"] for m in history if m["content"].startswith("Result of step")]
-        context = f"Overall task: {question}\n" + (
+        context = f"Overall task: {episode.question}\n" + (
             "Results so far:\n" + "\n".join(done) + "\n" if done else ""
         )
+        if episode.program:
+            return await self._program_step(episode, es, context, step, t0)
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": self.executor_prompt},
             {"role": "user", "content": f"{context}\nYour step: {step.description}"},
@@ -308,9 +344,8 @@ class Agent:
                 {"role": "assistant", "content": json.dumps({"name": call.name, "arguments": call.arguments})}
             )
             outcome = f"ERROR: {tc.error}" if tc.error else (tc.result or "")
-            messages.append(
-                {"role": "user", "content": f"Result of {call.name}: {outcome[: cfg.tool_result_chars]}"}
-            )
+            outcome = answers.clip_middle(outcome, cfg.tool_result_chars)
+            messages.append({"role": "user", "content": f"Result of {call.name}: {outcome}"})
         if not es.result:
             messages.append({"role": "user", "content": "Now report the result of your step."})
             result = await self.llms.executor.final_answer(messages)
@@ -321,6 +356,75 @@ class Agent:
                 es.error = result.error
         es.duration_s = time.perf_counter() - t0
         return es
+
+    async def _program_step(
+        self, episode: Episode, es: ExecStep, context: str, step: PlanStep, t0: float
+    ) -> ExecStep:
+        """A program step: the executor writes the whole function as a fenced block (code in a JSON tool
+        call came out worse), the code tool runs the visible examples on it, failures go back to fix."""
+        cfg = self.config
+        ask = (
+            f"Your step: {step.description}\nWrite the complete function {episode.entry_point} (with its "
+            "imports) for the overall task, doing this step, in one ```python code block."
+        )
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": load_prompt("executor_program")},
+            {"role": "user", "content": f"{context}\n{ask}"},
+        ]
+        for _ in range(cfg.max_tool_calls):
+            result = await self.llms.executor.chat(
+                messages, temperature=cfg.temperature, max_tokens=cfg.program_max_tokens
+            )
+            es.llm_calls.append(result.call)
+            if result.error:
+                es.error = result.error
+                break
+            kept = await self._keep_program(episode, es, result.content)
+            messages.append({"role": "assistant", "content": result.content})
+            if kept is None:
+                again = f"Reply with the complete function {episode.entry_point} in one ```python code block."
+                messages.append({"role": "user", "content": again})
+            elif kept.total and kept.passed < kept.total:
+                messages.append(self._fix_request(es, kept))
+            else:
+                break
+        latest = episode.step_code(es.cycle, es.step_id)
+        if latest is not None:
+            es.result = f"{episode.entry_point}() written: it {latest.status}."
+        elif not es.error:
+            es.error = f"the executor wrote no function {episode.entry_point}()"
+        es.duration_s = time.perf_counter() - t0
+        return es
+
+    def _fix_request(self, es: ExecStep, kept: Candidate) -> dict[str, str]:
+        """The failing examples of the step's program, back to the executor to fix."""
+        check = es.tool_calls[-1] if es.tool_calls else None
+        report = (check.result or check.error or "") if check else ""
+        report = answers.clip_middle(report, self.config.tool_result_chars)
+        text = (
+            f"The task's visible examples, run on your code ({kept.status}):\n{report}\n"
+            "Reply with the fixed complete function in one ```python code block."
+        )
+        return {"role": "user", "content": text}
+
+    async def _keep_program(self, episode: Episode, es: ExecStep, text: str) -> Candidate | None:
+        """Keep the program in ``text`` (run code or a reply) as a candidate of this step, checked on
+        the task's visible examples (the check is a tool call of the step)."""
+        if not episode.program:
+            return None
+        code = answers.extract_program(text, episode.entry_point or "")
+        if code is None:
+            return None
+        candidate, check = await check_program(
+            self._code_tool(), episode, code, cycle=es.cycle, step_id=es.step_id
+        )
+        if check is not None:
+            es.tool_calls.append(check)
+        episode.candidates.append(candidate)
+        return candidate
+
+    def _code_tool(self) -> Any:
+        return self._call_tool if CODE_TOOL in self.tool_names else None
 
     async def _call_tool(self, name: str, arguments: dict[str, Any]) -> ToolCall:
         if self.tools is None:

@@ -17,9 +17,13 @@ Specs (``load_suite``):
   wrong without an LLM call; the rest goes to Memento's LLM judge when a judge client is given (as
   in the paper), else token F1 against the best alias. EM, F1 and PM are always reported.
 - ``jsonl:PATH`` (or ``jsonl+JUDGE:PATH``, JUDGE one of em, f1, pm, llm) — your own
-  ``{"id"?, "question", "answer", "family"?, "file"?/"files"?}`` lines; reward = normalised exact
-  match by default (``llm``: cheap judges first, as for DeepResearcher). Attached files (relative
-  to the task file) land in ``Task.files``.
+  ``{"id"?, "question", "answer", "family"?, "file"?/"files"?, "answer_kind"?, "entry_point"?}``
+  lines; reward = normalised exact match by default (``llm``: cheap judges first, as for
+  DeepResearcher). Attached files (relative to the task file) land in ``Task.files``.
+
+Every task says what kind of answer it wants (``Task.answer_kind``): reasoning-gym, DeepResearcher
+and jsonl tasks a ``short`` one (jsonl lines may say ``text`` or ``value``), HumanEval a ``program``
+whose ``entry_point`` the unit tests call.
 
 Secondary verdicts: EM and F1 where a gold string exists, and the LLM judge as an audit when
 ``ctx.llm_judge`` is set and ``ctx.judge`` is a client. ``Judgement.decided_by`` names the judge
@@ -37,10 +41,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from memento_lab.agent.answers import AnswerKind, defines, extract_code
 from memento_lab.agent.judges import ChatClient, cheap_first, exact_match, f1, llm_audit, unit_test_judge
 from memento_lab.jsonl import FormatError, read_jsonl
 from memento_lab.trace import JudgeVerdict, LLMCall
@@ -57,15 +62,24 @@ SPEC_FORMS = (
 
 
 class Task(BaseModel):
-    """One question with its gold answer (``None`` when only a checker can judge it)."""
+    """One question with its gold answer (``None`` when only a checker can judge it) and what kind
+    of answer it wants (a ``program`` names the function the judge calls: ``entry_point``)."""
 
     id: str
     question: str
     answer: str | None = None
     family: str
     suite: str
+    answer_kind: AnswerKind = "short"
+    entry_point: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     files: list[str] = Field(default_factory=list)  # absolute paths, copied into the episode's workspace
+
+    @model_validator(mode="after")
+    def _program_has_entry_point(self) -> Task:
+        if self.answer_kind == "program" and not self.entry_point:
+            raise ValueError(f"task {self.id}: a program answer needs an entry_point (the function to call)")
+        return self
 
 
 @dataclass
@@ -239,16 +253,6 @@ HUMANEVAL_INSTRUCTION = (
 )
 
 
-def extract_code(answer: str, entry_point: str) -> str:
-    """The code in an answer: the fenced block defining ``entry_point`` (else the longest), or the raw text."""
-    blocks = re.findall(r"```[ \t]*(?:python|py|Python)?[^\n]*\n(.*?)(?:```|\Z)", answer, flags=re.S)
-    blocks = [b for b in blocks if b.strip()]
-    if not blocks:
-        return answer
-    defining = [b for b in blocks if re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", b, flags=re.M)]
-    return max(defining or blocks, key=len)
-
-
 def humaneval_program(prompt: str, answer: str, entry_point: str) -> str:
     """A runnable program from an answer that is either a full function or only its body.
 
@@ -257,7 +261,7 @@ def humaneval_program(prompt: str, answer: str, entry_point: str) -> str:
     prompt, indented if the model forgot to.
     """
     code = extract_code(answer, entry_point)
-    if re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, flags=re.M):
+    if defines(code, entry_point):
         return f"{prompt}\n    pass\n\n{code}\n"
     lines = code.splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
@@ -300,6 +304,8 @@ class HumanEvalSuite(Suite):
                     answer=p["prompt"] + p["canonical_solution"],
                     family="humaneval",
                     suite="humaneval",
+                    answer_kind="program",
+                    entry_point=p["entry_point"],
                     metadata={
                         "task_id": p["task_id"],
                         "prompt": p["prompt"],
@@ -377,6 +383,15 @@ def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
             raise FormatError(
                 path, line, f"must be a string or number, got {type(obj['answer']).__name__}", field="answer"
             )
+        kind = obj.get("answer_kind", "short")
+        if kind not in get_args(AnswerKind):
+            raise FormatError(
+                path, line, f"must be one of {', '.join(get_args(AnswerKind))}", field="answer_kind"
+            )
+        if kind == "program" and not obj.get("entry_point"):
+            raise FormatError(
+                path, line, "a program answer needs the function name to call", field="entry_point"
+            )
         tid = str(obj.get("id", f"{path.stem}:{line}"))
         if tid in seen:
             raise FormatError(path, line, f"duplicate id {tid!r}", field="id")
@@ -389,6 +404,8 @@ def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
                 answer=str(obj["answer"]),
                 family=str(obj.get("family") or path.stem),
                 suite=suite,
+                answer_kind=kind,
+                entry_point=obj.get("entry_point"),
                 metadata={"file": str(path), "line": line},
                 files=files,
             )

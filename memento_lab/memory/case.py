@@ -19,6 +19,9 @@ from memento_lab.jsonl import validate_record
 from memento_lab.trace import PlanStep, now
 
 Label = Literal["positive", "negative"]
+# What an answer is: a short string (reasoning-gym, QA), a program with an entry point (HumanEval),
+# free text, or a structured value (JSON, a list...). The agent loop and the memory follow it.
+AnswerKind = Literal["short", "program", "text", "value"]
 DEFAULT_THRESHOLD = 0.5
 MAX_CHARS_ENV = "MEMENTO_MAX_CASE_CHARS"
 DEFAULT_MAX_CHARS = 100_000  # a case's question, answer or plan; embedding 50 MB took 56 s and 3.5 GB

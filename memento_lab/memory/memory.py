@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from memento_lab.memory.case import AnswerKind
 from memento_lab.memory.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
 from memento_lab.memory.encoders import CachedEncoder, Encoder
 from memento_lab.memory.pairs import NO_CASE, PairLog, RetrievalPair
@@ -31,6 +32,7 @@ from memento_lab.memory.retrieval import (
 from memento_lab.trace import RetrievedCase, Trace
 
 PROMPT_ANSWER_CHARS = 300  # how much of a past answer / step result a prompt example shows
+PROMPT_PROGRAM_CHARS = 1500  # how much of a past program a prompt example shows (its code, lines kept)
 
 
 class Memory:
@@ -97,8 +99,11 @@ class Memory:
         benchmark: str | None = None,
         family: str | None = None,
         split: str | None = None,
+        answer_kind: AnswerKind = "short",
     ) -> Case | None:
-        """Append the episode as a case and its retrieval pairs; returns the case (None if writing is off)."""
+        """Append the episode as a case and its retrieval pairs; returns the case (None if writing is off).
+
+        ``answer_kind`` is kept in the case's metadata: it decides how a prompt shows the answer."""
         if not self.write_enabled:
             return None
         last_plan = next((c.plan for c in reversed(trace.cycles) if c.plan), [])
@@ -120,7 +125,11 @@ class Memory:
                 family=family,
                 task_id=trace.task_id,
             ),
-            metadata={"expected": trace.expected, "memory_mode": trace.memory_mode},
+            metadata={
+                "expected": trace.expected,
+                "memory_mode": trace.memory_mode,
+                "answer_kind": answer_kind,
+            },
         )
         self.bank.add(case)
         trace.case_id = case.id
@@ -218,11 +227,33 @@ def _example(i: int, case: Case, *, good: bool) -> str:
     if case.plan:
         lines.append("Plan:")
         lines.extend(f"  {s.id}. {s.description}" for s in case.plan)
-    if good and case.trajectory.step_results:
+    program = is_program(case)
+    if good and case.trajectory.step_results and not program:  # a program's worth is its code
         lines.append("Step results: " + " | ".join(_clip(r, 120) for r in case.trajectory.step_results))
     if case.answer:
-        lines.append(f"{'Answer' if good else 'Wrong answer'}: {_clip(case.answer, PROMPT_ANSWER_CHARS)}")
+        lines.append(f"{'Answer' if good else 'Wrong answer'}: {format_answer(case)}")
     return "\n".join(lines) + "\n"
+
+
+def is_program(case: Case) -> bool:
+    """Whether the case's answer is a program (its metadata says so, or, for older banks, it is a
+    fenced code block)."""
+    kind = case.metadata.get("answer_kind")
+    return kind == "program" or (kind is None and (case.answer or "").lstrip().startswith("```"))
+
+
+def format_answer(
+    case: Case, *, chars: int = PROMPT_ANSWER_CHARS, program_chars: int = PROMPT_PROGRAM_CHARS
+) -> str:
+    """A case's answer as a prompt shows it: a program as its code with its lines (clipped to
+    ``program_chars``), anything else on one line clipped to ``chars``."""
+    answer = case.answer or ""
+    if not is_program(case):
+        return _clip(answer, chars)
+    code = answer.strip()
+    if len(code) > program_chars:
+        code = code[: program_chars - 1].rstrip() + "…\n```"
+    return "\n" + code
 
 
 def _clip(text: str, n: int) -> str:
