@@ -20,7 +20,7 @@ from memento_lab.agent.suites import Task, load_jsonl_tasks, load_suite
 from memento_lab.config import Settings
 from memento_lab.jsonl import FormatError
 from memento_lab.memory.cases import Case
-from memento_lab.memory.memory import format_answer
+from memento_lab.memory.render import format_answer
 from memento_lab.sandbox import run_python
 
 WRONG = "```python\ndef truncate_number(number: float) -> float:\n    return number\n```"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from memento_lab.agent.loop import load_prompt
 from memento_lab.memory.cases import Case, CaseBank, Trajectory
-from memento_lab.memory.memory import Memory, format_cases
+from memento_lab.memory.memory import Memory
 from memento_lab.memory.pairs import PairLog
+from memento_lab.memory.render import format_cases
 from memento_lab.memory.retrieval import RandomRetriever, Retrieved
 from memento_lab.trace import PlanCycle, PlanStep, RetrievedCase, Trace
 

@@ -27,10 +27,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx
 import openai
 from openai import AsyncOpenAI
 
-from memento_lab.agent.cassette import Cassette, request_key
+from memento_lab.agent.cassette import Cassette, CassetteMiss, request_key
 from memento_lab.config import Settings
 from memento_lab.trace import LLMCall, Usage
 
@@ -193,6 +194,32 @@ class ChatClient:
     def where(self) -> str:
         """The call, named in every error: ``POST <base url>/chat/completions (model m)``."""
         return f"POST {str(self.client.base_url).rstrip('/')}/chat/completions (model {self.model})"
+
+    async def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the server's own tokenizer (llama.cpp and vLLM serve ``POST /tokenize``),
+        through the cassette; an estimate (4 characters a token) where the server has none."""
+        from memento_lab.memory.render import estimate_tokens
+
+        if not text:
+            return 0
+        if getattr(self, "_no_tokenizer", False):
+            return estimate_tokens(text)
+        base = str(self.client.base_url).rstrip("/").removesuffix("/v1")
+
+        async def live() -> dict[str, Any]:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                resp = await http.post(f"{base}/tokenize", json={"content": text, "model": self.model})
+                resp.raise_for_status()
+                return {"tokens": len(resp.json()["tokens"])}
+
+        try:
+            data = await self.cassette.through("tokenize", {"model": self.model, "text": text}, live)
+            return int(data["tokens"])
+        except CassetteMiss:
+            raise
+        except Exception:  # no tokenizer route on this endpoint: estimate from now on
+            self._no_tokenizer = True
+            return estimate_tokens(text)
 
     def _cost(self, usage: Usage) -> float | None:
         price = self.prices.get(self.model)

@@ -47,7 +47,8 @@ from memento_lab.agent.episode import (
 )
 from memento_lab.agent.replies import RESPOND_TOOL, parse_planner_reply, plan_schema
 from memento_lab.agent.status import settle
-from memento_lab.memory.memory import Memory, format_cases
+from memento_lab.memory.memory import Memory
+from memento_lab.memory.render import CaseStyle, render_memory
 from memento_lab.trace import ExecStep, PlanCycle, PlanStep, ToolCall, Trace
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class AgentConfig(BaseModel):
     accept_passing_program: bool = True  # a step's program passing every visible example ends the episode
     temperature: float = 0.0
     profile: Literal["planner-executor", "direct"] = "planner-executor"  # direct: answer at once, no executor
+    memory_style: CaseStyle = "full"  # how a case shows: qa | qa+plan | full (+ step results)
+    memory_tokens: int | None = None  # budget of the memory block (None: every retrieved case)
 
 
 class Agent:
@@ -139,7 +142,15 @@ class Agent:
             if self.memory:
                 trace.bank_version = self.memory.bank.version
                 trace.bank_size = len(self.memory.bank)
-            memory_block = format_cases(retrieved, load_prompt("memory")) if retrieved else ""
+            memory_block, trace.memory_tokens, shown = await render_memory(
+                retrieved,
+                load_prompt("memory"),
+                style=self.config.memory_style,
+                max_tokens=self.config.memory_tokens,
+                count=self.llms.planner.count_tokens,
+            )
+            if len(shown) < len(retrieved):  # the budget left some out: the trace shows what was seen
+                trace.retrieved = [r.to_trace() for r in shown]
             # 2-3. plan and execute, re-planning with the results (tools work in a fresh folder); or,
             # profile "direct", answer at once
             files = list(getattr(task, "files", None) or [])
@@ -224,9 +235,9 @@ class Agent:
 
     # ------------------------------------------------------------------ planner
     async def _plan_and_execute(self, episode: Episode, memory_block: str, trace: Trace) -> str | None:
-        history: list[dict[str, str]] = [{"role": "user", "content": f"Task: {episode.question}"}]
-        if memory_block:
-            history.append({"role": "user", "content": memory_block})
+        # static system prompt (with the tools) first, then memory, then the task: the longest shared prefix
+        history: list[dict[str, str]] = [{"role": "user", "content": memory_block}] if memory_block else []
+        history.append({"role": "user", "content": f"Task: {episode.question}"})
         cfg = self.config
         planner_prompt = self.planner_prompt_for(episode.kind)
         max_tokens = cfg.program_max_tokens if episode.program else cfg.planner_max_tokens

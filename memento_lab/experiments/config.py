@@ -40,6 +40,8 @@ class ExperimentConfig(BaseModel):
     initial_bank: str | None = None  # a bank folder to start from (copied into the run)
     bank_policy: str = "keep-all"  # keep-all | lru | utility | merge-duplicates | one-per-task[:best]
     bank_cap: int | None = None  # lru / utility: at most this many cases stay in the bank
+    memory_tokens: int | None = None  # token budget of the memory block (None: every retrieved case)
+    memory_style: Literal["qa", "qa+plan", "full"] = "full"  # how a shown case renders
     leakage: Literal["off", "flag", "refuse"] = "flag"
     leakage_threshold: float = 0.95
     concurrency: int = 1

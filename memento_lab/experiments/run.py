@@ -186,6 +186,8 @@ async def run_experiment(
         max_steps=config.max_steps,
         max_tool_calls=config.max_tool_calls,
         profile=config.agent,
+        memory_style=config.memory_style,
+        memory_tokens=config.memory_tokens,
     )
 
     async with AsyncExitStack() as stack:

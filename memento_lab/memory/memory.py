@@ -31,9 +31,6 @@ from memento_lab.memory.retrieval import (
 )
 from memento_lab.trace import RetrievedCase, Trace
 
-PROMPT_ANSWER_CHARS = 300  # how much of a past answer / step result a prompt example shows
-PROMPT_PROGRAM_CHARS = 1500  # how much of a past program a prompt example shows (its code, lines kept)
-
 
 class Memory:
     """Read and write the case bank around one episode."""
@@ -208,57 +205,6 @@ def counterfactual_pair(
         iteration=with_case.iteration,
         source="counterfactual",
     )
-
-
-def format_cases(retrieved: Sequence[Retrieved], template: str) -> str:
-    """The memory block of the planner prompt: positive cases as examples, negative ones as warnings."""
-    pos = [r.case for r in retrieved if r.case.positive]
-    neg = [r.case for r in retrieved if not r.case.positive]
-    return template.format(
-        positive_header=f"Successful past cases ({len(pos)}):" if pos else "",
-        positive="\n".join(_example(i, c, good=True) for i, c in enumerate(pos, 1)),
-        negative_header=f"Failed past cases ({len(neg)}) - avoid these patterns:" if neg else "",
-        negative="\n".join(_example(i, c, good=False) for i, c in enumerate(neg, 1)),
-    ).strip()
-
-
-def _example(i: int, case: Case, *, good: bool) -> str:
-    lines = [f"Case {i}:", f"Task: {case.question}"]
-    if case.plan:
-        lines.append("Plan:")
-        lines.extend(f"  {s.id}. {s.description}" for s in case.plan)
-    program = is_program(case)
-    if good and case.trajectory.step_results and not program:  # a program's worth is its code
-        lines.append("Step results: " + " | ".join(_clip(r, 120) for r in case.trajectory.step_results))
-    if case.answer:
-        lines.append(f"{'Answer' if good else 'Wrong answer'}: {format_answer(case)}")
-    return "\n".join(lines) + "\n"
-
-
-def is_program(case: Case) -> bool:
-    """Whether the case's answer is a program (its metadata says so, or, for older banks, it is a
-    fenced code block)."""
-    kind = case.metadata.get("answer_kind")
-    return kind == "program" or (kind is None and (case.answer or "").lstrip().startswith("```"))
-
-
-def format_answer(
-    case: Case, *, chars: int = PROMPT_ANSWER_CHARS, program_chars: int = PROMPT_PROGRAM_CHARS
-) -> str:
-    """A case's answer as a prompt shows it: a program as its code with its lines (clipped to
-    ``program_chars``), anything else on one line clipped to ``chars``."""
-    answer = case.answer or ""
-    if not is_program(case):
-        return _clip(answer, chars)
-    code = answer.strip()
-    if len(code) > program_chars:
-        code = code[: program_chars - 1].rstrip() + "…\n```"
-    return "\n" + code
-
-
-def _clip(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def describe(memory: Memory) -> dict[str, Any]:
