@@ -171,6 +171,15 @@ def with_tool_listing(messages: list[dict[str, Any]], tools: list[dict[str, Any]
 
 
 # --------------------------------------------------------------------------- the client
+def _cached_tokens(data: dict[str, Any]) -> int:
+    """Prompt tokens the server reused from its prompt cache: OpenAI / vLLM report
+    ``usage.prompt_tokens_details.cached_tokens``, llama.cpp ``timings.cache_n``."""
+    details = (data.get("usage") or {}).get("prompt_tokens_details") or {}
+    if details.get("cached_tokens") is not None:
+        return int(details["cached_tokens"])
+    return int((data.get("timings") or {}).get("cache_n") or 0)
+
+
 class ChatClient:
     """One role's model on one endpoint."""
 
@@ -270,7 +279,9 @@ class ChatClient:
         if data is not None:
             u = data.get("usage") or {}
             call.usage = Usage(
-                prompt_tokens=u.get("prompt_tokens", 0), completion_tokens=u.get("completion_tokens", 0)
+                prompt_tokens=u.get("prompt_tokens", 0),
+                completion_tokens=u.get("completion_tokens", 0),
+                cached_tokens=_cached_tokens(data),
             )
             call.usage.cost = self._cost(call.usage)
         return data, call

@@ -125,6 +125,7 @@ class ResultRow(BaseModel):
     latency_s: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens served from the server's prompt cache
     n_cycles: int = 0
     n_tool_calls: int = 0
     n_retrieved: int = 0
@@ -161,6 +162,7 @@ class ResultRow(BaseModel):
             latency_s=trace.latency_s,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
             n_cycles=len(trace.cycles),
             n_tool_calls=len(trace.tool_calls),
             n_retrieved=len(trace.retrieved),

@@ -137,6 +137,7 @@ class Cost(BaseModel):
     prompt_tokens: float
     completion_tokens: float
     memory_tokens: float  # mean prompt tokens of the memory block
+    cache_share: float | None  # share of prompt tokens the server served from its prompt cache
     bank_size: float | None  # mean live cases when an episode retrieved
     reward_per_1k_prompt_tokens: float
     ci_low: float
@@ -338,6 +339,11 @@ def _costs(scored: pl.DataFrame, arms: dict[str, Arm], seed: int) -> list[Cost]:
                 ci_low=lo,
                 ci_high=hi,
                 reward_per_stored_case=float(np.mean(per_run)) if per_run else None,
+                cache_share=(
+                    float(part["cached_tokens"].sum()) / float(part["prompt_tokens"].sum())
+                    if "cached_tokens" in part.columns and part["prompt_tokens"].sum()
+                    else None
+                ),
             )
         )
     return out
