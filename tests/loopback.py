@@ -56,8 +56,11 @@ class FakeOpenAI:
         delay: float = 0.0,
         models: tuple[str, ...] = ("fake-model",),
         models_handler: Callable[[], Reply] | None = None,
+        tokenize: Callable[[str], list[int]] | None = None,
     ):
         self.handler, self.delay, self.models = handler, delay, models
+        self.tokenize = tokenize  # POST /tokenize (llama.cpp, vLLM); OpenAI itself has none: 404
+        self.tokenized: list[str] = []
         self.models_handler = models_handler
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []  # the path of each POST, beside its body in ``requests``
@@ -103,6 +106,13 @@ class FakeOpenAI:
                     body: dict[str, Any] = {"multipart": raw}
                 else:
                     body = json.loads(raw or b"{}")
+                if self.path.rstrip("/").endswith("/tokenize"):
+                    owner.tokenized.append(body.get("content", ""))
+                    if owner.tokenize is None:
+                        self._send(404, {"error": {"message": "not found"}})
+                    else:
+                        self._send(200, {"tokens": owner.tokenize(body.get("content", ""))})
+                    return
                 owner.requests.append(body)
                 owner.paths.append(self.path)
                 if owner.delay:

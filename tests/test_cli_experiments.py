@@ -8,7 +8,7 @@ import json
 import anyio
 import pytest
 from loopback import FakeOpenAI
-from test_episode_status import good, tasks_file
+from support import good, tasks_file
 
 from memento_lab.cli import build_parser, main
 from memento_lab.experiments.config import ExperimentConfig
@@ -75,3 +75,36 @@ async def test_sweep_from_toml_runs_then_resumes_and_report_reads_it(tmp_path, m
     assert main(["report", str(out)]) == 0
     text = capsys.readouterr().out
     assert "paired comparisons" in text and "errors per run" in text
+
+
+@pytest.mark.anyio
+async def test_sweep_over_bank_policies_and_memory_budgets_reports_costs(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    out = tmp_path / "budget"
+    toml = tmp_path / "budget.toml"
+    toml.write_text(
+        f'suite = "jsonl:{tasks_file(tmp_path)}"\nn = 1\niterations = 2\nagent = "direct"\ntools = []\n'
+        f'memory = "similarity"\ncassette = "off"\nout = "{out}"\n\n'
+        '[sweep]\nmemories = ["similarity"]\norders = [0]\n'
+        'bank_policy = ["keep-all", "one-per-task"]\nmemory_tokens = [10, 400]\n'
+    )
+    with FakeOpenAI(good) as fake:
+        for var, value in (("OPENAI_BASE_URL", fake.base_url), ("OPENAI_API_KEY", "k")):
+            monkeypatch.setenv(var, value)
+        assert await anyio.to_thread.run_sync(main, ["sweep", "--config", str(toml)]) == 0
+    capsys.readouterr()
+    assert len(list(out.glob("*/results.jsonl"))) == 4
+    # one-per-task: the second iteration's case replaced the first one's for each task
+    kept = out / "similarity-k4-s0-o0-bank_policy=one-per-task-memory_tokens=400" / "bank" / "log.jsonl"
+    assert '"op": "remove"' in kept.read_text()
+    assert main(["report", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    costs = {c["label"]: c for c in rep["costs"]}
+    assert len(costs) == 4 and all(c["reward_per_1k_prompt_tokens"] > 0 for c in costs.values())
+    assert all(c["reward_per_stored_case"] is not None for c in costs.values())
+    small = [c for label, c in costs.items() if "memory_tokens=10" in label]
+    large = [c for label, c in costs.items() if "memory_tokens=400" in label]
+    assert all(c["memory_tokens"] == 0 for c in small)  # a 10-token budget fits no case
+    assert all(c["memory_tokens"] > 0 for c in large)
+    assert rep["comparisons"] and all("ci_low" in c for c in rep["comparisons"])  # paired, with CIs

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from loopback import FakeOpenAI, Loopback, completion
 from mcp.server.mcpserver.exceptions import ToolError
-from test_servers import call
+from support import call
 
 from servers.netguard import check_url
 from servers.web import mcp

@@ -7,59 +7,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
 
 import pytest
-from loopback import FakeOpenAI, completion, endpoint_settings
+from loopback import FakeOpenAI, completion
+from support import bank_size, config, endpoint, good, tasks_file
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss
 from memento_lab.agent.status import settle
 from memento_lab.config import Settings
-from memento_lab.experiments.config import ExperimentConfig
 from memento_lab.experiments.results import read_rows
 from memento_lab.experiments.run import run_experiment
-from memento_lab.memory.cases import CaseBank
 from memento_lab.trace import JudgeError, Trace
-
-QUESTIONS = {"What is the code word of Zeta?": "amber", "What is the code word of Omega?": "basalt"}
-
-
-def tasks_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tasks.jsonl"
-    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in QUESTIONS.items()))
-    return path
-
-
-def answer_of(request: dict) -> str:
-    """The fake model knows the code words: it answers the task named in the prompt."""
-    asked = next(m["content"] for m in request["messages"] if m["content"].startswith("Task: "))
-    return QUESTIONS[asked.removeprefix("Task: ")]
-
-
-def good(request: dict) -> tuple[int, dict, dict]:
-    return 200, completion(json.dumps({"final_answer": answer_of(request)})), {}
-
-
-def config(tmp_path: Path, **kw: object) -> ExperimentConfig:
-    base = {
-        "suite": f"jsonl:{tasks_file(tmp_path)}",
-        "n": 1,
-        "iterations": 1,
-        "memory": "none",
-        "agent": "direct",
-        "tools": [],
-        "cassette": "off",
-        "out": str(tmp_path / "run"),
-    }
-    return ExperimentConfig(**{**base, **kw})  # type: ignore[arg-type]
-
-
-def endpoint(fake: FakeOpenAI, **kw: object) -> Settings:
-    return endpoint_settings(fake, **{"llm_max_retries": 0, **kw})
-
-
-def bank_size(tmp_path: Path) -> int:
-    return len(CaseBank(tmp_path / "run" / "bank"))
 
 
 @pytest.mark.anyio

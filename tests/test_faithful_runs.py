@@ -8,7 +8,7 @@ import json
 
 import pytest
 from loopback import FakeOpenAI, completion
-from test_episode_status import QUESTIONS, bank_size, config, endpoint, good
+from support import QUESTIONS, bank_size, config, endpoint, good
 
 from memento_lab.experiments.report import build_report
 from memento_lab.experiments.results import load_results, read_rows
@@ -107,7 +107,9 @@ async def test_counterfactual_probe_sees_the_with_episodes_bank_version_and_neve
         )
     for q in QUESTIONS:
         texts = [
-            json.dumps(r["messages"]) for r in fake.requests if r["messages"][1]["content"] == f"Task: {q}"
+            json.dumps(r["messages"])
+            for r in fake.requests
+            if any(m["content"] == f"Task: {q}" for m in r["messages"])  # memory, then the task
         ]
         with_ep, probe = texts
         needle = json.dumps(f"Task: {q}")[1:-1]

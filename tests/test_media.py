@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from loopback import FakeOpenAI, completion
-from test_servers import ROOT, call
+from support import ROOT, call
 
 from servers.media import mcp
 

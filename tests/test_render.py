@@ -67,30 +67,20 @@ async def test_count_tokens_asks_the_servers_tokenizer_then_falls_back_to_an_est
     from memento_lab.agent.cassette import Cassette
     from memento_lab.agent.llm import open_llms
 
-    def tokenizer(body: dict) -> tuple[int, dict, dict]:
-        if "content" in body:  # POST /tokenize, as llama.cpp and vLLM serve it
-            return 200, {"tokens": list(range(len(body["content"].split())))}, {}
-        return 200, completion("x"), {}
-
     tape = tmp_path / "c.sqlite"
-    with FakeOpenAI(tokenizer) as fake:
+    with FakeOpenAI(
+        lambda body: (200, completion("x"), {}), tokenize=lambda text: list(range(len(text.split())))
+    ) as fake:
         settings = endpoint_settings(fake, planner_model="m")
         async with open_llms(settings, cassette=Cassette(tape, "record")) as llms:
             assert await llms.planner.count_tokens("one two three four") == 4
-        assert fake.paths == ["/tokenize"]
+        assert fake.tokenized == ["one two three four"]
         async with open_llms(settings, cassette=Cassette(tape, "replay")) as llms:
             assert await llms.planner.count_tokens("one two three four") == 4  # replayed, no request
-        assert fake.paths == ["/tokenize"]
+        assert fake.tokenized == ["one two three four"]
 
-    def no_tokenizer(body: dict) -> tuple[int, dict, dict]:
-        return (
-            (404, {"error": {"message": "not found"}}, {})
-            if "content" in body
-            else (200, completion("x"), {})
-        )
-
-    with FakeOpenAI(no_tokenizer) as plain:
+    with FakeOpenAI(lambda body: (200, completion("x"), {})) as plain:  # no /tokenize route (OpenAI)
         async with open_llms(endpoint_settings(plain, planner_model="m")) as llms:
             assert await llms.planner.count_tokens("x" * 40) == estimate_tokens("x" * 40) == 10
             assert await llms.planner.count_tokens("y" * 8) == 2  # no second attempt at the route
-        assert plain.paths == ["/tokenize"]
+        assert plain.tokenized == ["x" * 40]

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import DEMO, _pair, family_pairs
 
 from memento_lab.jsonl import FormatError
 from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
 from memento_lab.memory.formats import import_file
 from memento_lab.memory.metrics import binary_metrics, ranking_metrics
-from memento_lab.memory.pairs import PairLog, RetrievalPair, read_memento_pairs
+from memento_lab.memory.pairs import PairLog, read_memento_pairs
 from memento_lab.memory.parametric import ParametricRetriever, RetrievalConfig, UpdateConfig
 from memento_lab.memory.qnet import RetrieverModule
 from memento_lab.memory.training import (
@@ -29,45 +30,6 @@ from memento_lab.memory.training import (
     with_advantage,
 )
 
-DEMO = Path(__file__).resolve().parent.parent / "memento_lab" / "data" / "demo_memory.jsonl"
-MATH_CASES = [0, 5, 7, 11, 13, 19]  # demo cases that are arithmetic
-TEXT_CASES = [2, 3, 9, 10, 15, 18]  # demo cases that are about words and letters
-WORDS = [
-    "garden",
-    "silver",
-    "rocket",
-    "pencil",
-    "window",
-    "forest",
-    "candle",
-    "bridge",
-    "marble",
-    "jacket",
-    "tunnel",
-    "violin",
-    "meadow",
-    "anchor",
-    "basket",
-    "falcon",
-    "harbor",
-    "lantern",
-    "mirror",
-    "orchid",
-]
-
-
-def _pair(query: str, case: Case, reward: float, **kw) -> RetrievalPair:
-    return RetrievalPair(
-        query=query,
-        case_id=case.id,
-        case_question=case.question,
-        case_label=case.label,
-        case_plan=case.plan_json,
-        reward=reward,
-        helped=reward >= 0.5,
-        **kw,
-    )
-
 
 @pytest.fixture(scope="module")
 def demo_cases() -> list[Case]:
@@ -77,22 +39,6 @@ def demo_cases() -> list[Case]:
 @pytest.fixture
 def cached(encoder, tmp_path: Path) -> CachedEncoder:
     return CachedEncoder(encoder, EmbeddingStore(tmp_path / "emb.sqlite"))
-
-
-def family_pairs(cases: list[Case]) -> list[RetrievalPair]:
-    """Queries of two families; each sees 3 same-family and 3 other-family cases. The reward is the
-    query's (so ``helped`` is one label per query, as in the seed data) but the advantage is per case."""
-    pairs = []
-    for i, w in enumerate(WORDS):
-        for query, same, other in (
-            (f"What is {i + 12} * {i + 7}?", MATH_CASES, TEXT_CASES),
-            (f"Spell the word '{w}' backwards.", TEXT_CASES, MATH_CASES),
-        ):
-            reward = float(i % 2)
-            for j in range(3):
-                for idx, adv in ((same[(i + j) % 6], 0.5), (other[(i + j) % 6], -0.5)):
-                    pairs.append(_pair(query, cases[idx], reward, advantage=adv, delta=adv))
-    return pairs
 
 
 # --------------------------------------------------------------------------- data, targets, metrics

@@ -15,18 +15,10 @@ from typing import Any
 import pytest
 from loopback import Loopback, searxng_reply
 from mcp import Client
+from support import ROOT, call
 
 from memento_lab.sandbox import bwrap_available
 from servers import search
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-async def call(server: Any, tool: str, **arguments: Any) -> tuple[bool, str]:
-    """(is_error, text) of one in-process call."""
-    async with Client(server) as client:
-        result = await client.call_tool(tool, arguments)
-    return result.is_error, "\n".join(c.text for c in result.content)
 
 
 @pytest.fixture

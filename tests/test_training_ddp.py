@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_retriever_model import DEMO, family_pairs
+from support import DEMO, family_pairs
 
 from memento_lab.memory.formats import import_file
 from memento_lab.memory.pairs import PairLog

@@ -156,9 +156,17 @@ def _sweep(args: argparse.Namespace) -> int:
 
     data = read_toml(args.config)
     grid = data.pop("sweep", {})
-    bad = sorted(set(grid) - set(SWEEP_KEYS))
+    vary = {key: grid.pop(key) for key in list(grid) if key not in SWEEP_KEYS}  # any other config field
+    bad = sorted(set(vary) - set(ExperimentConfig.model_fields))
     if bad:
-        raise ValueError(f"{args.config}: [sweep] has unknown key(s) {bad}; keys: {', '.join(SWEEP_KEYS)}")
+        raise ValueError(
+            f"{args.config}: [sweep] has unknown key(s) {bad}; keys: {', '.join(SWEEP_KEYS)} "
+            "or lists of any run field (e.g. bank_policy = [...])"
+        )
+    if any(not isinstance(v, list) for v in vary.values()):
+        raise ValueError(f"{args.config}: [sweep] values must be lists")
+    if vary:
+        grid["vary"] = vary
     base = build_config(data, source=args.config)
     if args.ray or args.ray_address:
         from memento_lab.experiments.ray_sweep import run_sweep_ray

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,6 +80,7 @@ def run_sweep_ray(
     seeds: Sequence[int] = (0,),
     orders: Sequence[int] = (0, 1, 2),
     ks: Sequence[int] | None = None,
+    vary: Mapping[str, Sequence[Any]] | None = None,
     address: str | None = None,
     num_cpus: int | None = None,
     cpus_per_run: float = 1.0,
@@ -88,7 +89,7 @@ def run_sweep_ray(
     """Run every not-yet-done run of the sweep as a Ray task; write and return the sweep report."""
     import ray
 
-    configs = sweep_configs(base, memories=memories, seeds=seeds, orders=orders, ks=ks)
+    configs = sweep_configs(base, memories=memories, seeds=seeds, orders=orders, ks=ks, vary=vary)
     out = Path(base.out)
     out.mkdir(parents=True, exist_ok=True)
     statuses: dict[str, RunStatus] = {}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -20,19 +22,22 @@ async def run_sweep(
     seeds: Sequence[int] = (0,),
     orders: Sequence[int] = (0, 1, 2),
     ks: Sequence[int] | None = None,
+    vary: Mapping[str, Sequence[Any]] | None = None,
     settings: Settings | None = None,
     progress: bool = True,
 ) -> list[Path]:
     """Every combination of memory mode x K x seed x order, sharing one model server and tool set.
 
-    Each run gets its own folder ``<base.out>/<memory>-k<k>-s<seed>-o<order>`` with its own cassette.
+    Each run gets its own folder ``<base.out>/<memory>-k<k>-s<seed>-o<order>`` with its own cassette;
+    ``vary`` crosses any other ``ExperimentConfig`` fields too (e.g. ``{"bank_policy": ["keep-all",
+    "lru"], "memory_tokens": [150, 400]}``), each value in the folder name.
     """
     out = Path(base.out)
     out.mkdir(parents=True, exist_ok=True)
-    combos = [(m, k, s, o) for m in memories for k in (ks or [base.k]) for s in seeds for o in orders]
+    configs = sweep_configs(base, memories=memories, seeds=seeds, orders=orders, ks=ks, vary=vary)
     paths: list[Path] = []
     # one model server and one set of tool servers; each run records into its own cassette
-    root_cassette = (out / _run_name(*combos[0]) / CASSETTE_FILE) if base.cassette == "replay" else None
+    root_cassette = (Path(configs[0].out) / CASSETTE_FILE) if base.cassette == "replay" else None
     async with open_session(
         out if root_cassette is None else root_cassette.parent,
         tools=base.tools,
@@ -43,7 +48,7 @@ async def run_sweep(
         cassette_path=CASSETTE_FILE if root_cassette is not None else None,
     ) as session:
         bar = tqdm(
-            sweep_configs(base, memories=memories, seeds=seeds, orders=orders, ks=ks),
+            configs,
             desc="sweep",
             unit="run",
             disable=not progress,
@@ -62,25 +67,29 @@ def sweep_configs(
     seeds: Sequence[int] = (0,),
     orders: Sequence[int] = (0, 1, 2),
     ks: Sequence[int] | None = None,
+    vary: Mapping[str, Sequence[Any]] | None = None,
 ) -> list[ExperimentConfig]:
     """One config per run of the sweep, each with its own folder under ``base.out``."""
     out = Path(base.out)
-    return [
-        base.model_copy(
-            update={
-                "memory": m,
-                "k": k,
-                "seed": s,
-                "order": o,
-                "out": str(out / _run_name(m, k, s, o)),
-                "run_id": None,
-            }
-        )
-        for m in memories
-        for k in (ks or [base.k])
-        for s in seeds
-        for o in orders
-    ]
+    extra = dict(vary or {})
+    unknown = sorted(set(extra) - set(ExperimentConfig.model_fields))
+    if unknown:
+        raise ValueError(f"sweep: {unknown} are not ExperimentConfig fields")
+    configs = []
+    for m, k, s, o, *values in itertools.product(memories, ks or [base.k], seeds, orders, *extra.values()):
+        fields = dict(zip(extra, values, strict=True))
+        name = _run_name(m, k, s, o) + "".join(f"-{key}={value}" for key, value in fields.items())
+        update = {
+            "memory": m,
+            "k": k,
+            "seed": s,
+            "order": o,
+            **fields,
+            "out": str(out / name),
+            "run_id": None,
+        }
+        configs.append(ExperimentConfig.model_validate({**base.model_dump(), **update}))
+    return configs
 
 
 def _run_name(memory: str, k: int, seed: int, order: int) -> str:
