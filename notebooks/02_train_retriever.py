@@ -49,7 +49,7 @@ from memento_lab.memory.parametric import ParametricRetriever
 from memento_lab.memory.retrieval import SimilarityRetriever
 from memento_lab.memory.sources import training_pairs
 from memento_lab.memory.training import fit, split_by_query
-from memento_lab.views import plots, widgets
+from memento_lab.views import plots, retrieval_plots, widgets
 
 plots.use_notebook_renderer()
 run = Path(out_dir)
@@ -106,7 +106,7 @@ print(f"trained {result.epochs} epochs in {result.seconds} s -> {result.best_che
 display(pl.DataFrame([result.split.model_dump()]))
 
 # %%
-display(plots.training_curves(result.metrics_csv))
+display(retrieval_plots.training_curves(result.metrics_csv))
 
 # %% [markdown]
 # ## Learned vs similarity
@@ -116,7 +116,7 @@ display(plots.training_curves(result.metrics_csv))
 # AUC mostly measures which *queries* succeed; the within-query numbers need per-case signals.
 
 # %%
-display(plots.retriever_comparison(result))
+display(retrieval_plots.retriever_comparison(result))
 display(
     pl.DataFrame(
         [

@@ -49,7 +49,7 @@ from memento_lab.experiments.report import build_report
 from memento_lab.experiments.results import load_results, summarize
 from memento_lab.experiments.sweep import run_sweep
 from memento_lab.memory.pairs import PairLog
-from memento_lab.views import plots
+from memento_lab.views import plots, retrieval_plots
 
 plots.use_notebook_renderer()
 if smoke:  # CI: the small model, two tasks, two memory modes, one order, one K
@@ -193,7 +193,7 @@ else:
 pairs = [p for path in sorted(sweep_dir.glob("*/pairs.jsonl")) for p in PairLog(path).read()]
 print(f"{len(pairs)} retrieval pairs")
 if pairs:
-    plots.retrieval_diagnostics(pairs).show()
+    retrieval_plots.retrieval_diagnostics(pairs).show()
 
 # %%
 pl.DataFrame([p.model_dump() for p in rep.by_family]) if rep.by_family else None

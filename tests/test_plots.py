@@ -15,7 +15,7 @@ from memento_lab.experiments.config import ExperimentConfig, ResultRow
 from memento_lab.memory.cases import Case, CaseBank, Source
 from memento_lab.memory.pairs import RetrievalPair
 from memento_lab.trace import JudgeVerdict, RetrievedCase, Trace
-from memento_lab.views import plots
+from memento_lab.views import plots, retrieval_plots
 
 # rewards[memory][run][iteration] for one family "fa" (2 tasks each) — hand-checkable means
 REWARDS = {
@@ -160,12 +160,12 @@ def test_retrieval_diagnostics_from_pairs() -> None:
         pair("q1", "bad", "negative", 0.0, -0.4),
         pair("q2", "bad", "negative", 1.0, None),  # advantage filled from q2's mean
     ]
-    eff = plots.case_effects(pairs)
+    eff = retrieval_plots.case_effects(pairs)
     assert eff["case_id"].to_list() == ["good", "bad"] and eff["times_retrieved"].to_list() == [3, 2]
     assert eff["mean_advantage"].to_list() == pytest.approx(
         [0.7 / 3, (-0.4 + 0.0) / 2]
     )  # q2 mean reward = 1.0
-    fig = plots.retrieval_diagnostics(pairs)
+    fig = retrieval_plots.retrieval_diagnostics(pairs)
     bars, by_label = fig.data
     assert list(bars.y) == pytest.approx(eff["mean_advantage"].to_list())
     assert [c[0] for c in bars.customdata] == [3, 2]
@@ -174,12 +174,12 @@ def test_retrieval_diagnostics_from_pairs() -> None:
 
 def test_retrieval_diagnostics_from_result_rows_and_pair_file(tmp_path: Path) -> None:
     df = pl.DataFrame(rows("similarity", 0, 0, [1.0, 0.0]) + rows("similarity", 0, 1, [1.0, 1.0]))
-    frame_ = plots.pairs_frame(df)
+    frame_ = retrieval_plots.pairs_frame(df)
     assert sorted(frame_["case_id"].to_list()) == ["case0", "case0", "case1", "case1"]
     # task fa-1 has rewards 0 and 1 (mean 0.5): advantages -0.5 and +0.5
     adv = frame_.filter(pl.col("task_id") == "fa-1").sort("iteration")["advantage"].to_list()
     assert adv == pytest.approx([-0.5, 0.5])
-    assert plots.retrieval_diagnostics(df).data[1].x == ("unknown",)
+    assert retrieval_plots.retrieval_diagnostics(df).data[1].x == ("unknown",)
     path = tmp_path / "pairs.jsonl"
     path.write_text(
         "".join(
@@ -187,9 +187,9 @@ def test_retrieval_diagnostics_from_result_rows_and_pair_file(tmp_path: Path) ->
             for p in [pair("q", "c", "positive", 1.0, 0.2), pair("r", "c", "positive", 1.0, 0.0)]
         )
     )
-    assert plots.case_effects(path)["mean_advantage"].to_list() == pytest.approx([0.1])
+    assert retrieval_plots.case_effects(path)["mean_advantage"].to_list() == pytest.approx([0.1])
     with pytest.raises(ValueError, match="no retrieval pairs"):
-        plots.retrieval_diagnostics(pl.DataFrame(rows("none", 0, 0, [1.0])))
+        retrieval_plots.retrieval_diagnostics(pl.DataFrame(rows("none", 0, 0, [1.0])))
 
 
 METRICS_CSV = """epoch,step,train_loss,val_acc,val_auc,val_f1,val_loss,val_wq_auc
@@ -205,10 +205,10 @@ METRICS_CSV = """epoch,step,train_loss,val_acc,val_auc,val_f1,val_loss,val_wq_au
 def test_training_curves_from_sparse_lightning_csv(tmp_path: Path) -> None:
     path = tmp_path / "metrics.csv"
     path.write_text(METRICS_CSV)
-    m = plots.read_metrics(path)
+    m = retrieval_plots.read_metrics(path)
     assert m["epoch"].to_list() == [0, 1, 2] and m["train_loss"].to_list() == [1.06, 0.88, 0.62]
     assert m["val_wq_auc"].to_list() == [None, 0.6, 0.7]  # "nan" becomes a gap
-    t = by_name(plots.training_curves(path))
+    t = by_name(retrieval_plots.training_curves(path))
     assert set(t) == {"train loss", "val loss", "val AUC", "val within-query AUC"}
     assert (
         list(t["val loss"].y) == [1.18, 1.17, 1.22]
@@ -216,7 +216,7 @@ def test_training_curves_from_sparse_lightning_csv(tmp_path: Path) -> None:
         and t["train loss"].yaxis == "y"
     )
     with pytest.raises(FileNotFoundError, match="no such metrics file"):
-        plots.training_curves(tmp_path / "missing.csv")
+        retrieval_plots.training_curves(tmp_path / "missing.csv")
 
 
 def test_retriever_comparison_from_fit_summary_and_evaluate_dict() -> None:
@@ -232,7 +232,7 @@ def test_retriever_comparison_from_fit_summary_and_evaluate_dict() -> None:
         },
         "similarity": {"auc": 0.55, "wq_auc": 0.6, "p_at_1": 0.5, "p_at_4": None},
     }
-    t = by_name(plots.retriever_comparison(summary))
+    t = by_name(retrieval_plots.retriever_comparison(summary))
     assert list(t["learned"].x) == ["pair AUC", "within-query AUC", "precision@1", "precision@4"]
     assert list(t["learned"].y) == [0.8, 0.7, 0.6, 0.5] and list(t["similarity"].y) == [0.55, 0.6, 0.5, None]
     assert list(t["chance"].y) == [0.5, 0.5, 0.4, 0.4]
@@ -245,12 +245,12 @@ def test_retriever_comparison_from_fit_summary_and_evaluate_dict() -> None:
         "similarity_wq_auc": None,
         "similarity_p_at_1": None,
     }
-    t = by_name(plots.retriever_comparison(flat))
+    t = by_name(retrieval_plots.retriever_comparison(flat))
     assert list(t["learned"].x) == ["pair AUC"] and list(t["similarity"].y) == [
         0.5
     ]  # all-None metrics are left out
     with pytest.raises(TypeError):
-        plots.retriever_comparison(3)
+        retrieval_plots.retriever_comparison(3)
 
 
 def test_notebook_renderer() -> None:

@@ -142,7 +142,7 @@ def _title(key: str) -> str:
 # ============================================================================ figures
 def _figures(data: DashboardData) -> tuple[list[tuple[str, str]], set[str]]:
     """(title, HTML) per figure that the data allows, and the plotly trace types used."""
-    from memento_lab.views import plots
+    from memento_lab.views import plots, retrieval_plots
     from memento_lab.views.export import figure_html
 
     df, baselines = data.rows, data.report.get("trivial_baseline") or {}
@@ -170,7 +170,7 @@ def _figures(data: DashboardData) -> tuple[list[tuple[str, str]], set[str]]:
     if "k" in data.rows.columns and data.rows["k"].n_unique() > 1:
         add("K sweep", lambda: plots.k_sweep(data.rows))
     if data.pairs:
-        add("Retrieval diagnostics", lambda: plots.retrieval_diagnostics(data.pairs))
+        add("Retrieval diagnostics", lambda: retrieval_plots.retrieval_diagnostics(data.pairs))
     return out, types
 
 
