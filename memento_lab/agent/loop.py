@@ -23,7 +23,6 @@ profile (the baseline) answers at once with the retrieved cases, constrained to 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -47,6 +46,7 @@ from memento_lab.agent.episode import (
 )
 from memento_lab.agent.replies import RESPOND_TOOL, parse_planner_reply, plan_schema
 from memento_lab.agent.status import settle
+from memento_lab.asyncio_compat import run_sync
 from memento_lab.memory.memory import Memory
 from memento_lab.memory.render import CaseStyle, render_memory
 from memento_lab.trace import ExecStep, PlanCycle, PlanStep, ToolCall, Trace
@@ -190,15 +190,9 @@ class Agent:
         return trace
 
     def run(self, task: Task | str, **kw: Any) -> Trace:
-        """Synchronous wrapper for scripts. Inside a running event loop (Jupyter), use ``await agent.arun(task)``."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.arun(task, **kw))
-        raise RuntimeError(
-            "Agent.run() was called inside a running event loop (e.g. a Jupyter cell). "
-            "Use `trace = await agent.arun(task)` there instead."
-        )
+        """Synchronous wrapper for scripts; also works inside a running loop (Jupyter) via
+        ``memento_lab.asyncio_compat.run_sync``. In a notebook prefer ``await agent.arun(task)``."""
+        return run_sync(self.arun(task, **kw))
 
     # ------------------------------------------------------------------ direct baseline
     async def _answer_directly(self, episode: Episode, memory_block: str, trace: Trace) -> str | None:

@@ -281,3 +281,11 @@ def run_result(out: Path, run_id: str) -> RunResult:
         accuracy_by_iteration={i: sum(v) / len(v) for i, v in sorted(acc.items())},
         status_counts=status_counts,
     )
+
+
+def run_experiment_sync(config: ExperimentConfig, **kw: Any) -> RunResult:
+    """``run_experiment`` from synchronous code: a script, or a Jupyter cell without ``await``
+    (``memento_lab.asyncio_compat.run_sync``). In a notebook prefer ``await run_experiment(...)``."""
+    from memento_lab.asyncio_compat import run_sync
+
+    return run_sync(run_experiment(config, **kw))
