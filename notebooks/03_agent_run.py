@@ -28,7 +28,7 @@ k = 4
 tools = "code,math"
 question = "How many times does the letter 'r' appear in the word 'strawberry'?"
 coding_task = 0  # a HumanEval problem (0-163) solved through the tool loop below; -1 to skip
-cassette = "auto"  # off | record | replay | auto
+cassette = ""  # off | record | replay | auto; empty means MEMENTO_CASSETTE, else auto
 seed = 0
 
 # %%
@@ -41,11 +41,13 @@ from tqdm.auto import tqdm
 
 from memento_lab import load_suite, open_memory, open_session
 from memento_lab.agent.loop import AgentConfig
+from memento_lab.config import default_cassette_mode
 from memento_lab.trace import read_traces, write_traces
 from memento_lab.views.widgets import trace_html, trace_viewer, traces_browser
 
 if smoke:  # CI: the small model, two tasks, one plan cycle
     model, n_tasks = "qwen2.5-coder-0.5b", min(n_tasks, 2)
+cassette = cassette or default_cassette_mode("auto")
 run = Path(out_dir) / "agent"
 run.mkdir(parents=True, exist_ok=True)
 tool_list = [t for t in tools.split(",") if t]

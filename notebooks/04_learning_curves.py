@@ -44,6 +44,7 @@ from pathlib import Path
 import polars as pl
 from IPython.display import display
 
+from memento_lab.config import default_cassette_mode
 from memento_lab.experiments.config import ExperimentConfig
 from memento_lab.experiments.report import build_report
 from memento_lab.experiments.results import load_results, summarize
@@ -117,7 +118,7 @@ base = ExperimentConfig(
     online_update=online_update,
     online_target=online_target,
     tools=[t for t in tools.split(",") if t],
-    cassette="auto",
+    cassette=default_cassette_mode("auto"),  # MEMENTO_CASSETTE, else auto
     out=str(sweep_dir),
     concurrency=concurrency,
     max_cycles=1 if smoke else 2,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from memento_lab.config import CassetteMode
+from memento_lab.config import CassetteMode, default_cassette_mode
 from memento_lab.trace import EpisodeStatus
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class ExperimentConfig(BaseModel):
     concurrency: int = 1
     tools: list[str] = Field(default_factory=lambda: ["code", "math"])
     model: str | None = None  # embedded model name or GGUF path (default: Settings.local_model)
-    cassette: CassetteMode = "record"
+    cassette: CassetteMode = Field(default_factory=default_cassette_mode)  # MEMENTO_CASSETTE, else record
     max_cycles: int = 2
     max_steps: int = 3
     max_tool_calls: int = 2

