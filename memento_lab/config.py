@@ -89,9 +89,24 @@ class Settings(BaseSettings):
     )
 
     @property
+    def role_models(self) -> list[str | None]:
+        """Planner, executor and judge model names as configured (``None`` where unset)."""
+        return [self.planner_model, self.executor_model, self.judge_model]
+
+    @property
     def uses_endpoint(self) -> bool:
-        """True when a remote OpenAI-compatible endpoint is configured (else: embedded model)."""
-        return bool(self.openai_base_url or self.openai_api_key)
+        """True when a remote OpenAI-compatible endpoint is chosen explicitly (else: embedded model).
+
+        ``OPENAI_BASE_URL`` chooses one. ``OPENAI_API_KEY`` alone does not (a key lying in a
+        researcher's environment must not switch every role to the paid public API): with the
+        public API it takes a key *and* at least one ``MEMENTO_*_MODEL``.
+        """
+        return bool(self.openai_base_url or (self.openai_api_key and any(self.role_models)))
+
+    @property
+    def ignored_api_key(self) -> bool:
+        """``OPENAI_API_KEY`` is set but chooses nothing (no base URL, no model names)."""
+        return bool(self.openai_api_key) and not self.uses_endpoint
 
 
 def default_cassette_mode(fallback: CassetteMode = "record") -> CassetteMode:

@@ -95,7 +95,7 @@ async def test_429_then_200_is_one_retry() -> None:
     assert r.error is None and r.content == "hello"
     assert len(fake.requests) == 2
     assert r.call.usage.prompt_tokens == 11 and r.call.usage.completion_tokens == 7
-    assert llms.planner.model == "fake-model"  # no model configured: the endpoint's first served model
+    assert llms.planner.model == "fake-model"  # no model configured: the only model the endpoint serves
 
 
 @pytest.mark.anyio

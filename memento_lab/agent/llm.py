@@ -20,6 +20,7 @@ Every request goes through a ``Cassette`` (record / replay), keyed by the reques
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -30,10 +31,13 @@ from typing import Any, Literal
 import httpx
 import openai
 from openai import AsyncOpenAI
+from pydantic import BaseModel
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss, request_key
 from memento_lab.config import Settings
 from memento_lab.trace import LLMCall, Usage
+
+log = logging.getLogger(__name__)
 
 ToolMode = Literal["native", "schema"]
 FINAL_ANSWER_SCHEMA: dict[str, Any] = {
@@ -408,10 +412,14 @@ class LLMs:
         }
 
 
-async def _first_served_model(client: AsyncOpenAI) -> str:
-    """The endpoint's first listed model; any failure names the call (``GET <base url>/models``)."""
+ROLE_VARIABLES = "MEMENTO_PLANNER_MODEL, MEMENTO_EXECUTOR_MODEL, MEMENTO_JUDGE_MODEL"
+
+
+async def _only_served_model(client: AsyncOpenAI) -> str:
+    """The endpoint's model when it serves exactly one (a vLLM/SGLang box); no silent pick among
+    several (the public API lists dozens, most of them paid). Any failure names the call."""
     where = f"GET {str(client.base_url).rstrip('/')}/models"
-    hint = "(or name the models: MEMENTO_PLANNER_MODEL, MEMENTO_EXECUTOR_MODEL, MEMENTO_JUDGE_MODEL)"
+    hint = f"(or name the models: {ROLE_VARIABLES}; one is enough, the others default to it)"
     try:
         ids = [m.id for m in (await client.models.list()).data]
     except openai.APITimeoutError:
@@ -424,6 +432,11 @@ async def _first_served_model(client: AsyncOpenAI) -> str:
         raise RuntimeError(f"{where}: the reply is not a JSON model list ({e}) {hint}") from None
     if not ids:
         raise RuntimeError(f"{where}: the endpoint serves no models {hint}")
+    if len(ids) > 1:
+        served = ", ".join(ids[:20]) + (f" … ({len(ids)} in all)" if len(ids) > 20 else "")
+        raise RuntimeError(
+            f"{where}: no model named and the endpoint serves {len(ids)} ({served}): set {ROLE_VARIABLES}"
+        )
     return ids[0]
 
 
@@ -454,14 +467,21 @@ async def open_llms(
             local_model = (
                 None  # an embedded-model name means nothing to an endpoint: the endpoint's models win
             )
-        configured = [settings.planner_model, settings.executor_model, settings.judge_model]
+        configured = settings.role_models
         default = local_model or next((n for n in configured if n), None)
-        if default is None and None in configured:
-            default = await _first_served_model(client)
+        if default is None:
+            default = await _only_served_model(client)
         names: list[str] = [n or str(default) for n in configured]
         endpoint, tool_mode = base_url, settings.tool_mode if settings.tool_mode != "auto" else "native"
     else:
         from memento_lab.agent.local_model import LocalServer
+
+        if settings.ignored_api_key:
+            log.warning(
+                "OPENAI_API_KEY is set but no OPENAI_BASE_URL and no model names: using the embedded "
+                "model. To use the OpenAI API set %s.",
+                ROLE_VARIABLES,
+            )
 
         name = local_model or settings.local_model
         if cassette.replaying:  # everything comes from the cassette: no weights, no server
