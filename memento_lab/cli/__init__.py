@@ -37,12 +37,24 @@ def add_bank_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dir")
     p.set_defaults(handler=_bank_stats)
 
-    p = bank.add_parser("export", help="export a bank to the original memory.jsonl format")
+    p = bank.add_parser(
+        "export", help="export a bank to the original memory.jsonl (memento) or dummy_memo.jsonl format"
+    )
     p.add_argument("dir")
     p.add_argument("out")
-    p.add_argument("--format", default="memento", choices=["memento"])
+    p.add_argument("--format", default="memento", choices=["memento", "dummy_memo"])
     p.add_argument("--version", type=int, default=None, help="export the bank as it was at this version")
     p.set_defaults(handler=_bank_export)
+
+    pairs = sub.add_parser("pairs", help="retrieval pair logs").add_subparsers(
+        dest="pairs_cmd", required=True
+    )
+    p = pairs.add_parser(
+        "export", help="a pair log (a run's pairs.jsonl) as the original retriever training_data.jsonl"
+    )
+    p.add_argument("pairs", help="a workbench pair log, e.g. RUN/pairs.jsonl")
+    p.add_argument("out")
+    p.set_defaults(handler=_pairs_export)
 
     p = sub.add_parser("retrieve", help="retrieve cases for a question (similarity by default)")
     p.add_argument("dir")
@@ -54,6 +66,17 @@ def add_bank_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_retrieve)
+
+
+def _pairs_export(args: argparse.Namespace) -> int:
+    from memento_lab.memory.pairs import PairLog, write_memento_pairs
+
+    log = PairLog(args.pairs)
+    if not log.path.is_file():
+        raise FileNotFoundError(f"{args.pairs}: no such pair log")
+    n = write_memento_pairs(log.read(strict=True), args.out)
+    _print_json({"exported": n, "out": args.out})
+    return 0
 
 
 def _open_bank(path: str, *, embed: bool = True, create: bool = False):
@@ -92,7 +115,7 @@ def _bank_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from memento_lab.memory.cases import is_bank
-    from memento_lab.memory.formats import export_memory
+    from memento_lab.memory.formats import export_cases
 
     bank = _open_bank(args.dir, embed=False)
     target = Path(args.out).resolve()
@@ -108,7 +131,7 @@ def _bank_export(args: argparse.Namespace) -> int:
         raise ValueError(
             f"bank {args.dir} has no cases at version {bank.version}: nothing to export ({args.out} left as it was)"
         )
-    n = export_memory(cases, args.out)
+    n = export_cases(cases, args.out, args.format)
     _print_json({"exported": n, "out": args.out, "version": bank.version})
     return 0
 

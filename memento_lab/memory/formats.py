@@ -5,6 +5,9 @@
 - ``training_data.jsonl`` retriever pairs ``{"query", "case", "case_label", "plan", "truth_label"}``
   (pairs are read by ``pairs.read_memento_pairs``; here they become the cases they mention)
 
+Exporters write each format back (``export_cases(cases, path, fmt)``; pairs:
+``pairs.write_memento_pairs``), so ``import(export(x)) == x`` on the fields the format holds.
+
 Each importer returns an ``ImportResult``: the cases plus every skipped line's ``FormatError``
 (with ``strict=True``, the default, the first bad line raises instead). Ids are content hashes,
 so importing the same file twice gives the same ids.
@@ -149,11 +152,31 @@ def import_file(path: str | Path, fmt: str = "memento", *, strict: bool = True) 
     return ImportResult(list(cases.values()), report.errors, report.torn_line)
 
 
-def export_memory(cases: Iterable[Case], path: str | Path) -> int:
-    """Write cases in the original ``memory.jsonl`` format (atomically); returns the row count."""
-    rows = [
-        json.dumps({"case": c.question, "plan": c.plan_json, "case_label": c.label}, ensure_ascii=False)
-        for c in cases
-    ]
+def _memory_line(c: Case) -> dict[str, Any]:
+    return {"case": c.question, "plan": c.plan_json, "case_label": c.label}
+
+
+def _dummy_line(c: Case) -> dict[str, Any]:
+    reward = int(c.reward) if float(c.reward).is_integer() else c.reward  # the original writes 0 / 1
+    return {"question": c.question, "plan": c.plan_json, "reward": reward}
+
+
+EXPORTS: dict[str, Callable[[Case], dict[str, Any]]] = {"memento": _memory_line, "dummy_memo": _dummy_line}
+
+
+def export_cases(cases: Iterable[Case], path: str | Path, fmt: str = "memento") -> int:
+    """Write cases as ``memory.jsonl`` (``memento``) or ``dummy_memo.jsonl`` (``dummy_memo``),
+    atomically; returns the row count. Retriever pairs: ``pairs.write_memento_pairs``."""
+    if fmt not in EXPORTS:
+        raise ValueError(
+            f"cannot export cases as {fmt!r}; expected one of {sorted(EXPORTS)} "
+            "(training_data.jsonl pairs come from a pair log: pairs.write_memento_pairs)"
+        )
+    rows = [json.dumps(EXPORTS[fmt](c), ensure_ascii=False) for c in cases]
     atomic_write_text(path, "".join(r + "\n" for r in rows))
     return len(rows)
+
+
+def export_memory(cases: Iterable[Case], path: str | Path) -> int:
+    """Write cases in the original ``memory.jsonl`` format (atomically); returns the row count."""
+    return export_cases(cases, path, "memento")

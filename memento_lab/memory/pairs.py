@@ -9,13 +9,21 @@ counterfactual probe (reward with the case minus reward without it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from memento_lab.jsonl import FormatError, ReadReport, append_jsonl, read_jsonl, validate_record
+from memento_lab.jsonl import (
+    FormatError,
+    ReadReport,
+    append_jsonl,
+    atomic_write_text,
+    read_jsonl,
+    validate_record,
+)
 from memento_lab.memory.cases import content_id
 from memento_lab.trace import now
 
@@ -116,6 +124,29 @@ def read_memento_pairs(
             )
         )
     return out
+
+
+def write_memento_pairs(pairs: Iterable[RetrievalPair], path: str | Path) -> int:
+    """Pairs in the original ``training_data.jsonl`` format (atomically); returns the row count.
+
+    The format holds query, case, case_label, plan and ``truth_label`` (= ``helped``); rewards,
+    advantages and run ids stay in the workbench's own pair log.
+    """
+    rows = [
+        json.dumps(
+            {
+                "query": p.query,
+                "case": p.case_question,
+                "case_label": p.case_label,
+                "plan": p.case_plan,
+                "truth_label": p.helped,
+            },
+            ensure_ascii=False,
+        )
+        for p in pairs
+    ]
+    atomic_write_text(path, "".join(r + "\n" for r in rows))
+    return len(rows)
 
 
 def pairs_from_bank(bank: CaseBank, retriever: Retriever, k: int = 4) -> list[RetrievalPair]:
