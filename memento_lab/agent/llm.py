@@ -31,7 +31,6 @@ from typing import Any, Literal
 import httpx
 import openai
 from openai import AsyncOpenAI
-from pydantic import BaseModel
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss, request_key
 from memento_lab.config import Settings

@@ -24,10 +24,13 @@ profile (the baseline) answers at once with the retrieved cases, constrained to 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +49,7 @@ from memento_lab.agent.episode import (
 )
 from memento_lab.agent.replies import RESPOND_TOOL, parse_planner_reply, plan_schema
 from memento_lab.agent.status import settle
+from memento_lab.agent.suite_base import JudgeContext
 from memento_lab.asyncio_compat import run_sync
 from memento_lab.memory.memory import Memory
 from memento_lab.memory.render import CaseStyle, render_memory
@@ -54,7 +58,10 @@ from memento_lab.trace import ExecStep, PlanCycle, PlanStep, ToolCall, Trace
 if TYPE_CHECKING:
     from memento_lab.agent.llm import LLMs
     from memento_lab.agent.mcp_client import ToolBox
-    from memento_lab.agent.suites import JudgeContext, Suite, Task
+    from memento_lab.agent.suites import Suite, Task
+
+
+_EPISODE_TOOLS: ContextVar[ToolBox | None] = ContextVar("episode_tools", default=None)
 
 
 def load_prompt(name: str) -> str:
@@ -103,8 +110,10 @@ class Agent:
         self.executor_prompt = load_prompt("executor")
 
     def planner_prompt_for(self, kind: AnswerKind) -> str:
+        toolbox = self._tools()  # the episode's own tools when its suite brings them (BFCL)
+        names = [t["function"]["name"] for t in toolbox.openai_tools()] if toolbox else self.tool_names
         prompt = load_prompt("planner").format(
-            tools=", ".join(self.tool_names) or "none", answer_rule=answers.answer_rule(kind)
+            tools=", ".join(names) or "none", answer_rule=answers.answer_rule(kind)
         )
         return prompt + answers.PLANNER_PROGRAM_NOTE if kind == "program" else prompt
 
@@ -117,6 +126,32 @@ class Agent:
         ``learn=False`` leaves memory untouched; ``drop_case_ids`` hides those cases from this
         episode (the counterfactual probe: what happens without a case that was shown).
         """
+        async with self._episode_tools(task):
+            return await self._episode(task, iteration=iteration, learn=learn, drop_case_ids=drop_case_ids)
+
+    @asynccontextmanager
+    async def _episode_tools(self, task: Task | str) -> AsyncIterator[None]:
+        """A suite with per-task tools (``Suite.episode_tools``: BFCL's stateful instances) opens
+        them for this episode; they replace the agent's tools until it ends. A context variable
+        keeps concurrent episodes apart."""
+        opener = getattr(self.suite, "episode_tools", None)
+        if opener is None or isinstance(task, str):
+            yield
+            return
+        async with opener(task, self.tools) as tools:
+            token = _EPISODE_TOOLS.set(tools)
+            try:
+                yield
+            finally:
+                _EPISODE_TOOLS.reset(token)
+
+    def _tools(self) -> ToolBox | None:
+        """The tools of the running episode."""
+        return _EPISODE_TOOLS.get() or self.tools
+
+    async def _episode(
+        self, task: Task | str, *, iteration: int, learn: bool, drop_case_ids: Collection[str]
+    ) -> Trace:
         task_id, question, expected = _task_fields(task)
         episode = Episode(
             question=question,
@@ -154,7 +189,8 @@ class Agent:
             # 2-3. plan and execute, re-planning with the results (tools work in a fresh folder); or,
             # profile "direct", answer at once
             files = list(getattr(task, "files", None) or [])
-            with self.tools.episode(files) if self.tools else contextlib.nullcontext():
+            toolbox = self._tools()
+            with toolbox.episode(files) if toolbox else contextlib.nullcontext():
                 episode.question = with_attachments(question, files)
                 if self.config.profile == "direct":
                     trace.final_answer = await self._answer_directly(episode, memory_block, trace)
@@ -166,7 +202,8 @@ class Agent:
         # 4. judge (an infrastructure failure is not an answer: it is never scored)
         if trace.status == "ok" and self.suite is not None and not isinstance(task, str):
             try:
-                judged = await self.suite.score(task, trace.final_answer, ctx=self.judge_ctx)
+                ctx = dataclasses.replace(self.judge_ctx or JudgeContext(), tool_calls=list(trace.tool_calls))
+                judged = await self.suite.score(task, trace.final_answer, ctx=ctx)
                 trace.verdicts, trace.judge_calls, trace.reward = judged.verdicts, judged.calls, judged.reward
                 trace.decided_by = judged.decided_by
             except Exception as e:
@@ -327,7 +364,8 @@ class Agent:
             {"role": "system", "content": self.executor_prompt},
             {"role": "user", "content": f"{context}\nYour step: {step.description}"},
         ]
-        tools = [*(self.tools.openai_tools() if self.tools else []), RESPOND_TOOL]
+        toolbox = self._tools()
+        tools = [*(toolbox.openai_tools() if toolbox else []), RESPOND_TOOL]
         seen: set[str] = set()
         for _ in range(cfg.max_tool_calls):
             result = await self.llms.executor.call_tool(messages, tools)
@@ -432,9 +470,10 @@ class Agent:
         return self._call_tool if CODE_TOOL in self.tool_names else None
 
     async def _call_tool(self, name: str, arguments: dict[str, Any]) -> ToolCall:
-        if self.tools is None:
+        toolbox = self._tools()
+        if toolbox is None:
             return ToolCall(server="none", name=name, arguments=arguments, error="no tools are configured")
-        return await self.tools.call(name, arguments)
+        return await toolbox.call(name, arguments)
 
 
 def _task_fields(task: Task | str) -> tuple[str, str, str | None]:

@@ -17,6 +17,7 @@ it; in replay mode no server is ever started.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -54,6 +55,8 @@ SERVER_MODULES = {
 }
 # Only these servers get the endpoint and its key (vision, transcription, summary).
 ENDPOINT_SERVERS = ("media", "web")
+# servers that serve one task's tools (started per episode by the task's suite, told the task by env)
+TASK_SERVER_MODULES = {"bfcl": "bfcl"}
 PASS_THROUGH_ENV = (
     "MEMENTO_SANDBOX",
     "MEMENTO_SEARCH_INDEX",
@@ -130,7 +133,7 @@ class _Server:
     """One server process and its MCP client, owned by a runner task in the toolbox's task group."""
 
     def __init__(self, name: str, log_path: Path):
-        self.name, self.module, self.log_path = name, SERVER_MODULES[name], log_path
+        self.name, self.module, self.log_path = name, (SERVER_MODULES | TASK_SERVER_MODULES)[name], log_path
         self.client: Client | None = None
         self.stop = anyio.Event()
         self.done = anyio.Event()
@@ -172,8 +175,12 @@ class ToolBox:
         settings: Settings | None = None,
         call_timeout_s: float = 120.0,
         env: dict[str, str] | None = None,
+        cassette_scope: str | None = None,
     ):
-        unknown = [s for s in servers if s not in SERVER_MODULES]
+        """``cassette_scope`` marks stateful tools (one task's instances): the cassette keys then
+        carry the scope and a digest of the calls made before, so a replay returns what the call
+        returned in that very state."""
+        unknown = [s for s in servers if s not in SERVER_MODULES and s not in TASK_SERVER_MODULES]
         if unknown:
             raise ValueError(f"unknown tool server(s) {unknown}; available: {available_servers()}")
         if len(set(servers)) != len(servers):
@@ -185,6 +192,8 @@ class ToolBox:
         self._own_workspace = workspace is None
         self._workspace_arg = workspace
         self._extra_env = env
+        self.cassette_scope = cassette_scope
+        self._history = hashlib.sha256((cassette_scope or "").encode())
         self.restarts = 0
         self.events: list[str] = []
         self._tools: dict[str, list[dict[str, Any]]] = {}
@@ -304,7 +313,10 @@ class ToolBox:
             return {"tools": [_tool_record(t) for t in listed.tools]}
 
         if self.cassette is not None:
-            response = await self.cassette.through("tool_list", {"server": name}, live)
+            request: dict[str, Any] = {"server": name}
+            if self.cassette_scope is not None:
+                request["scope"] = self.cassette_scope
+            response = await self.cassette.through("tool_list", request, live)
         else:
             response = await live()
         self._tools[name] = response["tools"]
@@ -381,11 +393,15 @@ class ToolBox:
 
         try:
             if self.cassette is not None:
-                response = await self.cassette.through("tool", {"name": name, "arguments": arguments}, live)
+                request = {"name": name, "arguments": arguments}
+                if self.cassette_scope is not None:
+                    request |= {"scope": self.cassette_scope, "after": self._history.hexdigest()}
+                response = await self.cassette.through("tool", request, live)
             else:
                 response = await live()
         except _ServerFailed as failed:
             response = failed.args[0]
+        self._history.update(json.dumps([name, arguments], sort_keys=True, default=str).encode())
         return ToolCall(
             server=response.get("server", server),
             name=name,

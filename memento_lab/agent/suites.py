@@ -16,6 +16,9 @@ Specs (``load_suite``):
   Cheap judges first: an answer equal to a gold alias (normalised) is correct and no answer is
   wrong without an LLM call; the rest goes to Memento's LLM judge when a judge client is given (as
   in the paper), else token F1 against the best alias. EM, F1 and PM are always reported.
+- ``bfcl:base`` (``long_context``; several joined by commas) — BFCL multi-turn tasks on stateful
+  tools served over MCP (``memento_lab.agent.bfcl``), ``n`` per subset; reward = bfcl-eval's own
+  final-state check.
 - ``jsonl:PATH`` (or ``jsonl+JUDGE:PATH``, JUDGE one of em, f1, pm, llm) — your own
   ``{"id"?, "question", "answer", "family"?, "file"?/"files"?, "answer_kind"?, "entry_point"?}``
   lines; reward = normalised exact match by default (``llm``: cheap judges first, as for
@@ -35,18 +38,15 @@ family's most common gold answer: the honesty check.
 from __future__ import annotations
 
 import functools
-import random
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from pydantic import BaseModel, Field, model_validator
-
 from memento_lab.agent.answers import AnswerKind, defines, extract_code
-from memento_lab.agent.judges import ChatClient, cheap_first, exact_match, f1, llm_audit, unit_test_judge
+from memento_lab.agent.judges import cheap_first, exact_match, f1, llm_audit, unit_test_judge
+from memento_lab.agent.suite_base import JudgeContext, Suite, Task, sample_indices
 from memento_lab.jsonl import FormatError, read_jsonl
 from memento_lab.trace import JudgeVerdict, LLMCall
 
@@ -58,77 +58,8 @@ SPEC_FORMS = (
     "deepresearcher or deepresearcher:PATH",
     "jsonl:PATH or jsonl+JUDGE:PATH (JUDGE: em, f1, pm, llm)",
     "control:positive or control:negative (controls of the instrument)",
+    "bfcl:SUBSET[,SUBSET] (BFCL multi-turn: base, long_context)",
 )
-
-
-class Task(BaseModel):
-    """One question with its gold answer (``None`` when only a checker can judge it) and what kind
-    of answer it wants (a ``program`` names the function the judge calls: ``entry_point``)."""
-
-    id: str
-    question: str
-    answer: str | None = None
-    family: str
-    suite: str
-    answer_kind: AnswerKind = "short"
-    entry_point: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    files: list[str] = Field(default_factory=list)  # absolute paths, copied into the episode's workspace
-
-    @model_validator(mode="after")
-    def _program_has_entry_point(self) -> Task:
-        if self.answer_kind == "program" and not self.entry_point:
-            raise ValueError(f"task {self.id}: a program answer needs an entry_point (the function to call)")
-        return self
-
-
-@dataclass
-class JudgeContext:
-    """What judges may use besides the answer: an LLM client, whether to run it, a sandbox folder."""
-
-    judge: ChatClient | None = None
-    llm_judge: bool = False  # also run the LLM judge where cheaper judges decided (an audit, for agreement)
-    workspace: Path | None = None
-    unit_test_timeout_s: float = 10.0
-
-
-class Judgement(BaseModel):
-    """What a suite's judges said about one answer: the verdicts (the first is the reward), which
-    judge decided (the first verdict's) and the LLM calls the judges made."""
-
-    verdicts: list[JudgeVerdict] = Field(default_factory=list)
-    calls: list[LLMCall] = Field(default_factory=list)
-    decided_by: str | None = None
-
-    @property
-    def reward(self) -> float:
-        return self.verdicts[0].score if self.verdicts else 0.0
-
-
-class Suite:
-    """A list of tasks and how to score an answer to one of them."""
-
-    name: str = "suite"
-
-    def tasks(self) -> list[Task]:
-        raise NotImplementedError
-
-    async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> Judgement:
-        """Every judge's verdict on ``answer`` (the first is the reward, 0..1) and the judges' LLM calls.
-
-        Raises ``JudgeError`` when the deciding judge could not reach a verdict."""
-        calls: list[LLMCall] = []
-        verdicts = await self.verdicts(task, answer, ctx, calls)
-        return Judgement(verdicts=verdicts, calls=calls, decided_by=verdicts[0].judge if verdicts else None)
-
-    async def verdicts(
-        self, task: Task, answer: str | None, ctx: JudgeContext | None, calls: list[LLMCall]
-    ) -> list[JudgeVerdict]:
-        """The suite's judges, the deciding one first; LLM judges append their call records to ``calls``."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, tasks={len(self.tasks())})"
 
 
 async def _secondary(
@@ -148,14 +79,6 @@ async def _secondary(
 def _gold_list(task: Task) -> list[str]:
     aliases = task.metadata.get("aliases")
     return list(aliases) if aliases else [task.answer or ""]
-
-
-def _sample(indices: list[int], n: int, seed: int) -> list[int]:
-    """``n`` of ``indices`` chosen with ``seed``, kept in their original order (all when n <= 0)."""
-    if n <= 0 or n >= len(indices):
-        return list(indices)
-    chosen = set(random.Random(seed).sample(range(len(indices)), n))
-    return [x for i, x in enumerate(indices) if i in chosen]
 
 
 # --------------------------------------------------------------------------- reasoning-gym
@@ -289,7 +212,7 @@ class HumanEvalSuite(Suite):
             self.indices = list(range(start, end))
             self.name = f"humaneval:{start}-{end}"
         else:
-            self.indices = _sample(list(range(len(problems))), n, seed)
+            self.indices = sample_indices(list(range(len(problems))), n, seed)
             self.name = "humaneval"
 
     def tasks(self) -> list[Task]:
@@ -461,7 +384,7 @@ def load_deepresearcher(path: str | Path | None = None, *, n: int = 10, seed: in
         by_source[str(obj.get("data_source") or "unknown")].append((line, obj))
     out = []
     for source, rows in by_source.items():
-        for k in _sample(list(range(len(rows))), n, seed):
+        for k in sample_indices(list(range(len(rows))), n, seed):
             line, obj = rows[k]
             aliases = [a.strip() for a in obj["ground_truth"].split(ANSWER_SPLIT) if a.strip()]
             out.append(
@@ -529,14 +452,9 @@ def load_suite(spec: str, *, n: int = 10, seed: int = 0) -> Suite:
         judge = kind.partition("+")[2] or "em"
         return QASuite(spec, load_jsonl_tasks(arg), judge=judge)
     if kind == "bfcl":
-        import importlib.util
+        from memento_lab.agent.bfcl import load_bfcl
 
-        why = (
-            "is not implemented yet"
-            if importlib.util.find_spec("bfcl_eval")
-            else "needs bfcl-eval, which is not installed"
-        )
-        raise ValueError(f"the BFCL suite {why}; valid forms: " + "; ".join(SPEC_FORMS))
+        return load_bfcl(arg, n=n, seed=seed)
     raise ValueError(f"unknown suite spec {spec!r}; valid forms: " + "; ".join(SPEC_FORMS))
 
 

@@ -119,6 +119,7 @@ class ResultRow(BaseModel):
     model_output_errors: int = 0
     reward: float
     correct: bool
+    verdict: str | None = None  # the suite's own checker: "judge: detail" (BFCL's error type and message)
     answer: str | None = None
     expected: str | None = None
     error: str | None = None
@@ -156,6 +157,7 @@ class ResultRow(BaseModel):
             model_output_errors=trace.model_output_errors,
             reward=trace.reward,
             correct=bool(primary.correct) if primary else False,
+            verdict=f"{primary.judge}: {primary.detail}" if primary else None,
             answer=trace.final_answer,
             expected=trace.expected,
             error=trace.error,
