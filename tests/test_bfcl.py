@@ -191,7 +191,7 @@ def test_cli_run_bfcl_offline_with_the_small_model(tmp_path: Path) -> None:
             "--suite",
             "bfcl:base",
             "--n",
-            "3",
+            "1",
             "--memory",
             "none",
             "--iterations",
@@ -209,7 +209,7 @@ def test_cli_run_bfcl_offline_with_the_small_model(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and {r["family"] for r in rows} == {"multi_turn_base"}
+    assert len(rows) == 1 and {r["family"] for r in rows} == {"multi_turn_base"}
     traces = [json.loads(x) for x in (out / "traces.jsonl").read_text().splitlines()]
     for row, trace in zip(rows, traces, strict=True):
         verdict = trace["verdicts"][0]
