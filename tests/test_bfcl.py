@@ -31,11 +31,6 @@ from memento_lab.trace import ToolCall
 TASK = "multi_turn_base_107"  # 5 ground-truth calls, none repeated
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def truth_calls(bfcl_id: str) -> list[tuple[str, dict]]:
     """BFCL's ground-truth call strings as (name, keyword arguments) (positional ones named by the doc)."""
     task = bfcl_data.entry(bfcl_id)

@@ -11,15 +11,11 @@ import pytest
 from loopback import FakeOpenAI, completion
 
 from memento_lab.agent.cassette import Cassette
-from memento_lab.agent.llm import model_choice, open_llms
+from memento_lab.agent.endpoint import model_choice
+from memento_lab.agent.llm import open_llms
 from memento_lab.config import Settings
 
 ROLE_VARS = ("MEMENTO_PLANNER_MODEL", "MEMENTO_EXECUTOR_MODEL", "MEMENTO_JUDGE_MODEL")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(autouse=True)

@@ -121,8 +121,3 @@ async def test_a_run_follows_memento_cassette(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(FileNotFoundError, match="no cassette to replay"):
         await run_experiment(cfg, progress=False)
     assert '"cassette": "replay"' in (tmp_path / "r" / "config.json").read_text()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"

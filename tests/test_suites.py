@@ -11,6 +11,7 @@ from fakes import FakeChat, always_correct, reply
 
 from memento_lab.agent.judges import unit_test_judge
 from memento_lab.agent.suites import (
+    SPEC_FORMS,
     JudgeContext,
     Task,
     extract_code,
@@ -308,10 +309,11 @@ def test_jsonl_bad_attached_files_name_the_field(tmp_path: Path, extra: str, fie
 
 
 def test_unknown_specs_list_valid_forms(tmp_path: Path):
-    for spec in ["gsm8k", "jsonl:", "bfcl"]:
+    for spec in ["gsm8k", "jsonl:"]:
         with pytest.raises(ValueError) as err:
             load_suite(spec)
         assert "reasoning-gym:FAM1,FAM2" in str(err.value) or "jsonl:tasks.jsonl" in str(err.value)
+    assert any(form.startswith("bfcl:") for form in SPEC_FORMS)  # bfcl:SUBSET is a valid form now
     with pytest.raises(ValueError, match="unknown judge"):
         load_suite("jsonl+bleu:" + str(_write(tmp_path / "x.jsonl", ['{"question": "q", "answer": "a"}'])))
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
