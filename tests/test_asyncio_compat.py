@@ -26,6 +26,8 @@ from memento_lab.agent.llm import open_llms
 from memento_lab.agent.loop import Agent
 from memento_lab.asyncio_compat import run_sync
 from memento_lab.config import Settings
+from memento_lab.experiments.config import ExperimentConfig
+from memento_lab.experiments.run import run_experiment_sync
 
 URL = sys.argv[1]
 
@@ -36,7 +38,10 @@ async def main():
         asyncio.get_running_loop()  # we are inside a running loop here
         trace = Agent(llms).run("What is six times seven?")
         nested = run_sync(asyncio.sleep(0, result="inner"))
-    return trace.final_answer, nested
+    config = ExperimentConfig(suite="reasoning-gym:chain_sum", n=1, iterations=1, memory="none", tools=[],
+                              cassette="off", out=sys.argv[2])
+    result = run_experiment_sync(config, settings=settings, progress=False)  # a whole run, still in the loop
+    return trace.final_answer, nested, result.rows
 
 print(asyncio.run(main()))
 """
@@ -57,18 +62,18 @@ def test_run_sync_outside_a_loop_is_asyncio_run() -> None:
     assert run_sync(loop_id()) != run_sync(loop_id())  # a fresh loop each time, as asyncio.run
 
 
-def test_agent_run_inside_a_running_loop() -> None:
+def test_agent_run_inside_a_running_loop(tmp_path: Path) -> None:
     with _answering_endpoint() as fake:
         proc = subprocess.run(
-            [sys.executable, "-c", SYNC_IN_LOOP, fake.base_url],
+            [sys.executable, "-c", SYNC_IN_LOOP, fake.base_url, str(tmp_path / "run")],
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert proc.stdout.strip().splitlines()[-1] == "('forty-two', 'inner')"
-        assert len(fake.requests) == 1  # the planner answered at once: one model call, really made
+        assert proc.stdout.strip().splitlines()[-1] == "('forty-two', 'inner', 1)"
+        assert len(fake.requests) == 2  # the planner answered at once, in the episode and in the run
 
 
 @pytest.mark.slow

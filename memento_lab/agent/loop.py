@@ -147,7 +147,8 @@ class Agent:
 
     def _tools(self) -> ToolBox | None:
         """The tools of the running episode."""
-        return _EPISODE_TOOLS.get() or self.tools
+        episode = _EPISODE_TOOLS.get()
+        return episode if episode is not None else self.tools
 
     async def _episode(
         self, task: Task | str, *, iteration: int, learn: bool, drop_case_ids: Collection[str]
