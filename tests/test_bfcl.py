@@ -123,9 +123,10 @@ async def test_server_serves_the_tasks_stateful_tools_and_replays_by_state(tmp_p
 
 
 @pytest.mark.anyio
-async def test_agent_episode_on_bfcl_tools_is_judged_by_state() -> None:
+async def test_agent_episode_on_bfcl_tools_is_judged_by_state(tmp_path: Path) -> None:
     """A scripted endpoint makes the ground-truth calls through the agent's executor; the episode
-    opens the task's own server, and the suite's verdict comes from the calls really made."""
+    opens the task's own server, and the suite's verdict comes from the calls really made. The
+    episode records into the run's cassette (the agent has no other tools) and replays from it."""
     from loopback import FakeOpenAI, completion
 
     from memento_lab.agent.llm import open_llms
@@ -162,12 +163,20 @@ async def test_agent_episode_on_bfcl_tools_is_judged_by_state() -> None:
         settings = Settings(
             openai_base_url=fake.base_url, planner_model="p", executor_model="e", judge_model="j"
         )
+        config = AgentConfig(max_tool_calls=len(script) + 1)
+        tape = tmp_path / "cassette.sqlite"
+        async with open_llms(settings, cassette=Cassette(tape, "record")) as llms:
+            good = await Agent(llms, suite=suite, config=config).arun(task)
+        sent = len(fake.requests)
+        async with open_llms(settings, cassette=Cassette(tape, "replay")) as llms:
+            replayed = await Agent(llms, suite=suite, config=config).arun(task)
+        assert len(fake.requests) == sent  # the replay sent nothing
         async with open_llms(settings) as llms:
-            agent = Agent(llms, suite=suite, config=AgentConfig(max_tool_calls=len(script) + 1))
-            good = await agent.arun(task)
             script.pop()  # the same episode one call short
-            short = await agent.arun(task)
-    assert good.error is None, good.error
+            short = await Agent(llms, suite=suite, config=config).arun(task)
+    assert good.error is None and replayed.error is None, (good.error, replayed.error)
+    assert [c.result for c in replayed.tool_calls] == [c.result for c in good.tool_calls]
+    assert replayed.reward == 1.0
     assert [c.name for c in good.tool_calls] == [n for n, _ in truth_calls(TASK)]
     assert all(c.server == "bfcl" and c.error is None for c in good.tool_calls)
     assert good.reward == 1.0 and good.verdicts[0].correct

@@ -25,6 +25,7 @@ from memento_lab.agent.suite_base import JudgeContext, Suite, Task, sample_indic
 from memento_lab.trace import JudgeVerdict, LLMCall, ToolCall
 
 if TYPE_CHECKING:
+    from memento_lab.agent.cassette import Cassette
     from memento_lab.agent.mcp_client import ToolBox
 
 INSTRUCTION = (
@@ -119,16 +120,21 @@ class BfclSuite(Suite):
         return [bfcl_verdict(task.metadata["bfcl_id"], ctx.tool_calls if ctx else [])]
 
     @asynccontextmanager
-    async def episode_tools(self, task: Task, base: ToolBox | None = None) -> AsyncIterator[ToolBox]:
-        """The task's own tool server for one episode (fresh state), recording into the cassette of
-        ``base`` (the run's toolbox) when there is one; the cassette keys carry the task and the
-        calls made before, since the same call gives different results in different states."""
+    async def episode_tools(
+        self, task: Task, base: ToolBox | None = None, cassette: Cassette | None = None
+    ) -> AsyncIterator[ToolBox]:
+        """The task's own tool server for one episode (fresh state), recording into ``cassette`` (the
+        run's, which the agent's model clients use), else that of ``base`` (the run's toolbox); the
+        cassette keys carry the task and the calls made before, since the same call gives different
+        results in different states."""
         from memento_lab.agent.mcp_client import ToolBox
 
+        if cassette is None and base is not None:
+            cassette = base.cassette
         async with ToolBox(
             ["bfcl"],
             env={"MEMENTO_BFCL_TASK": task.metadata["bfcl_id"]},
-            cassette=base.cassette if base is not None else None,
+            cassette=cassette,
             settings=base.settings if base is not None else None,
             cassette_scope=task.id,
         ) as tools:

@@ -138,7 +138,8 @@ class Agent:
         if opener is None or isinstance(task, str):
             yield
             return
-        async with opener(task, self.tools) as tools:
+        # the run's cassette, which the model clients record into (also when the run has no other tools)
+        async with opener(task, self.tools, getattr(self.llms.planner, "cassette", None)) as tools:
             token = _EPISODE_TOOLS.set(tools)
             try:
                 yield
