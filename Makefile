@@ -13,7 +13,7 @@ $(PY):
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# bfcl-eval last and --no-deps: its tool classes and checker need only mpmath (a main dependency);
+# bfcl-eval with --no-deps: its tool classes and checker need only mpmath (a main dependency);
 # its own dependencies would pull a numpy 1.x and cloud SDKs (pin = pyproject's `bfcl` extra).
 # torch first: a CPU wheel of exactly this version lies on local disk; any other spec pulls CUDA.
 $(VENV)/.installed: pyproject.toml | $(PY)
