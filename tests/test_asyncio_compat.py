@@ -56,10 +56,11 @@ def test_run_sync_outside_a_loop_is_asyncio_run() -> None:
 
     from memento_lab.asyncio_compat import run_sync
 
-    async def loop_id() -> int:
-        return id(asyncio.get_running_loop())
+    async def current() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
 
-    assert run_sync(loop_id()) != run_sync(loop_id())  # a fresh loop each time, as asyncio.run
+    first, second = run_sync(current()), run_sync(current())
+    assert first is not second and first.is_closed()  # a fresh loop each time, closed after: asyncio.run
 
 
 def test_agent_run_inside_a_running_loop(tmp_path: Path) -> None:
