@@ -224,4 +224,4 @@ def test_cli_run_bfcl_offline_with_the_small_model(tmp_path: Path) -> None:
         # the verdict is BFCL's on exactly these calls
         recheck = bfcl_verdict(row["task_id"].removeprefix("bfcl:"), [ToolCall(**c) for c in calls])
         assert recheck.correct == verdict["correct"]
-    assert json.loads((out / "llms.json").read_text())["executor_model"] == "qwen2.5-coder-0.5b"
+    assert json.loads((out / "run.json").read_text())["llms"]["executor"] == "qwen2.5-coder-0.5b"

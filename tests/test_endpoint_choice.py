@@ -11,7 +11,6 @@ import pytest
 from loopback import FakeOpenAI, completion
 
 from memento_lab.agent.cassette import Cassette
-from memento_lab.agent.endpoint import model_choice
 from memento_lab.agent.llm import open_llms
 from memento_lab.config import Settings
 
@@ -43,9 +42,9 @@ async def test_a_stray_key_keeps_the_embedded_model(
         async with open_llms(
             Settings(), local_model="qwen2.5-coder-0.5b", cassette=Cassette(tape, "replay")
         ) as llms:
-            choice = model_choice(llms)
-    assert choice.endpoint == "embedded:qwen2.5-coder-0.5b"
-    assert {choice.planner_model, choice.executor_model, choice.judge_model} == {"qwen2.5-coder-0.5b"}
+            choice = llms.describe()
+    assert choice["endpoint"] == "embedded:qwen2.5-coder-0.5b"
+    assert {choice["planner"], choice["executor"], choice["judge"]} == {"qwen2.5-coder-0.5b"}
     assert "OPENAI_API_KEY is set" in caplog.text and "MEMENTO_PLANNER_MODEL" in caplog.text
 
 
@@ -54,13 +53,13 @@ async def test_key_and_a_model_name_choose_the_public_api_explicitly(monkeypatch
     monkeypatch.setenv("OPENAI_API_KEY", "sk-explicit")
     monkeypatch.setenv("MEMENTO_EXECUTOR_MODEL", "gpt-4.1")
     async with open_llms(Settings()) as llms:  # names given: nothing is listed, no request is sent
-        choice = model_choice(llms)
-    assert choice.model_dump() == {
-        "endpoint": "https://api.openai.com/v1",
-        "planner_model": "gpt-4.1",
-        "executor_model": "gpt-4.1",
-        "judge_model": "gpt-4.1",
-    }
+        choice = llms.describe()
+    assert (choice["endpoint"], choice["planner"], choice["executor"], choice["judge"]) == (
+        "https://api.openai.com/v1",
+        "gpt-4.1",
+        "gpt-4.1",
+        "gpt-4.1",
+    )
 
 
 @pytest.mark.anyio
@@ -76,14 +75,14 @@ async def test_an_endpoint_serving_many_models_needs_names() -> None:
 
     with (
         FakeOpenAI(lambda req: (200, completion("x"), {}), models=()) as fake,
-        pytest.raises(RuntimeError, match="serves no models: set MEMENTO_PLANNER_MODEL"),
+        pytest.raises(RuntimeError, match="serves no models.*MEMENTO_PLANNER_MODEL"),
     ):
         async with open_llms(Settings(openai_base_url=fake.base_url)):
             pass
 
     with FakeOpenAI(lambda req: (200, completion("x"), {}), models=("only-one",)) as fake:
         async with open_llms(Settings(openai_base_url=fake.base_url)) as llms:
-            assert model_choice(llms).judge_model == "only-one"  # a one-model server is unambiguous
+            assert llms.judge.model == "only-one"  # a one-model server is unambiguous
 
 
 @pytest.mark.anyio
@@ -109,10 +108,10 @@ async def test_a_run_records_endpoint_and_models(tmp_path: Path) -> None:
         )
         await run_experiment(cfg, settings=settings, progress=False)
         assert {r["model"] for r in fake.requests} == {"plan-m"}  # the planner answered at once
-    recorded = json.loads((tmp_path / "run" / "llms.json").read_text())
-    assert recorded == {
-        "endpoint": fake.base_url,
-        "planner_model": "plan-m",
-        "executor_model": "exec-m",
-        "judge_model": "judge-m",
-    }
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["llms"]
+    assert (recorded["endpoint"], recorded["planner"], recorded["executor"], recorded["judge"]) == (
+        fake.base_url,
+        "plan-m",
+        "exec-m",
+        "judge-m",
+    )
