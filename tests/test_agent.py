@@ -154,7 +154,7 @@ async def test_runner_resumes_and_reports(tmp_path) -> None:
 
 
 def test_attached_files_are_named_to_the_model() -> None:
-    from memento_lab.agent.loop import with_attachments
+    from memento_lab.agent.episode import with_attachments
 
     assert with_attachments("What does the chart show?", []) == "What does the chart show?"
     shown = with_attachments("What does the chart show?", ["/data/t/chart.png", "/data/t/notes.txt"])

@@ -8,7 +8,8 @@ import pytest
 from loopback import FakeOpenAI, completion, endpoint_settings
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss
-from memento_lab.agent.llm import open_llms, parse_json_reply, tool_call_schema, validate_tool_call
+from memento_lab.agent.llm import open_llms
+from memento_lab.agent.parsing import parse_json_reply, tool_call_schema, validate_tool_call
 from memento_lab.config import Settings
 
 SMALL = "qwen2.5-coder-0.5b"

@@ -8,14 +8,19 @@ it produced, each checked on the task's visible examples, so the final answer ca
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from memento_lab.agent import answers
 from memento_lab.agent.answers import AnswerKind
 from memento_lab.trace import ToolCall
+
+if TYPE_CHECKING:
+    from memento_lab.agent.suite_base import Task
 
 CODE_TOOL = "run_python"  # the code server's tool: programs are run and checked with it
 CallTool = Callable[[str, dict[str, Any]], Awaitable[ToolCall]]
@@ -97,3 +102,26 @@ async def check_program(
     total = len(answers.visible_examples(episode.question))
     candidate.passed, candidate.total = counts if counts else (0, total)
     return candidate, check
+
+
+def task_fields(task: Task | str) -> tuple[str, str, str | None]:
+    """(id, question, gold answer) of a suite task, or of a bare question (an ad-hoc id, no answer)."""
+    if isinstance(task, str):
+        return "adhoc:" + hashlib.sha256(task.encode()).hexdigest()[:12], task, None
+    return task.id, task.question, task.answer
+
+
+def clean_answer(answer: Any) -> str | None:
+    """A final answer without surrounding space or a leading "FINAL ANSWER:" (None when empty)."""
+    if answer is None:
+        return None
+    text = str(answer).strip()
+    text = re.sub(r"^FINAL ANSWER:\s*", "", text, flags=re.I)
+    return text or None
+
+
+def with_attachments(question: str, files: Sequence[str]) -> str:
+    """The task as the model sees it: the question, and the names of the files copied into its workspace."""
+    if not files:
+        return question
+    return f"{question}\n\nAttached files (in your workspace): {', '.join(Path(f).name for f in files)}"

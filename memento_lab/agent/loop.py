@@ -26,13 +26,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import re
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
@@ -45,7 +43,10 @@ from memento_lab.agent.episode import (
     Episode,
     check_program,
     choose_program,
+    clean_answer,
     planner_pick,
+    task_fields,
+    with_attachments,
 )
 from memento_lab.agent.replies import RESPOND_TOOL, parse_planner_reply, plan_schema
 from memento_lab.agent.status import settle
@@ -154,7 +155,7 @@ class Agent:
     async def _episode(
         self, task: Task | str, *, iteration: int, learn: bool, drop_case_ids: Collection[str]
     ) -> Trace:
-        task_id, question, expected = _task_fields(task)
+        task_id, question, expected = task_fields(task)
         episode = Episode(
             question=question,
             kind=getattr(task, "answer_kind", "short"),
@@ -256,10 +257,10 @@ class Agent:
         )
         if episode.program:
             code = answers.extract_program(result.content, episode.entry_point or "")
-            answer = answers.program_answer(code) if code else _clean(result.content)
+            answer = answers.program_answer(code) if code else clean_answer(result.content)
             error = result.error or (None if code else f"the reply defines no {episode.entry_point}()")
         else:
-            answer = _clean((result.parsed or {}).get("final_answer"))
+            answer = clean_answer((result.parsed or {}).get("final_answer"))
             error = result.error
         trace.cycles.append(
             PlanCycle(index=0, final_answer=answer, raw=result.content, error=error, llm=result.call)
@@ -287,13 +288,13 @@ class Agent:
                 answer = (result.parsed or {}).get("final_answer") if result.parsed else result.content
                 pc = PlanCycle(
                     index=cycle,
-                    final_answer=_clean(answer),
+                    final_answer=clean_answer(answer),
                     raw=result.content,
                     error=result.error,
                     llm=result.call,
                 )
                 trace.cycles.append(pc)
-                return await self._final(episode, _clean(answer), cycle, trace)
+                return await self._final(episode, clean_answer(answer), cycle, trace)
             max_steps = cfg.program_max_steps if episode.program else cfg.max_steps
             schema = plan_schema(allow_final=cycle > 0, max_steps=max_steps)
             result = await self.llms.planner.chat(
@@ -310,7 +311,7 @@ class Agent:
                 continue
             pc.plan, pc.final_answer = steps, final
             if final and not steps:
-                return await self._final(episode, _clean(final), cycle, trace)
+                return await self._final(episode, clean_answer(final), cycle, trace)
             history.append(
                 {"role": "assistant", "content": json.dumps({"plan": [s.model_dump() for s in steps]})}
             )
@@ -396,7 +397,7 @@ class Agent:
             result = await self.llms.executor.final_answer(messages)
             es.llm_calls.append(result.call)
             answer = (result.parsed or {}).get("final_answer") if result.parsed else result.content
-            es.result = _clean(answer) or ""
+            es.result = clean_answer(answer) or ""
             if result.error and not es.result:
                 es.error = result.error
         es.duration_s = time.perf_counter() - t0
@@ -476,26 +477,3 @@ class Agent:
         if toolbox is None:
             return ToolCall(server="none", name=name, arguments=arguments, error="no tools are configured")
         return await toolbox.call(name, arguments)
-
-
-def _task_fields(task: Task | str) -> tuple[str, str, str | None]:
-    if isinstance(task, str):
-        import hashlib
-
-        return "adhoc:" + hashlib.sha256(task.encode()).hexdigest()[:12], task, None
-    return task.id, task.question, task.answer
-
-
-def _clean(answer: Any) -> str | None:
-    if answer is None:
-        return None
-    text = str(answer).strip()
-    text = re.sub(r"^FINAL ANSWER:\s*", "", text, flags=re.I)
-    return text or None
-
-
-def with_attachments(question: str, files: Sequence[str]) -> str:
-    """The task as the model sees it: the question, and the names of the files copied into its workspace."""
-    if not files:
-        return question
-    return f"{question}\n\nAttached files (in your workspace): {', '.join(Path(f).name for f in files)}"
