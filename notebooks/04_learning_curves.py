@@ -37,6 +37,8 @@ control_n = 10  # control tasks (each suite); 0 skips the controls
 control_iterations = 3
 online_update = True  # parametric: update the head after each episode (weights in <run>/retriever/)
 online_target = "reward"  # what the online update learns: reward | advantage | delta
+bank_policies = "keep-all,one-per-task"  # the memory budget lab: bank policies x budgets ('' to skip)
+memory_budgets = "150,600"  # memory-block token budgets of the budget lab
 
 # %%
 from pathlib import Path
@@ -57,6 +59,7 @@ if smoke:  # CI: the small model, two tasks, two memory modes, one order, one K
     model, n, iterations, orders, k_sweep = "qwen2.5-coder-0.5b", min(n, 2), 2, "0", ""
     memories = "none,similarity"
     control_n, control_iterations = min(control_n, 3), 2
+    bank_policies, memory_budgets = "", ""  # the costs of the smoke sweep's own arms are still shown
 sweep_dir = Path(load_runs) if load_runs else Path(out_dir) / "sweep"
 checkpoint = Path(out_dir) / "checkpoints" / "retriever" / "best.ckpt"
 mems = [m for m in memories.split(",") if m and (m != "parametric" or checkpoint.exists())]
@@ -198,3 +201,40 @@ if pairs:
 
 # %%
 pl.DataFrame([p.model_dump() for p in rep.by_family]) if rep.by_family else None
+
+# %% [markdown]
+# ## What memory costs: bank policies x memory budgets
+# Memory is not free: every shown case lengthens the prompt, and a bank only grows unless a policy
+# evicts. The budget lab runs the similarity arm under each bank policy (keep everything, one case
+# per task, ...) and memory-block token budget on the same tasks, then sets reward against what it
+# cost: prompt tokens of the memory block, cases kept. `reward_per_1k_prompt_tokens` carries a
+# bootstrap CI over tasks; the paired comparisons above apply to these arms too.
+
+# %%
+budget_dir = (Path(load_runs) if load_runs else Path(out_dir)) / "budget"
+policies = [x for x in bank_policies.split(",") if x]
+budgets = [int(x) for x in memory_budgets.split(",") if x]
+if policies and budgets and not load_runs:
+    await run_sweep(
+        base.model_copy(update={"out": str(budget_dir)}),
+        memories=["similarity"],
+        seeds=[seed],
+        orders=[0],
+        vary={"bank_policy": policies, "memory_tokens": budgets},
+    )
+cost_rep = build_report([budget_dir]) if budget_dir.exists() else rep
+display(
+    pl.DataFrame([c.model_dump() for c in cost_rep.costs]).select(
+        "label",
+        "accuracy",
+        "memory_tokens",
+        "bank_size",
+        "reward_per_1k_prompt_tokens",
+        "ci_low",
+        "ci_high",
+        "reward_per_stored_case",
+        "cache_share",
+        "seconds",
+    )
+)
+plots.memory_costs(cost_rep.costs).show()

@@ -276,3 +276,32 @@ def test_bank_composition_counts() -> None:
     t = by_name(plots.bank_composition(bank.to_polars()))
     assert list(t["positive"].x) == ["a", "b"] and list(t["positive"].y) == [1, 1]
     assert list(t["negative"].x) == ["a", "unknown"] and list(t["negative"].y) == [2, 1]
+
+
+def test_memory_costs_one_point_per_arm_in_each_panel() -> None:
+    from memento_lab.experiments.report import Cost
+
+    costs = [
+        Cost(arm="a", label="memory_tokens=150", split="stream", episodes=4, accuracy=0.5, seconds=1.0,
+             prompt_tokens=200, completion_tokens=10, memory_tokens=120, cache_share=0.5, bank_size=3.0,
+             reward_per_1k_prompt_tokens=2.5, ci_low=1.0, ci_high=4.0, reward_per_stored_case=0.5),
+        Cost(arm="b", label="memory_tokens=600", split="stream", episodes=4, accuracy=0.75, seconds=2.0,
+             prompt_tokens=500, completion_tokens=10, memory_tokens=400, cache_share=None, bank_size=None,
+             reward_per_1k_prompt_tokens=1.5, ci_low=0.5, ci_high=2.0, reward_per_stored_case=None),
+    ]  # fmt: skip
+    fig = plots.memory_costs(costs)
+    by_axis = {(t.name, t.xaxis): (t.x[0], t.y[0]) for t in fig.data}
+    assert by_axis[("memory_tokens=150", "x")] == (120, 0.5) and by_axis[("memory_tokens=600", "x")] == (
+        400,
+        0.75,
+    )
+    assert by_axis[("memory_tokens=150", "x2")] == (3.0, 0.5) and by_axis[("memory_tokens=600", "x2")] == (
+        0.0,
+        0.75,
+    )
+    assert (
+        "per stored case n/a" in fig.data[2].hovertext[0]
+        and "2.500 [1.000, 4.000]" in fig.data[0].hovertext[0]
+    )
+    with pytest.raises(ValueError, match="no costs"):
+        plots.memory_costs([])

@@ -9,7 +9,7 @@ renders it; ``views.export`` turns it into static HTML with plotly.js once per p
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -194,7 +194,46 @@ def k_sweep(df: pl.DataFrame, *, by: str = "memory") -> go.Figure:
     return fig
 
 
-# ============================================================================ retrieval diagnostics
+# ============================================================================ memory costs and the bank
+def memory_costs(costs: Sequence[Any]) -> go.Figure:
+    """Reward against what memory cost, one point per arm: mean memory-block tokens (left) and mean
+    bank size when retrieving (right), from ``Report.costs``; hover shows reward per 1k prompt tokens
+    and per stored case."""
+    rows = [c.model_dump() if hasattr(c, "model_dump") else dict(c) for c in costs]
+    if not rows:
+        raise ValueError("no costs to plot (the report has no scored episodes)")
+    fig = make_subplots(
+        rows=1, cols=2, shared_yaxes=True, subplot_titles=("memory-block tokens", "bank size")
+    )
+    for i, row in enumerate(sorted(rows, key=lambda r: str(r["label"]))):
+        hover = (
+            f"{row['label']}<br>reward per 1k prompt tokens {row['reward_per_1k_prompt_tokens']:.3f}"
+            f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]<br>reward per stored case "
+            + (f"{row['reward_per_stored_case']:.3f}" if row["reward_per_stored_case"] is not None else "n/a")
+        )
+        for col, x in ((1, row["memory_tokens"]), (2, row["bank_size"] or 0.0)):
+            fig.add_trace(
+                go.Scatter(
+                    x=[x],
+                    y=[row["accuracy"]],
+                    mode="markers",
+                    marker={"size": 12, "color": _color(i)},
+                    name=str(row["label"]),
+                    legendgroup=str(row["label"]),
+                    showlegend=col == 1,
+                    hovertext=[hover],
+                    hoverinfo="text",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(title="Reward against memory cost (one point per arm)", legend_title_text="arm")
+    fig.update_yaxes(title_text="accuracy (mean reward)", range=[0, 1.02], row=1, col=1)
+    fig.update_xaxes(title_text="mean memory-block tokens", row=1, col=1)
+    fig.update_xaxes(title_text="mean cases in the bank", row=1, col=2)
+    return fig
+
+
 def bank_composition(df: pl.DataFrame) -> go.Figure:
     """Cases per source and label, from ``CaseBank.to_polars()``."""
     if df.is_empty():
