@@ -7,7 +7,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-fast demo lab lint bench clean-venv
+.PHONY: install test test-fast demo lab lint bench bench-models clean-venv
 
 $(PY):
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -55,6 +55,14 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_search.py
 	$(PY) benchmarks/bench_concurrency.py
 	$(PY) benchmarks/bench_llm.py --model qwen2.5-coder-0.5b
+	$(PY) benchmarks/bench_bank_scale.py --n 100000
+	$(PY) benchmarks/bench_media.py
+
+# The measurements with the embedded 1.5B model (tens of minutes each on 2 cores).
+bench-models: $(VENV)/.installed-1p5b
+	$(PY) benchmarks/bench_episode_cost.py
+	$(PY) benchmarks/bench_agent_vs_direct.py --suite humaneval
+	$(PY) benchmarks/bench_judge_agreement.py
 
 clean-venv:
 	rm -rf $(VENV)
