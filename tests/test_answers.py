@@ -16,7 +16,8 @@ from memento_lab.agent.answers import (
     visible_examples,
 )
 from memento_lab.agent.episode import Candidate, choose_program, planner_pick
-from memento_lab.agent.suites import Task, load_jsonl_tasks, load_suite
+from memento_lab.agent.qa_suites import load_jsonl_tasks
+from memento_lab.agent.suites import Task, load_suite
 from memento_lab.config import Settings
 from memento_lab.jsonl import FormatError
 from memento_lab.memory.cases import Case

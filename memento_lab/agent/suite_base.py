@@ -98,3 +98,9 @@ def sample_indices(indices: list[int], n: int, seed: int) -> list[int]:
         return list(indices)
     chosen = set(random.Random(seed).sample(range(len(indices)), n))
     return [x for i, x in enumerate(indices) if i in chosen]
+
+
+def gold_answers(task: Task) -> list[str]:
+    """The task's gold answers: its aliases when it has several, else its one answer."""
+    aliases = task.metadata.get("aliases")
+    return list(aliases) if aliases else [task.answer or ""]
