@@ -108,7 +108,8 @@ def test_evictions_are_append_only_and_time_travel_still_works(bank: CaseBank) -
 
 
 def test_make_policy_names_and_errors() -> None:
-    assert isinstance(make_policy("lru", cap=3), LRUCap)
+    assert make_policy("keep-all") is None  # nothing to apply (and no pair log read) after a write
+    assert isinstance(make_policy("lru", cap=3), LRUCap) and LRUCap.needs_pairs and not OnePerTask.needs_pairs
     assert isinstance(make_policy("one-per-task:best"), OnePerTask)
     with pytest.raises(ValueError, match="needs a cap"):
         make_policy("utility")

@@ -176,10 +176,9 @@ class Memory:
         update = getattr(self.retriever, "update", None)
         if pairs and callable(update):
             update(pairs, logged=self.pairs is not None)
-        if self.policy is not None:
-            self.evicted.extend(
-                self.policy.apply(self.bank, self.pairs.read() if self.pairs is not None else pairs)
-            )
+        if self.policy is not None:  # the whole pair log only for the policies that read it
+            logged = self.pairs.read() if self.policy.needs_pairs and self.pairs is not None else pairs
+            self.evicted.extend(self.policy.apply(self.bank, logged))
         return case
 
 

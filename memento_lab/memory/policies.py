@@ -29,6 +29,7 @@ class BankPolicy:
     """Keep everything (the default). Subclasses choose ids to evict with ``select``."""
 
     name = "keep-all"
+    needs_pairs = False  # whether ``select`` reads the pair log (read only for policies that do)
 
     def select(self, cases: list[Case], pairs: Sequence[RetrievalPair], bank: CaseBank) -> list[str]:
         """Ids of live cases to evict, given the bank's live ``cases`` and the pair log."""
@@ -65,6 +66,7 @@ class LRUCap(_Cap):
     """Keep the ``cap`` most recently used cases: used = written, or shown to an episode."""
 
     name = "lru"
+    needs_pairs = True
 
     def rank(self, cases: list[Case], pairs: Sequence[RetrievalPair]) -> dict[str, tuple[float, ...]]:
         last = {c.id: c.created_at for c in cases}
@@ -81,6 +83,7 @@ class UtilityCap(_Cap):
     Ties go to the newer case."""
 
     name = "utility"
+    needs_pairs = True
 
     def __init__(self, cap: int, prior: float = 0.0):
         super().__init__(cap)
@@ -151,13 +154,16 @@ class OnePerTask(BankPolicy):
         return evict
 
 
-def make_policy(name: str = "keep-all", *, cap: int | None = None, threshold: float = 0.95) -> BankPolicy:
-    """A bank policy by name: keep-all | lru | utility | merge-duplicates | one-per-task[:best]."""
+def make_policy(
+    name: str = "keep-all", *, cap: int | None = None, threshold: float = 0.95
+) -> BankPolicy | None:
+    """A bank policy by name: keep-all | lru | utility | merge-duplicates | one-per-task[:best].
+    ``keep-all`` is ``None``: nothing to apply after a write."""
     base, _, option = name.partition(":")
     if base in ("lru", "utility") and cap is None:
         raise ValueError(f"bank policy {base!r} needs a cap (--bank-cap N)")
     if base == "keep-all":
-        return BankPolicy()
+        return None
     if base == "lru":
         return LRUCap(cap)  # type: ignore[arg-type]
     if base == "utility":
