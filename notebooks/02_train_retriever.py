@@ -45,10 +45,11 @@ from IPython.display import Markdown, display
 from memento_lab.jsonl import atomic_write_bytes
 from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.encoders import bank_encoder
+from memento_lab.memory.pair_data import split_by_query
 from memento_lab.memory.parametric import ParametricRetriever
 from memento_lab.memory.retrieval import SimilarityRetriever
 from memento_lab.memory.sources import training_pairs
-from memento_lab.memory.training import fit, split_by_query
+from memento_lab.memory.training import fit
 from memento_lab.views import plots, retrieval_plots, widgets
 
 plots.use_notebook_renderer()

@@ -18,17 +18,11 @@ from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
 from memento_lab.memory.formats import import_file
 from memento_lab.memory.metrics import binary_metrics, ranking_metrics
+from memento_lab.memory.pair_data import load_pairs, pair_targets, split_by_query, with_advantage
 from memento_lab.memory.pairs import PairLog, read_memento_pairs
 from memento_lab.memory.parametric import ParametricRetriever, RetrievalConfig, UpdateConfig
 from memento_lab.memory.qnet import RetrieverModule
-from memento_lab.memory.training import (
-    evaluate,
-    fit,
-    load_pairs,
-    pair_targets,
-    split_by_query,
-    with_advantage,
-)
+from memento_lab.memory.training import evaluate, fit
 
 
 @pytest.fixture(scope="module")

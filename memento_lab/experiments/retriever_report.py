@@ -26,7 +26,7 @@ from memento_lab.trace import read_traces
 
 def case_pairs(pairs: list[RetrievalPair], target: str) -> tuple[list[RetrievalPair], np.ndarray]:
     """The pairs of shown cases (not the "no memory" option) that have a value for ``target``."""
-    from memento_lab.memory.training import pair_targets
+    from memento_lab.memory.pair_data import pair_targets
 
     pairs = [p for p in pairs if p.case_id != NO_CASE]
     y = pair_targets(pairs, target) if pairs else np.zeros(0, dtype=np.float32)

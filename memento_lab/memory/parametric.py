@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.encoders import CachedEncoder, Encoder, SentenceEncoder
 from memento_lab.memory.index import SHORTLIST
+from memento_lab.memory.pair_data import pair_targets
 from memento_lab.memory.pairs import PairLog, RetrievalPair
 from memento_lab.memory.qnet import (
     RetrieverModule,
@@ -42,7 +43,6 @@ from memento_lab.memory.qnet import (
     soft_ce,
 )
 from memento_lab.memory.retrieval import Retriever, SimilarityRetriever
-from memento_lab.memory.training import pair_targets
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ def pairs_frame(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path) -> pl
     task's mean reward over all rows.
     """
     if isinstance(data, str | Path):
-        from memento_lab.memory.training import load_pairs
+        from memento_lab.memory.pair_data import load_pairs
 
         data = load_pairs(data)
     if not isinstance(data, pl.DataFrame):
