@@ -229,6 +229,20 @@ def test_an_inode_flood_is_stopped(proven, tmp_path):
     assert len(list((tmp_path / "d").iterdir())) < 200_000
 
 
+@pytest.mark.parametrize(("folder", "cap_mb"), [("/dev/shm", 64), ("/tmp", 256)])
+def test_private_memory_folders_are_capped(proven, tmp_path, folder, cap_mb):
+    """/dev/shm and /tmp live in RAM: each is a size-capped tmpfs (50 MB files: under the file limit)."""
+    code = (
+        "import json\nwritten = 0\ntry:\n    for i in range(8):\n"
+        f"        with open('{folder}/fill' + str(i), 'wb') as f:\n"
+        "            for _ in range(50):\n                f.write(b'0' * 2**20)\n                written += 1\n"
+        "    error = None\nexcept OSError as e:\n    error = e.strerror\n"
+        "print(json.dumps([written, error]))"
+    )
+    written, error = inside(code, tmp_path, memory_mb=2048)
+    assert error == "No space left on device" and cap_mb - 2 <= written <= cap_mb
+
+
 def test_a_run_within_its_quota_keeps_its_files(proven, tmp_path):
     r = run_python(WRITE.replace("range(80)", "range(2)"), workspace=tmp_path, isolation="bwrap", disk_mb=32)
     assert r.ok and not r.disk_exceeded, r.stderr
