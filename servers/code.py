@@ -18,6 +18,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from memento_lab.sandbox import (
     SandboxResult,
+    bwrap_origin,
     describe_signal,
     isolation_limits,
     resolve_isolation,
@@ -33,8 +34,8 @@ def isolation_note() -> str:
     mode = resolve_isolation()
     if mode == "bwrap":
         return (
-            "Runs in a bubblewrap sandbox: " + isolation_limits(mode) + "; read-only except the working "
-            "directory, no network, resource limits and a wall-clock timeout."
+            f"Runs in a bubblewrap sandbox ({bwrap_origin()}): {isolation_limits(mode)}; read-only except "
+            "the working directory, no network, resource limits, a disk quota and a wall-clock timeout."
         )
     return "WARNING: " + isolation_limits(mode) + "."
 

