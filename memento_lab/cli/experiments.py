@@ -1,7 +1,8 @@
 """``memento-lab run | sweep | report | demo``: experiments from the command line.
 
 ``run`` has one flag per ``ExperimentConfig`` field (generated from the model, so none is missing;
-its help is the field's description) and ``--config FILE`` (TOML: the same field names at the top level); flags override the file.
+its help is the field's description) and ``--config FILE`` (TOML: the same field names at the top
+level); flags override the file.
 ``sweep --config FILE`` reads the same fields plus a ``[sweep]`` table (``memories``, ``seeds``,
 ``orders``, ``ks``) and runs or resumes every run of the sweep (``--ray``: each run a Ray task).
 """
