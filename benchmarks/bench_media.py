@@ -2,11 +2,12 @@
 
     python benchmarks/bench_media.py [--repeats 3] [--json out.json]
 
-Media is generated here: text images with Pillow (OCR exact match), speech with espeak-ng
-(Harvard sentences; word error rate), a 6 s video with ffmpeg (narration). Each tool is called
-through a real ``ToolBox`` (server processes over stdio); the first call of a tool pays the model
-load (``cold_s``), the rest give ``warm_median_s``. Baseline in the same run: ``calculate`` on the
-math server (an MCP round trip that does no work), so ``x_baseline`` = warm median / baseline.
+Media needs no system tool (``tests/media_files.py``): text images with Pillow (OCR exact match),
+six Harvard sentences spoken by espeak-ng, committed as Ogg Opus (``tests/data/speech/``; word
+error rate), a 6 s video encoded with PyAV (narration). Each tool is called through a real
+``ToolBox`` (server processes over stdio); the first call of a tool pays the model load
+(``cold_s``), the rest give ``warm_median_s``. Baseline in the same run: ``calculate`` on the math
+server (an MCP round trip that does no work), so ``x_baseline`` = warm median / baseline.
 """
 
 from __future__ import annotations
@@ -25,20 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's servers/
 
 from loopback import Loopback
+from media_files import SENTENCES, render_text, speech, video_file, wer
 from test_crawl import SITE
-from test_media import render_text, speak, video_file, wer
 
 from memento_lab.agent.mcp_client import ToolBox
 from memento_lab.config import Settings
 
-SENTENCES = [
-    "the quick brown fox jumps over the lazy dog",
-    "the birch canoe slid on the smooth planks",
-    "glue the sheet to the dark blue background",
-    "it is easy to tell the depth of a well",
-    "these days a chicken leg is a rare dish",
-    "rice is often served in round bowls",
-]
 TEXTS = ["MEMENTO 4217", "INVOICE 9083", "Total 56.40", "Room 12B", "hello world 2026", "ABC-123-XYZ"]
 
 
@@ -53,8 +46,8 @@ async def timed(tb: ToolBox, tool: str, args: dict) -> tuple[float, str]:
 async def run(repeats: int, ws: Path) -> dict:
     for i, text in enumerate(TEXTS):
         render_text(ws / f"text{i}.png", text, (560, 120))
-    for i, sentence in enumerate(SENTENCES):
-        speak(ws / f"speech{i}.wav", sentence)
+    for i in range(len(SENTENCES)):
+        speech(ws / f"speech{i}.ogg", i)
     video_file(ws)
     site = Loopback(
         lambda path: (200, "text/html", SITE[path]) if path in SITE else (404, "text/plain", "no")
@@ -67,8 +60,8 @@ async def run(repeats: int, ws: Path) -> dict:
             calls = {
                 "calculate (baseline)": ("calculate", {"expression": "2^20"}),
                 "read_image_text": ("read_image_text", {"path": "text0.png"}),
-                "transcribe_audio (2.8 s wav)": ("transcribe_audio", {"path": "speech0.wav"}),
-                "narrate_video (6 s, 7 frames)": ("narrate_video", {"path": "clip.mp4", "every_s": 1.0}),
+                "transcribe_audio (2.5 s ogg)": ("transcribe_audio", {"path": "speech0.ogg"}),
+                "narrate_video (6 s, 6 frames)": ("narrate_video", {"path": "clip.mp4", "every_s": 1.0}),
                 "crawl (4 loopback pages)": ("crawl", {"url": site.url + "/", "query": "lighthouse built"}),
             }
             for label, (tool, args) in calls.items():
@@ -87,7 +80,7 @@ async def run(repeats: int, ws: Path) -> dict:
                 for i, t in enumerate(TEXTS)
             ]
             asr = [
-                (s, (await timed(tb, "transcribe_audio", {"path": f"speech{i}.wav"}))[1])
+                (s, (await timed(tb, "transcribe_audio", {"path": f"speech{i}.ogg"}))[1])
                 for i, s in enumerate(SENTENCES)
             ]
     finally:

@@ -20,16 +20,16 @@
 # %% tags=["parameters"]
 out_dir = "data/runs/notebooks"
 smoke = False
-model = "qwen2.5-coder-1.5b"  # packaged model name or a .gguf path; an endpoint in .env wins
-suite = "reasoning-gym:spell_backward"
+model = "qwen2.5-coder-1.5b"  # packaged model name or GGUF path (unset: MEMENTO_LOCAL_MODEL); endpoints win
+suite = "reasoning-gym:spell_backward"  # the tasks: reasoning-gym:FAM1,FAM2 | humaneval[:0-20] | deepresearcher | jsonl:FILE | jsonl+llm:FILE | bfcl:base | control:positive | control:negative
 n_tasks = 4
-memory = "similarity"  # none | random | similarity | parametric
-k = 4
-tools = "code,math"
+memory = "similarity"  # how past cases are retrieved (parametric: the learned retriever Q)
+k = 4  # cases shown per episode: the top K (unless k_positive / k_negative are set)
+tools = "code,math"  # MCP tool servers of the executor, comma-separated ('' for none)
 question = "How many times does the letter 'r' appear in the word 'strawberry'?"
 coding_task = 0  # a HumanEval problem (0-163) solved through the tool loop below; -1 to skip
-cassette = ""  # off | record | replay | auto; empty means MEMENTO_CASSETTE, else auto
-seed = 0
+cassette = ""  # record / replay of model and tool calls: off | record | replay | auto (MEMENTO_CASSETTE sets the default); empty: MEMENTO_CASSETTE, else auto
+seed = 0  # seed of the task sample, random retrieval and online updates (a replication)
 
 # %%
 from contextlib import AsyncExitStack

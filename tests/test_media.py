@@ -1,7 +1,8 @@
-"""The media server on generated media: Pillow text, espeak-ng speech, an ffmpeg video; endpoint paths.
+"""The media server on generated media: Pillow text, committed speech, a PyAV-encoded video; endpoints.
 
-The offline models are real (RapidOCR's ONNX models, Whisper tiny.en): those tests are ``slow``.
-The endpoint (vision, transcription) is a loopback fake OpenAI server.
+Test media needs no system tool (``media_files``). The offline models are real (RapidOCR's ONNX
+models, Whisper tiny.en): those tests are ``slow``. The endpoint (vision, transcription) is a
+loopback fake OpenAI server.
 """
 
 from __future__ import annotations
@@ -9,79 +10,17 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import re
-import shutil
-import struct
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import pytest
 from loopback import FakeOpenAI, completion
+from media_files import SENTENCE, render_text, sentence_words_heard, speech, tone, video_file, wer
 from support import ROOT, call
 
 from servers.media import mcp
-
-SENTENCE = "the quick brown fox jumps over the lazy dog"
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
-
-
-def render_text(path: Path, text: str, size: tuple[int, int] = (480, 120)) -> Path:
-    from PIL import Image, ImageDraw, ImageFont
-
-    image = Image.new("RGB", size, "white")
-    ImageDraw.Draw(image).text(
-        (20, size[1] // 2 - 30), text, fill="black", font=ImageFont.load_default(size=48)
-    )
-    image.save(path)
-    return path
-
-
-def speak(path: Path, text: str = SENTENCE) -> Path:
-    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
-    return path
-
-
-def tone(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
-    """A 440 Hz sine as a WAV file: sound without speech."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        n = int(seconds * rate)
-        w.writeframes(
-            b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(n))
-        )
-    return path
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate: word-level edit distance over the reference length."""
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / len(ref)
-
-
-def sentence_words_heard(text: str) -> int:
-    """How many of the sentence's 9 words the transcript contains (each occurrence counted once)."""
-    heard = words(text)
-    count = 0
-    for w in words(SENTENCE):
-        if w in heard:
-            heard.remove(w)
-            count += 1
-    return count
 
 
 # ------------------------------------------------------------------------------------ offline models
@@ -98,34 +37,16 @@ async def test_ocr_reads_rendered_text(workspace):
 
 @pytest.mark.anyio
 @pytest.mark.slow
-@needs_espeak
 async def test_transcribes_espeak_speech_offline(workspace):
-    speak(workspace / "speech.wav")
+    speech(workspace / "speech.ogg")
     tone(workspace / "tone.wav")
-    err, text = await call(mcp, "transcribe_audio", path="speech.wav")
+    err, text = await call(mcp, "transcribe_audio", path="speech.ogg")
     print(f"transcript: {text!r}; WER {wer(SENTENCE, text):.2f}; words heard {sentence_words_heard(text)}/9")
     assert not err and sentence_words_heard(text) >= 4
-    err, timed = await call(mcp, "transcribe_audio", path="speech.wav", timestamps=True)
+    err, timed = await call(mcp, "transcribe_audio", path="speech.ogg", timestamps=True)
     assert not err and re.match(r"\[0:0\d\.\d-0:0\d\.\d\] ", timed)
     err, text = await call(mcp, "transcribe_audio", path="tone.wav")
     assert not err and sentence_words_heard(text) <= 1  # a tone is not the sentence
-
-
-def video_file(workspace: Path) -> Path:
-    """6 s: 'SLIDE ONE' then 'SLIDE TWO 88' (3 s each), the spoken sentence on the sound track."""
-    render_text(workspace / "f0.png", "SLIDE ONE", (640, 360))
-    render_text(workspace / "f1.png", "SLIDE TWO 88", (640, 360))
-    speak(workspace / "voice.wav")
-    out = workspace / "clip.mp4"
-    make = (
-        "ffmpeg -v error -y -loop 1 -t 3 -i f0.png -loop 1 -t 3 -i f1.png -i voice.wav -filter_complex "
-        "[0:v][1:v]concat=n=2:v=1:a=0,format=yuv420p[v] -map [v] -map 2:a -r 5 -c:v libx264 -preset ultrafast "
-        "-c:a aac clip.mp4"
-    )
-    subprocess.run(make.split(), check=True, cwd=workspace, capture_output=True)
-    mute = "ffmpeg -v error -y -i clip.mp4 -an -c:v copy mute.mp4"  # the same pictures, no sound track
-    subprocess.run(mute.split(), check=True, cwd=workspace, capture_output=True)
-    return out
 
 
 @pytest.fixture
@@ -144,8 +65,6 @@ def timed(narration: str) -> list[tuple[float, str]]:
 
 @pytest.mark.anyio
 @pytest.mark.slow
-@needs_espeak
-@needs_ffmpeg
 async def test_video_narration_merges_frames_and_speech_in_time(workspace, video):
     err, text = await call(mcp, "narrate_video", path="clip.mp4", every_s=1.0)
     print(text)
@@ -153,14 +72,14 @@ async def test_video_narration_merges_frames_and_speech_in_time(workspace, video
     events = timed(text)
     assert [t for t, _ in events] == sorted(t for t, _ in events)
     frames = [(t, e) for t, e in events if e.startswith("frame:")]
-    assert len(frames) == 7  # 0..6 s, one a second
+    assert [t for t, _ in frames] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # one a second of the 6 s clip
     assert frames[0] == (0.0, "frame: text 'SLIDE ONE'")
     two = [t for t, e in frames if "SLIDE TWO 88" in e]
     assert two and 3.0 <= two[0] <= 4.0
     read = [e for _, e in frames if "same picture" not in e]
     assert read == ["frame: text 'SLIDE ONE'", "frame: text 'SLIDE TWO 88'"]  # each slide read once
-    speech = [e for _, e in events if e.startswith("speech:")]
-    assert speech and sentence_words_heard(" ".join(speech)) >= 4
+    spoken = [e for _, e in events if e.startswith("speech:")]
+    assert spoken and sentence_words_heard(" ".join(spoken)) >= 4
 
     err, text = await call(mcp, "narrate_video", path="clip.mp4", every_s=1.0, max_frames=2, max_seconds=1.5)
     assert not err and len([e for _, e in timed(text) if e.startswith("frame:")]) == 2
@@ -171,8 +90,6 @@ async def test_video_narration_merges_frames_and_speech_in_time(workspace, video
 
 @pytest.mark.anyio
 @pytest.mark.slow
-@needs_espeak
-@needs_ffmpeg
 async def test_video_narration_through_the_endpoint(workspace, video, monkeypatch):
     """Vision captions for each new picture and the sound track to /audio/transcriptions."""
 
@@ -197,10 +114,9 @@ async def test_video_narration_through_the_endpoint(workspace, video, monkeypatc
 
 
 @pytest.mark.slow
-@needs_espeak
 def test_cli_tools_call_transcribes_a_workspace_file(tmp_path):
-    speak(tmp_path / "speech.wav")
-    args = ["tools", "call", "media", "transcribe_audio", json.dumps({"path": "speech.wav"})]
+    speech(tmp_path / "speech.ogg")
+    args = ["tools", "call", "media", "transcribe_audio", json.dumps({"path": "speech.ogg"})]
     out = subprocess.run(
         [sys.executable, "-m", "memento_lab.cli", *args, "--workspace", str(tmp_path)],
         cwd=ROOT,

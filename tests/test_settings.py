@@ -1,5 +1,5 @@
-"""Every variable in the README's configuration table is read somewhere, and the two that used to
-do nothing (MEMENTO_ENCODER, MEMENTO_CASSETTE) change what the workbench does."""
+"""Every variable in the environment table of docs/configuration.md is read somewhere, and the two
+that used to do nothing (MEMENTO_ENCODER, MEMENTO_CASSETTE) change what the workbench does."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ CODE_DIRS = ("memento_lab", "servers", "notebooks")
 
 
 def documented_variables() -> list[str]:
-    """Names in the first column of the README's configuration table."""
-    text = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    """Names in the first column of docs/configuration.md's environment table."""
+    text = (PROJECT_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = text.split("## Environment and `.env`", 1)[1].split("\n## ", 1)[0]
     names: list[str] = []
     for line in section.splitlines():
         if line.startswith("| `"):

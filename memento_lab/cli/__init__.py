@@ -289,8 +289,23 @@ def _retriever_report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _PrintVersion(argparse.Action):
+    """``--version``: the package version and the git commit of a checkout (asked only when used)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: Any) -> None:
+        help_ = "print the version (and the git commit of a checkout) and exit"
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help_)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from memento_lab.provenance import version_line
+
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memento-lab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_PrintVersion)
     sub = parser.add_subparsers(dest="command", required=True)
     from memento_lab.cli.agent import add_llm_commands, add_tools_commands
     from memento_lab.cli.experiments import add_run_commands

@@ -1,7 +1,8 @@
 """``memento-lab run | sweep | report | demo``: experiments from the command line.
 
-``run`` has one flag per ``ExperimentConfig`` field (generated from the model, so none is missing)
-and ``--config FILE`` (TOML: the same field names at the top level); flags override the file.
+``run`` has one flag per ``ExperimentConfig`` field (generated from the model, so none is missing;
+its help is the field's description) and ``--config FILE`` (TOML: the same field names at the top
+level); flags override the file.
 ``sweep --config FILE`` reads the same fields plus a ``[sweep]`` table (``memories``, ``seeds``,
 ``orders``, ``ks``) and runs or resumes every run of the sweep (``--ray``: each run a Ray task).
 """
@@ -22,21 +23,6 @@ from pydantic import ValidationError
 from memento_lab.experiments.config import ExperimentConfig
 
 SHORT = {"k": ("-k",)}
-HELP = {
-    "suite": "reasoning-gym:FAM1,FAM2 | humaneval | deepresearcher | jsonl:FILE | control:positive | control:negative",
-    "agent": "direct: the planner answers at once with the retrieved cases (no executor)",
-    "protocol": "recall: one stream repeated; transfer: memory built on a train stream, scored on a disjoint test stream",
-    "exclude_question": "memory never shows a case of the very same question",
-    "online_update": "parametric retriever: update its head after each episode",
-    "counterfactual_every": "every Nth episode, re-run without its top case (the case's effect)",
-    "counterfactual_share": "or probe this sampled share of episodes (their delta pairs feed the online update)",
-    "online_target": "what the online update learns: reward | helped | advantage | delta",
-    "min_q": "parametric abstention: show only cases whose Q reaches this floor",
-    "none_option": "parametric: a case must also beat the learned Q(query, 'no memory')",
-    "shortlist": "parametric: cosine top-M re-ranked by Q (0: Q scores every case)",
-    "min_score": "similarity threshold variant: show only cases at least this similar (cosine)",
-    "tools": "comma-separated MCP servers ('' for none)",
-}
 
 
 def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
@@ -56,13 +42,32 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per ExperimentConfig field, default unset (so a --config file's value stands)."""
     for name, field in ExperimentConfig.model_fields.items():
         flags = (f"--{name.replace('_', '-')}", *SHORT.get(name, ()))
-        default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
-        help_ = f"{HELP.get(name, '')} (default: {default!r})".strip()
+        default = _field_default(field)
+        help_ = f"{field.description} (default: {default!r})".replace("%", "%%")
         if field.annotation is bool:
             p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
             continue
         parse, choices = _flag_type(field.annotation)
         p.add_argument(*flags, dest=name, type=parse, choices=choices, default=None, help=help_)
+
+
+def _field_default(field: Any) -> Any:
+    return field.default if field.default_factory is None else field.default_factory()
+
+
+def _toml_value(value: Any) -> str:
+    return "(unset)" if value is None else json.dumps(value)  # JSON scalars and lists are TOML too
+
+
+def config_reference() -> str:
+    """The Markdown table of every ``ExperimentConfig`` field (TOML key, default, description): the
+    field reference in ``docs/configuration.md`` (a test keeps that page equal to this)."""
+    rows = ["| field (TOML key) | flag | default | description |", "|---|---|---|---|"]
+    for name, field in ExperimentConfig.model_fields.items():
+        default = _toml_value(_field_default(field))
+        description = str(field.description).replace("|", "\\|")
+        rows.append(f"| `{name}` | `--{name.replace('_', '-')}` | `{default}` | {description} |")
+    return "\n".join(rows)
 
 
 def read_toml(path: str) -> dict[str, Any]:

@@ -17,47 +17,101 @@ if TYPE_CHECKING:
 class ExperimentConfig(BaseModel):
     """Everything that defines a run (primitives only, so it is a papermill parameter set too)."""
 
-    suite: str = "reasoning-gym:spell_backward,chain_sum"
-    n: int = 4  # tasks per family
-    seed: int = 0  # which tasks (suite generator seed)
-    order: int = 0  # task order: 0 = the suite's order, else a seeded shuffle
-    iterations: int = 2  # epochs over the stream
-    memory: Literal["none", "random", "similarity", "parametric"] = "similarity"
-    k: int = 4
-    k_positive: int | None = None
-    k_negative: int | None = None
-    temperature: float | None = None  # soft retrieval policy (softmax over scores)
-    exclude_question: bool = False  # never show a case of the very same task
-    checkpoint: str | None = None  # parametric retriever checkpoint
-    online_update: bool = False  # parametric: update the head after each episode
-    online_target: Literal["reward", "helped", "advantage", "delta"] = "reward"  # what the update learns
-    min_q: float | None = 0.5  # parametric abstention: show only cases with Q >= min_q
-    none_option: bool = False  # parametric: a case must also beat the learned Q(query, "no memory")
-    shortlist: int = 0  # parametric: cosine top-M re-ranked by Q (0 = Q scores every case)
-    min_score: float | None = None  # similarity threshold variant: show only cases at least this similar
-    counterfactual_every: int = 0  # every Nth episode, re-run without its top case (0 = off)
-    counterfactual_share: float = Field(0.0, ge=0.0, le=1.0)  # or probe this sampled share of episodes
-    initial_bank: str | None = None  # a bank folder to start from (copied into the run)
-    bank_policy: str = "keep-all"  # keep-all | lru | utility | merge-duplicates | one-per-task[:best]
-    bank_cap: int | None = None  # lru / utility: at most this many cases stay in the bank
-    memory_tokens: int | None = None  # token budget of the memory block (None: every retrieved case)
-    memory_style: Literal["qa", "qa+plan", "full"] = "full"  # how a shown case renders
-    leakage: Literal["off", "flag", "refuse"] = "flag"
-    leakage_threshold: float = 0.95
-    concurrency: int = 1
-    tools: list[str] = Field(default_factory=lambda: ["code", "math"])
-    model: str | None = None  # embedded model name or GGUF path (default: Settings.local_model)
-    cassette: CassetteMode = Field(default_factory=default_cassette_mode)  # MEMENTO_CASSETTE, else record
-    max_cycles: int = 2
-    max_steps: int = 3
-    max_tool_calls: int = 2
-    agent: Literal["planner-executor", "direct"] = "planner-executor"  # direct: one answer, no executor
-    protocol: Literal["recall", "transfer"] = (
-        "recall"  # transfer: train stream writes, test stream only reads
+    suite: str = Field(
+        "reasoning-gym:spell_backward,chain_sum",
+        description="the tasks: reasoning-gym:FAM1,FAM2 | humaneval[:0-20] | deepresearcher | jsonl:FILE | "
+        "jsonl+llm:FILE | bfcl:base | control:positive | control:negative",
     )
-    test_fraction: float = Field(0.5, gt=0.0, lt=1.0)  # transfer: share of each family's tasks held out
-    out: str = "data/runs/run"
-    run_id: str | None = None
+    n: int = Field(
+        4, description="tasks per family or source (humaneval without a slice: n problems; jsonl: every line)"
+    )
+    seed: int = Field(
+        0, description="seed of the task sample, random retrieval and online updates (a replication)"
+    )
+    order: int = Field(0, description="task order: 0 = the suite's order, else a shuffle seeded by it")
+    iterations: int = Field(2, description="epochs over the task stream (memory carries over)")
+    memory: Literal["none", "random", "similarity", "parametric"] = Field(
+        "similarity", description="how past cases are retrieved (parametric: the learned retriever Q)"
+    )
+    k: int = Field(
+        4, description="cases shown per episode: the top K (unless k_positive / k_negative are set)"
+    )
+    k_positive: int | None = Field(None, description="quota of positive cases shown (replaces k)")
+    k_negative: int | None = Field(None, description="quota of negative cases shown (replaces k)")
+    temperature: float | None = Field(
+        None, description="soft retrieval: sample cases from softmax(score / T) instead of the top K"
+    )
+    exclude_question: bool = Field(False, description="memory never shows a case of the very same question")
+    checkpoint: str | None = Field(None, description="parametric: the retriever checkpoint (.ckpt or folder)")
+    online_update: bool = Field(
+        False, description="parametric: update the retriever's head after each episode"
+    )
+    online_target: Literal["reward", "helped", "advantage", "delta"] = Field(
+        "reward", description="what the online update learns: reward | helped | advantage | delta"
+    )
+    min_q: float | None = Field(
+        0.5, description="parametric abstention: show only cases whose Q reaches this floor"
+    )
+    none_option: bool = Field(
+        False, description="parametric: a case must also beat the learned Q(query, 'no memory')"
+    )
+    shortlist: int = Field(0, description="parametric: cosine top-M re-ranked by Q (0: Q scores every case)")
+    min_score: float | None = Field(
+        None, description="similarity threshold variant: show only cases at least this similar (cosine)"
+    )
+    counterfactual_every: int = Field(
+        0, description="every Nth episode, re-run it without its top case: a per-case delta (0 = off)"
+    )
+    counterfactual_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="or probe this sampled share of episodes (their delta pairs)"
+    )
+    initial_bank: str | None = Field(None, description="a bank folder to start from (copied into the run)")
+    bank_policy: str = Field(
+        "keep-all",
+        description="what the bank keeps: keep-all | lru | utility | merge-duplicates | one-per-task[:best]",
+    )
+    bank_cap: int | None = Field(None, description="lru / utility: at most this many cases stay in the bank")
+    memory_tokens: int | None = Field(
+        None, description="token budget of the memory block (unset: every retrieved case)"
+    )
+    memory_style: Literal["qa", "qa+plan", "full"] = Field(
+        "full", description="how a shown case renders: question + answer, + plan, + step results"
+    )
+    leakage: Literal["off", "flag", "refuse"] = Field(
+        "flag", description="eval questions already in the initial bank: ignore, write leakage.json, or stop"
+    )
+    leakage_threshold: float = Field(
+        0.95, description="cosine similarity at which a bank case leaks a question"
+    )
+    concurrency: int = Field(1, description="episodes in flight at once")
+    tools: list[str] = Field(
+        default_factory=lambda: ["code", "math"],
+        description="MCP tool servers of the executor, comma-separated ('' for none)",
+    )
+    model: str | None = Field(
+        None, description="packaged model name or GGUF path (unset: MEMENTO_LOCAL_MODEL); endpoints win"
+    )
+    cassette: CassetteMode = Field(
+        default_factory=default_cassette_mode,
+        description="record / replay of model and tool calls: off | record | replay | auto "
+        "(MEMENTO_CASSETTE sets the default)",
+    )
+    max_cycles: int = Field(2, description="planner turns that may produce a plan (then a forced answer)")
+    max_steps: int = Field(3, description="plan steps executed per cycle")
+    max_tool_calls: int = Field(2, description="tool calls per step before the executor must respond")
+    agent: Literal["planner-executor", "direct"] = Field(
+        "planner-executor", description="direct: one answer at once with the retrieved cases (no executor)"
+    )
+    protocol: Literal["recall", "transfer"] = Field(
+        "recall",
+        description="recall: one stream repeated; transfer: memory written on a train stream, "
+        "scored on a disjoint test stream",
+    )
+    test_fraction: float = Field(
+        0.5, gt=0.0, lt=1.0, description="transfer: share of each family's tasks held out for the test stream"
+    )
+    out: str = Field("data/runs/run", description="the run folder (an existing one is resumed)")
+    run_id: str | None = Field(None, description="the run's id in rows and cases (unset: a new random id)")
 
     def mismatch(self, stored: ExperimentConfig) -> list[str]:
         """The fields in which this config may not resume a run stored with ``stored`` (see

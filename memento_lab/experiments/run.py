@@ -56,6 +56,7 @@ from memento_lab.experiments.results import finished, latest_rows, models_of, re
 from memento_lab.jsonl import append_jsonl, atomic_write_text
 from memento_lab.memory.memory import Memory, counterfactual_pair, open_memory
 from memento_lab.memory.policies import make_policy
+from memento_lab.provenance import code_version
 from memento_lab.trace import Counterfactual, Trace, write_traces
 
 RUN_INFO = "run.json"
@@ -106,9 +107,15 @@ def _resolve_config(config: ExperimentConfig, out: Path, forced: dict[str, Any])
 
 
 def _record_run_info(out: Path, session: Session, config: ExperimentConfig) -> None:
-    """run.json: the endpoint and models that answer; a resume on other models is refused (the
-    endpoint's address may change: the same models served elsewhere)."""
-    info = {"run_id": config.run_id, "llms": session.llms.describe(), "tools": list(config.tools)}
+    """run.json: the endpoint and models that answer, and the code (version, git commit) that started
+    the run; a resume on other models is refused (the endpoint's address may change: the same models
+    served elsewhere)."""
+    info = {
+        "run_id": config.run_id,
+        "llms": session.llms.describe(),
+        "tools": list(config.tools),
+        **code_version(),
+    }
     path = out / RUN_INFO
     if path.exists() and not session.cassette.replaying:
         stored = models_of(json.loads(path.read_text()))
