@@ -3,6 +3,7 @@
 ``run`` has one flag per ``ExperimentConfig`` field (generated from the model, so none is missing;
 its help is the field's description) and ``--config FILE`` (TOML: the same field names at the top
 level); flags override the file.
+Your own MCP servers: ``--tool-server NAME=COMMAND`` (repeatable) or ``[tool_servers.NAME]`` tables.
 ``sweep --config FILE`` reads the same fields plus a ``[sweep]`` table (``memories``, ``seeds``,
 ``orders``, ``ks``) and runs or resumes every run of the sweep (``--ray``: each run a Ray task).
 """
@@ -23,6 +24,11 @@ from pydantic import ValidationError
 from memento_lab.experiments.config import ExperimentConfig
 
 SHORT = {"k": ("-k",)}
+TABLES = {"tool_servers"}  # fields given as TOML tables ([tool_servers.NAME]) and by their own flag
+TOOL_SERVER_HELP = (
+    "your own MCP server, besides --tools (repeatable): NAME='COMMAND ARGS' (stdio), "
+    "NAME=http://HOST:PORT/mcp (streamable HTTP) or NAME='{JSON spec}'; in TOML: [tool_servers.NAME]"
+)
 
 
 def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
@@ -40,7 +46,12 @@ def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per ExperimentConfig field, default unset (so a --config file's value stands)."""
+    p.add_argument(
+        "--tool-server", dest="tool_server_args", action="append", metavar="NAME=SPEC", help=TOOL_SERVER_HELP
+    )
     for name, field in ExperimentConfig.model_fields.items():
+        if name in TABLES:
+            continue
         flags = (f"--{name.replace('_', '-')}", *SHORT.get(name, ()))
         default = _field_default(field)
         help_ = f"{field.description} (default: {default!r})".replace("%", "%%")
@@ -95,15 +106,34 @@ def build_config(values: dict[str, Any], *, source: str) -> ExperimentConfig:
         raise ValueError(f"{source}: field {field!r}: {first['msg']} (got {first.get('input')!r})") from None
 
 
+def tool_server_flags(values: list[str] | None) -> dict[str, Any]:
+    """The ``--tool-server NAME=SPEC`` values as name -> spec."""
+    from memento_lab.agent.tool_servers import parse_server_arg
+
+    return dict(parse_server_arg(v) for v in values or [])
+
+
+def config_file_values(path: str) -> dict[str, Any]:
+    """A run's TOML as config values: its fields, without other tables (e.g. a sweep's [sweep])."""
+    return {k: v for k, v in read_toml(path).items() if not isinstance(v, dict) or k in TABLES}
+
+
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     values: dict[str, Any] = {}
     source = "command line"
     if args.config:
-        values = {k: v for k, v in read_toml(args.config).items() if not isinstance(v, dict)}
+        values = config_file_values(args.config)
         source = args.config
     values.update(
-        {k: getattr(args, k) for k in ExperimentConfig.model_fields if getattr(args, k) is not None}
+        {
+            k: getattr(args, k)
+            for k in ExperimentConfig.model_fields
+            if k not in TABLES and getattr(args, k) is not None
+        }
     )
+    flagged = tool_server_flags(getattr(args, "tool_server_args", None))
+    if flagged:  # a flag replaces the file's server of the same name
+        values["tool_servers"] = {**values.get("tool_servers", {}), **flagged}
     for name, low in (("iterations", 1), ("n", 1), ("concurrency", 1), ("k", 0)):
         if isinstance(values.get(name), int) and values[name] < low:
             raise ValueError(f"--{name} must be at least {low}, got {values[name]} ({source})")
