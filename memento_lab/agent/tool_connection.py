@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from memento_lab.agent.tool_servers import ServerSpec, expand, stdio_launch
+from memento_lab.agent.tool_servers import ServerSpec, SpecError, expand, stdio_launch
 from memento_lab.config import Settings
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ class ServerConnection:
         what it wrote to stderr before it died."""
         while isinstance(error, BaseExceptionGroup) and error.exceptions:  # the cause, not its wrapping
             error = error.exceptions[0]
+        if isinstance(error, SpecError):  # nothing was started: the spec itself is at fault
+            return RuntimeError(str(error))
         cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         if self.spec.transport == "http":
             return RuntimeError(

@@ -32,6 +32,10 @@ from memento_lab.config import Settings
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+class SpecError(ValueError):
+    """A server spec that cannot be used as it stands (the message names the server and the field)."""
+
+
 class ServerSpec(BaseModel):
     """How to reach one MCP tool server: a command spoken to over stdio, or a streamable-HTTP URL."""
 
@@ -229,11 +233,11 @@ def expand(name: str, field: str, text: str, workspace: Path) -> str:
     try:
         return Template(text).substitute(os.environ, MEMENTO_WORKSPACE=str(workspace))
     except KeyError as e:
-        raise ValueError(
+        raise SpecError(
             f"tool server {name!r}: {field} refers to ${{{e.args[0]}}}, which is not set in the environment"
         ) from None
     except ValueError as e:
-        raise ValueError(f"tool server {name!r}: {field} {text!r}: {e} (write $$ for a dollar)") from None
+        raise SpecError(f"tool server {name!r}: {field} {text!r}: {e} (write $$ for a dollar)") from None
 
 
 def executable(command: str, path: str) -> str:
