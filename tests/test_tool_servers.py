@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from loopback import FakeOpenAI, completion
+from loopback import FakeOpenAI, completion, endpoint_settings
 
 from memento_lab.agent.cassette import Cassette
 from memento_lab.agent.mcp_client import ToolBox
@@ -27,7 +27,6 @@ from memento_lab.agent.session import open_session
 from memento_lab.agent.suites import load_suite
 from memento_lab.agent.tool_servers import ServerSpec, parse_server_arg, resolve_servers
 from memento_lab.cli import main
-from memento_lab.config import Settings
 from memento_lab.experiments.config import ExperimentConfig
 
 TIME_SERVER = shutil.which("mcp-server-time", path=str(Path(sys.executable).parent))
@@ -283,13 +282,7 @@ async def test_agent_episode_calls_records_and_replays_a_third_party_server(tmp_
     suite = load_suite(f"jsonl:{time_task(tmp_path)}", n=1, seed=0)
     (task,) = suite.tasks()
     with FakeOpenAI(time_agent) as fake:
-        settings = Settings(
-            openai_base_url=fake.base_url,
-            openai_api_key="k",
-            planner_model="fake-model",
-            executor_model="fake-model",
-            judge_model="fake-model",
-        )
+        settings = endpoint_settings(fake)  # every role on the one model it serves
         async with open_session(
             tmp_path / "rec", tool_servers={"time": TIME}, cassette="record", settings=settings
         ) as s:
@@ -324,14 +317,8 @@ def test_cli_run_with_an_own_server_records_and_replays_without_it(
         '[tool_servers.time]\ncommand = "mcp-server-time"\nargs = ["--local-timezone", "UTC"]\n'
     )
     with FakeOpenAI(time_agent) as fake:
-        for var, value in (
-            ("OPENAI_BASE_URL", fake.base_url),
-            ("OPENAI_API_KEY", "k"),
-            ("MEMENTO_PLANNER_MODEL", "fake-model"),
-            ("MEMENTO_EXECUTOR_MODEL", "fake-model"),
-            ("MEMENTO_JUDGE_MODEL", "fake-model"),
-        ):
-            monkeypatch.setenv(var, value)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)  # every role on the one model it serves
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
         rec, rep = tmp_path / "rec", tmp_path / "rep"
         assert main(["run", "--config", str(toml), "--cassette", "record", "--out", str(rec)]) == 0
         sent = len(fake.requests)
