@@ -167,6 +167,15 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--html", metavar="OUT.html", help="also write a self-contained dashboard page (opens offline)"
     )
+    p.add_argument(
+        "--mlflow",
+        metavar="DIR|URI",
+        help="also export to MLflow: a folder (a local file store) or a tracking URI; one MLflow run per "
+        "run (config as params, accuracy and costs per iteration as metrics, report and dashboard as artifacts)",
+    )
+    p.add_argument(
+        "--mlflow-experiment", default="memento-lab", help="the MLflow experiment (default: %(default)s)"
+    )
     p.set_defaults(handler=_report)
 
     p = sub.add_parser("demo", help="the main job: execute the numbered notebooks into data/runs/")
@@ -227,8 +236,28 @@ def _report(args: argparse.Namespace) -> int:
 
         page = write_dashboard(args.runs, args.html)
         print(f"dashboard: {page} ({page.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    if getattr(args, "mlflow", None):
+        _export_mlflow(args)
     print(rep.model_dump_json(indent=2) if args.json else format_report(rep))
     return 0
+
+
+def _export_mlflow(args: argparse.Namespace) -> None:
+    """``report --mlflow``: the runs, the report and the dashboard page into MLflow."""
+    import tempfile
+    from pathlib import Path
+
+    from memento_lab.experiments.tracking import export_mlflow
+    from memento_lab.views.dashboard import write_dashboard
+
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(args.html) if args.html else write_dashboard(args.runs, Path(tmp) / "dashboard.html")
+        ids = export_mlflow(
+            args.runs, args.mlflow, experiment=args.mlflow_experiment, seed=args.seed, artifacts=[page]
+        )
+    print(
+        f"mlflow: {len(ids)} run(s) in {args.mlflow} (experiment {args.mlflow_experiment})", file=sys.stderr
+    )
 
 
 def _ci(lo: float, hi: float) -> str:
