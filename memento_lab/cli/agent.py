@@ -59,11 +59,9 @@ def add_tools_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _server_options(p: argparse.ArgumentParser) -> None:
-    from memento_lab.cli.experiments import TOOL_SERVER_HELP
+    from memento_lab.cli.experiments import add_tool_server_flag
 
-    p.add_argument(
-        "--tool-server", dest="tool_server_args", action="append", metavar="NAME=SPEC", help=TOOL_SERVER_HELP
-    )
+    add_tool_server_flag(p)
     p.add_argument("--config", default=None, help="a run's TOML: its tools and [tool_servers.NAME] tables")
 
 
@@ -139,7 +137,7 @@ def _defined_servers(args: argparse.Namespace) -> tuple[list[str] | None, dict[s
     """(the --config run's tools or None, the servers defined by --config and --tool-server)."""
     from memento_lab.cli.experiments import build_config, config_file_values, tool_server_flags
 
-    flagged = tool_server_flags(getattr(args, "tool_server_args", None))
+    flagged = tool_server_flags(getattr(args, "tool_servers", None))
     if not getattr(args, "config", None):
         return None, flagged
     cfg = build_config(config_file_values(args.config), source=args.config)

@@ -46,9 +46,7 @@ def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per ExperimentConfig field, default unset (so a --config file's value stands)."""
-    p.add_argument(
-        "--tool-server", dest="tool_server_args", action="append", metavar="NAME=SPEC", help=TOOL_SERVER_HELP
-    )
+    add_tool_server_flag(p)
     for name, field in ExperimentConfig.model_fields.items():
         if name in TABLES:
             continue
@@ -106,6 +104,13 @@ def build_config(values: dict[str, Any], *, source: str) -> ExperimentConfig:
         raise ValueError(f"{source}: field {field!r}: {first['msg']} (got {first.get('input')!r})") from None
 
 
+def add_tool_server_flag(p: argparse.ArgumentParser) -> None:
+    """``--tool-server NAME=SPEC`` (repeatable) into ``args.tool_servers``."""
+    p.add_argument(
+        "--tool-server", dest="tool_servers", action="append", metavar="NAME=SPEC", help=TOOL_SERVER_HELP
+    )
+
+
 def tool_server_flags(values: list[str] | None) -> dict[str, Any]:
     """The ``--tool-server NAME=SPEC`` values as name -> spec."""
     from memento_lab.agent.tool_servers import parse_server_arg
@@ -131,7 +136,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
             if k not in TABLES and getattr(args, k) is not None
         }
     )
-    flagged = tool_server_flags(getattr(args, "tool_server_args", None))
+    flagged = tool_server_flags(getattr(args, "tool_servers", None))
     if flagged:  # a flag replaces the file's server of the same name
         values["tool_servers"] = {**values.get("tool_servers", {}), **flagged}
     for name, low in (("iterations", 1), ("n", 1), ("concurrency", 1), ("k", 0)):
