@@ -68,7 +68,7 @@ def _text(result: Any) -> str:
     return "\n".join(parts)
 
 
-class ServerConnectionFailed(Exception):
+class _ServerFailed(Exception):
     """Carries the response of a call whose server failed past the cassette (so it is not recorded)."""
 
 
@@ -291,7 +291,7 @@ class ToolBox:
             result, error = await self._call_live(server, name, arguments)
             out = {"server": server, "result": result, "error": error, "duration_s": time.perf_counter() - t0}
             if error and error.startswith(SERVER_FAILED):  # not stored: a resumed run must retry it
-                raise ServerConnectionFailed({**out, "server_failed": True})
+                raise _ServerFailed({**out, "server_failed": True})
             return out
 
         try:
@@ -302,7 +302,7 @@ class ToolBox:
                 response = await self.cassette.through("tool", request, live)
             else:
                 response = await live()
-        except ServerConnectionFailed as failed:
+        except _ServerFailed as failed:
             response = failed.args[0]
         self._history.update(json.dumps([name, arguments], sort_keys=True, default=str).encode())
         return ToolCall(

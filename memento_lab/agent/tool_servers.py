@@ -43,9 +43,8 @@ class ServerSpec(BaseModel):
 
     command: str | None = None  # an executable on PATH (or beside this Python) or a path
     args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(
-        default_factory=dict
-    )  # added to the MCP SDK's safe defaults (PATH, HOME, ...)
+    # added to the MCP SDK's safe defaults (PATH, HOME, ...)
+    env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None  # default: the toolbox's workspace folder
     url: str | None = None  # e.g. http://127.0.0.1:8000/mcp
     headers: dict[str, str] = Field(default_factory=dict)  # HTTP only, e.g. Authorization = "Bearer ${TOKEN}"
