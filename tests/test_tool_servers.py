@@ -170,6 +170,8 @@ def test_cli_lists_and_calls_an_own_server(tmp_path: Path, capsys) -> None:
     flag = ["--tool-server", "time=mcp-server-time --local-timezone UTC"]
     assert main(["tools", "list", *flag, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"servers": {"time": ["get_current_time", "convert_time"]}}
+    assert main(["tools", "list", "--servers", "math", *flag, "--json"]) == 0  # as in a run: both
+    assert list(json.loads(capsys.readouterr().out)["servers"]) == ["math", "time"]
     toml = tmp_path / "run.toml"
     toml.write_text('tools = ["math"]\n[tool_servers.time]\ncommand = "mcp-server-time"\n')
     assert main(["tools", "list", "--config", str(toml), "--json"]) == 0  # the run's tools, exactly

@@ -42,8 +42,9 @@ def add_tools_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--servers",
         default=None,
-        help=f"comma-separated built-in ({','.join(servers)}) or defined servers (default: every built-in "
-        "one; with --tool-server only those; with --config the run's)",
+        help=f"comma-separated built-in servers ({','.join(servers)}); own ones (--tool-server, --config) "
+        "are listed too (default: every built-in one, or none when own ones are given; with --config "
+        "the run's tools)",
     )
     _server_options(p)
     p.add_argument("--workspace", default=None, help="folder the servers share (default: a temporary one)")
@@ -146,9 +147,8 @@ def _defined_servers(args: argparse.Namespace) -> tuple[list[str] | None, dict[s
 
 def _listed_servers(args: argparse.Namespace) -> dict[str, ServerSpec]:
     run_tools, defined = _defined_servers(args)
-    if args.servers is not None:
-        names = [s.strip() for s in args.servers.split(",") if s.strip()]
-        return {n: spec for n, spec in resolve_servers(names, defined).items() if n in names}
+    if args.servers is not None:  # as in a run: the named servers, then every own one
+        return resolve_servers([s.strip() for s in args.servers.split(",") if s.strip()], defined)
     if run_tools is not None:
         return resolve_servers(run_tools, defined)
     return resolve_servers([] if defined else available_servers(), defined)
