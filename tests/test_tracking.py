@@ -5,6 +5,7 @@ params, costs per iteration, the artifacts; a second export replaces rather than
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,12 +38,21 @@ def two_runs(tmp_path: Path) -> Path:
     return tmp_path / "runs"
 
 
-def test_report_exports_runs_that_mlflow_reads_back(
-    two_runs: Path, tmp_path: Path, monkeypatch, capsys
-) -> None:
-    store = tmp_path / "mlflow"
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch) -> Iterator[Path]:
+    """A folder for the MLflow file store, and MLflow's global tracking URI pointed at it (restored
+    after: another test's Lightning MLFlowLogger may have set it)."""
+    folder = tmp_path / "mlflow"
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.resolve().as_uri())
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(folder.resolve().as_uri())
+    yield folder
+    mlflow.set_tracking_uri(previous)
+
+
+def test_report_exports_runs_that_mlflow_reads_back(
+    two_runs: Path, store: Path, tmp_path: Path, capsys
+) -> None:
     page = tmp_path / "dash.html"
     assert main(["report", str(two_runs), "--json", "--mlflow", str(store), "--html", str(page)]) == 0
     report = json.loads(capsys.readouterr().out)

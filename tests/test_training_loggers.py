@@ -62,9 +62,12 @@ def test_tensorboard(tmp_path: Path) -> None:
 def test_mlflow(tmp_path: Path, monkeypatch) -> None:
     skip_unless("mlflow")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    import mlflow
     from mlflow import MlflowClient
 
+    previous = mlflow.get_tracking_uri()  # Lightning's MLFlowLogger sets MLflow's global URI
     lg = log_curve("mlflow", tmp_path)
+    mlflow.set_tracking_uri(previous)
     client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
     run = client.get_run(lg.run_id)  # type: ignore[attr-defined]
     assert [m.value for m in client.get_metric_history(run.info.run_id, "val_auc")] == AUC
