@@ -26,8 +26,8 @@ from memento_lab.experiments.config import ExperimentConfig
 SHORT = {"k": ("-k",)}
 TABLES = {"tool_servers"}  # fields given as TOML tables ([tool_servers.NAME]) and by their own flag
 TOOL_SERVER_HELP = (
-    "your own MCP server, besides --tools (repeatable): NAME='COMMAND ARGS' (stdio), "
-    "NAME=http://HOST:PORT/mcp (streamable HTTP) or NAME='{JSON spec}'; in TOML: [tool_servers.NAME]"
+    "One server per flag (repeatable): NAME='COMMAND ARGS' (stdio), NAME=http://HOST:PORT/mcp "
+    "(streamable HTTP) or NAME='{JSON spec}'"
 )
 
 
@@ -75,7 +75,8 @@ def config_reference() -> str:
     for name, field in ExperimentConfig.model_fields.items():
         default = _toml_value(_field_default(field))
         description = str(field.description).replace("|", "\\|")
-        rows.append(f"| `{name}` | `--{name.replace('_', '-')}` | `{default}` | {description} |")
+        flag = "--tool-server NAME=SPEC" if name in TABLES else f"--{name.replace('_', '-')}"
+        rows.append(f"| `{name}` | `{flag}` | `{default}` | {description} |")
     return "\n".join(rows)
 
 
@@ -106,8 +107,14 @@ def build_config(values: dict[str, Any], *, source: str) -> ExperimentConfig:
 
 def add_tool_server_flag(p: argparse.ArgumentParser) -> None:
     """``--tool-server NAME=SPEC`` (repeatable) into ``args.tool_servers``."""
+    description = ExperimentConfig.model_fields["tool_servers"].description
     p.add_argument(
-        "--tool-server", dest="tool_servers", action="append", metavar="NAME=SPEC", help=TOOL_SERVER_HELP
+        "--tool-server",
+        "--tool-servers",
+        dest="tool_servers",
+        action="append",
+        metavar="NAME=SPEC",
+        help=f"{description}. {TOOL_SERVER_HELP}",
     )
 
 
