@@ -44,6 +44,7 @@ _EXPORTS = {
     "Agent": "memento_lab.agent.loop",
     "AgentConfig": "memento_lab.agent.loop",
     "open_session": "memento_lab.agent.session",
+    "ServerSpec": "memento_lab.agent.tool_servers",
     "load_suite": "memento_lab.agent.suites",
     "ExperimentConfig": "memento_lab.experiments.config",
     "ResultRow": "memento_lab.experiments.config",
@@ -53,6 +54,7 @@ _EXPORTS = {
     "load_results": "memento_lab.experiments.results",
     "summarize": "memento_lab.experiments.results",
     "build_report": "memento_lab.experiments.report",
+    "export_mlflow": "memento_lab.experiments.tracking",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -141,12 +141,13 @@ async def test_a_failing_judge_is_a_judge_error_never_a_zero(tmp_path, monkeypat
 @pytest.mark.anyio
 async def test_a_dead_tool_server_is_a_tool_server_error_and_is_not_recorded(tmp_path) -> None:
     from memento_lab.agent.mcp_client import ToolBox
+    from memento_lab.agent.tool_servers import builtin
 
     tape = Cassette(tmp_path / "cassette.sqlite", "record")
     async with ToolBox(["math"], workspace=tmp_path, cassette=tape) as tb:
         ok = await tb.call("calculate", {"expression": "6 * 7"})
         (pid,) = tb.pids("math")
-        tb._procs["math"].module = "no_such_module"  # the restart cannot bring it back
+        tb._procs["math"].spec = builtin("no_such_module")  # the restart cannot bring it back
         os.kill(pid, signal.SIGKILL)
         dead = await tb.call("calculate", {"expression": "1 + 1"})
     assert ok.ok and not ok.server_failed

@@ -12,11 +12,8 @@ import pytest
 from loopback import Loopback, searxng_reply
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss
-from memento_lab.agent.mcp_client import (
-    ToolBox,
-    available_servers,
-    server_env,
-)
+from memento_lab.agent.mcp_client import ToolBox, available_servers
+from memento_lab.agent.tool_servers import builtin, server_env
 from memento_lab.cli.agent import cli_tools_call, cli_tools_list
 from memento_lab.config import Settings
 
@@ -108,7 +105,7 @@ async def test_a_killed_server_is_restarted_and_the_call_retried(tmp_path, setti
         (new,) = tb.pids("math")
         assert new != old
 
-        tb._procs["math"].module = "no_such_module"  # the next restart cannot start the server
+        tb._procs["math"].spec = builtin("no_such_module")  # the next restart cannot start the server
         os.kill(new, signal.SIGKILL)
         broken = await tb.call("calculate", {"expression": "1 + 1"})
         assert broken.result is None
@@ -164,13 +161,13 @@ async def test_search_uses_searxng_when_configured(tmp_path):
 
 
 @pytest.mark.anyio
-async def test_a_server_that_cannot_start_is_reported(tmp_path, settings, monkeypatch):
-    import memento_lab.agent.mcp_client as tools
-
-    monkeypatch.setitem(tools.SERVER_MODULES, "math", "no_such_module")
-    with pytest.raises(RuntimeError, match=r"'math' \(python -m servers.no_such_module\) failed to start"):
-        async with ToolBox(["math"], workspace=tmp_path, settings=settings):
+async def test_a_server_that_cannot_start_is_reported(tmp_path, settings):
+    with pytest.raises(
+        RuntimeError, match=r"'math' \(python -m servers.no_such_module\) failed to start"
+    ) as e:
+        async with ToolBox({"math": builtin("no_such_module")}, workspace=tmp_path, settings=settings):
             pass
+    assert "No module named servers.no_such_module" in str(e.value)  # the tail of its stderr
 
 
 def test_server_env_is_an_explicit_whitelist(tmp_path, monkeypatch):
@@ -195,7 +192,7 @@ def test_toolbox_rejects_bad_server_lists_and_duplicate_tools():
         "math": [{"name": "search", "description": "", "input_schema": {}}],
         "search": [{"name": "search", "description": "", "input_schema": {}}],
     }
-    with pytest.raises(ValueError, match="'search' is served by both 'math' and 'search'"):
+    with pytest.raises(ValueError, match="'search' is served by both 'math' .* and 'search'"):
         tb._check_unique()
 
 

@@ -1,4 +1,4 @@
-"""The MCP client side: start tool servers over stdio, list their tools as OpenAI schemas, route calls.
+"""The MCP client side: start tool servers, list their tools as OpenAI schemas, route calls.
 
     async with ToolBox(["code", "math"]) as tb:        # workspace root: a temp folder
         tools = tb.openai_tools()                     # -> chat.completions(tools=...)
@@ -6,12 +6,15 @@
             call = await tb.call("calculate", {"expression": "2^100"})
         call.result, call.error, call.duration_s      # a memento_lab.trace.ToolCall
 
-Each server is ``python -m servers.<module>`` in its own process with an explicit environment (the
-child sees only what is listed in ``server_env``). ``call`` never raises for a tool's failure: a
-``ToolError``, an unknown tool, bad arguments, a timeout or a crashed server all end up in
-``ToolCall.error``. A server that dies is restarted once and the call retried once (``restarts``
-counts them, ``events`` says what happened). With a ``Cassette`` every listing and call goes through
-it; in replay mode no server is ever started.
+    ToolBox(resolve_servers(["math"], {"time": ServerSpec(command="mcp-server-time")}))  # anyone's server
+
+Each server is a ``ServerSpec`` (``memento_lab.agent.tool_servers``): a command spoken to over stdio
+in its own process with an explicit environment (the built-ins: ``python -m servers.<module>``, whose
+child sees only what ``server_env`` lists), or a streamable-HTTP URL. ``call`` never raises for a
+tool's failure: a ``ToolError``, an unknown tool, bad arguments, a timeout or a crashed server all end
+up in ``ToolCall.error``. A server that dies is restarted once and the call retried once
+(``restarts`` counts them, ``events`` says what happened). With a ``Cassette`` every listing and call
+goes through it; in replay mode no server is ever started (nor need it be installed).
 """
 
 from __future__ import annotations
@@ -22,17 +25,17 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, AsyncExitStack, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
-from memento_lab.config import PROJECT_ROOT as ROOT
+from memento_lab.agent.tool_connection import ServerConnection
+from memento_lab.agent.tool_servers import ServerSpec, as_spec, available_servers, resolve_servers
 from memento_lab.config import Settings
 from memento_lab.trace import ToolCall
 from memento_lab.workspace import episode_meta, episode_workspace
@@ -45,70 +48,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVER_MODULES = {
-    "code": "code",
-    "search": "search",
-    "documents": "documents",
-    "math": "math_server",
-    "web": "web",
-    "media": "media",
-}
-# Only these servers get the endpoint and its key (vision, transcription, summary).
-ENDPOINT_SERVERS = ("media", "web")
-# servers that serve one task's tools (started per episode by the task's suite, told the task by env)
-TASK_SERVER_MODULES = {"bfcl": "bfcl"}
-PASS_THROUGH_ENV = (
-    "MEMENTO_SANDBOX",
-    "MEMENTO_SEARCH_INDEX",
-    "MEMENTO_CODE_TIMEOUT",
-    "MEMENTO_DOC_MAX_BYTES",
-    "MEMENTO_SERVER_LOG_LEVEL",
-    "MEMENTO_WEB_ALLOW_HOSTS",
-    "MEMENTO_MEDIA_MAX_BYTES",
-    "MEMENTO_MEDIA_MAX_SECONDS",
-    "MEMENTO_MEDIA_THREADS",
-    "TRANSFORMERS_OFFLINE",
-    "LANG",
-    "TMPDIR",
-)
+__all__ = ["ServerSpec", "ToolBox", "available_servers", "resolve_servers"]
+
 ERROR_PREFIX = "Error executing tool "
 SERVER_FAILED = "tool server"  # how an infrastructure failure's message starts (ToolCall.server_failed)
-
-
-def available_servers() -> list[str]:
-    """Names accepted by ``ToolBox``: code, search, documents, math, web, media."""
-    return list(SERVER_MODULES)
-
-
-def server_env(workspace: Path, settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The whole environment a server process gets (nothing else leaks from ours)."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", str(workspace)),
-        "PYTHONPATH": str(ROOT),
-        "MEMENTO_WORKSPACE": str(workspace),
-        "MEMENTO_ALLOW_NETWORK": "1" if settings.allow_network else "0",
-        "MEMENTO_CACHE_DIR": str(settings.cache_dir),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
-        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    if settings.searxng_url:
-        env["SEARXNG_URL"] = settings.searxng_url
-    env |= {k: os.environ[k] for k in PASS_THROUGH_ENV if k in os.environ}
-    return env | (extra or {})
-
-
-def endpoint_env(settings: Settings) -> dict[str, str]:
-    """The endpoint variables for the servers in ENDPOINT_SERVERS (the others never see the key)."""
-    pairs = {
-        "OPENAI_BASE_URL": settings.openai_base_url,
-        "OPENAI_API_KEY": settings.openai_api_key,
-        "MEMENTO_VISION_MODEL": settings.vision_model,
-        "MEMENTO_TRANSCRIBE_MODEL": settings.transcribe_model,
-        "MEMENTO_SUMMARY_MODEL": settings.summary_model,
-    }
-    return {k: v for k, v in pairs.items() if v}
 
 
 def _tool_record(tool: Any) -> dict[str, Any]:
@@ -129,46 +72,12 @@ class _ServerFailed(Exception):
     """Carries the response of a call whose server failed past the cassette (so it is not recorded)."""
 
 
-class _Server:
-    """One server process and its MCP client, owned by a runner task in the toolbox's task group."""
-
-    def __init__(self, name: str, log_path: Path):
-        self.name, self.module, self.log_path = name, (SERVER_MODULES | TASK_SERVER_MODULES)[name], log_path
-        self.client: Client | None = None
-        self.stop = anyio.Event()
-        self.done = anyio.Event()
-        self.lock = anyio.Lock()
-
-    def stderr_tail(self, n: int = 8) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return "\n".join(lines[-n:])
-
-    def pids(self) -> list[int]:
-        """Pids of this toolbox's process(es) for the server (children of us running the module)."""
-        me, want = os.getpid(), f"servers.{self.module}".encode()
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == me and want in argv:
-                found.append(int(entry.name))
-        return found
-
-
 class ToolBox:
     """A set of MCP tool servers behind one ``call(name, arguments) -> ToolCall``."""
 
     def __init__(
         self,
-        servers: list[str],
+        servers: Sequence[str] | Mapping[str, ServerSpec],
         *,
         workspace: Path | str | None = None,
         cassette: Cassette | None = None,
@@ -177,15 +86,15 @@ class ToolBox:
         env: dict[str, str] | None = None,
         cassette_scope: str | None = None,
     ):
-        """``cassette_scope`` marks stateful tools (one task's instances): the cassette keys then
-        carry the scope and a digest of the calls made before, so a replay returns what the call
-        returned in that very state."""
-        unknown = [s for s in servers if s not in SERVER_MODULES and s not in TASK_SERVER_MODULES]
-        if unknown:
-            raise ValueError(f"unknown tool server(s) {unknown}; available: {available_servers()}")
-        if len(set(servers)) != len(servers):
-            raise ValueError(f"tool servers listed twice: {servers}")
-        self.servers = list(servers)
+        """``servers``: built-in names, or name -> ``ServerSpec`` (see ``resolve_servers``).
+        ``env`` is added to every started server's environment. ``cassette_scope`` marks stateful
+        tools (one task's instances): the cassette keys then carry the scope and a digest of the
+        calls made before, so a replay returns what the call returned in that very state."""
+        if isinstance(servers, Mapping):
+            self.specs = {name: as_spec(name, spec) for name, spec in servers.items()}
+        else:
+            self.specs = resolve_servers(servers)
+        self.servers = list(self.specs)
         self.settings = settings or Settings()
         self.cassette = cassette
         self.call_timeout_s = call_timeout_s
@@ -198,7 +107,7 @@ class ToolBox:
         self.events: list[str] = []
         self._tools: dict[str, list[dict[str, Any]]] = {}
         self._route: dict[str, str] = {}
-        self._procs: dict[str, _Server] = {}
+        self._procs: dict[str, ServerConnection] = {}
         self._open = False
         self._tasks: dict[str, asyncio.Task[None]] = {}  # one owner task per server
         self._tmp: Path | None = None
@@ -211,8 +120,9 @@ class ToolBox:
         )
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.workspace = self.workspace.resolve()
-        self._env = server_env(self.workspace, self.settings, self._extra_env)
-        self._procs = {s: _Server(s, self._tmp / f"{s}.stderr.log") for s in self.servers}
+        self._procs = {
+            s: ServerConnection(s, self.specs[s], self._tmp / f"{s}.stderr.log") for s in self.servers
+        }
         self._open = True
         try:
             try:
@@ -238,37 +148,28 @@ class ToolBox:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    async def _run_server(self, srv: _Server, ready: asyncio.Future[None]) -> None:
+    async def _run_server(self, srv: ServerConnection, ready: asyncio.Future[None]) -> None:
         """Owner task of one server's client. The toolbox may be opened and closed in different tasks
         (Jupyter runs each cell in its own task), but a client's anyio scopes must close in the task
         that opened them: so each client lives in a plain asyncio task of its own."""
-        from mcp import Client, StdioServerParameters
-        from mcp.client.stdio import stdio_client
+        from mcp import Client
 
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", f"servers.{srv.module}"],
-            cwd=str(ROOT),
-            env=self._env | (endpoint_env(self.settings) if srv.name in ENDPOINT_SERVERS else {}),
-        )
         started = False
         try:
-            with srv.log_path.open("a") as errlog:
-                async with Client(
-                    stdio_client(params, errlog=errlog), read_timeout_seconds=self.call_timeout_s
-                ) as client:
-                    srv.client = client
-                    started = True
-                    ready.set_result(None)
-                    await srv.stop.wait()
+            async with AsyncExitStack() as stack:
+                transport = await srv.transport(
+                    stack, self.workspace, self.settings, self._extra_env, self.call_timeout_s
+                )
+                client = await stack.enter_async_context(
+                    Client(transport, read_timeout_seconds=self.call_timeout_s)
+                )
+                srv.client = client
+                started = True
+                ready.set_result(None)
+                await srv.stop.wait()
         except Exception as e:
             if not started:
-                ready.set_exception(
-                    RuntimeError(
-                        f"tool server {srv.name!r} (python -m servers.{srv.module}) failed to start: "
-                        f"{e}\n{srv.stderr_tail()}"
-                    )
-                )
+                ready.set_exception(srv.failed_to_start(e))
                 return
             log.debug("tool server %s closed with %r", srv.name, e)  # e.g. it had already died
         finally:
@@ -325,10 +226,12 @@ class ToolBox:
         self._route = {}
         for name in self.servers:
             for tool in self._tools[name]:
-                if tool["name"] in self._route:
+                other = self._route.get(tool["name"])
+                if other is not None:
                     raise ValueError(
-                        f"tool {tool['name']!r} is served by both {self._route[tool['name']]!r} "
-                        f"and {name!r}; tool names must be unique"
+                        f"tool {tool['name']!r} is served by both {other!r} ({self.specs[other].describe()}) "
+                        f"and {name!r} ({self.specs[name].describe()}); tool names must be unique: "
+                        "drop one of the servers"
                     )
                 self._route[tool["name"]] = name
 

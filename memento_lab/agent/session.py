@@ -4,6 +4,8 @@
         agent = s.agent(memory=open_memory(run_dir / "bank", "similarity"), suite=suite)
         trace = await agent.arun(task)
 
+Servers of one's own come with ``tool_servers={"time": ServerSpec(command="mcp-server-time")}``.
+
 Everything records into (or replays from) the single ``<folder>/cassette.sqlite``, so a run, a
 notebook and a test never open two cassettes on one file. ``replay`` starts no model server and no
 tool server. A sweep opens one session for its model server and tool servers and gives each run its
@@ -12,7 +14,7 @@ own cassette with ``session.use_cassette`` (runs of a sweep execute one after an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from memento_lab.agent.llm import LLMs, open_llms
 from memento_lab.agent.loop import Agent, AgentConfig
 from memento_lab.agent.mcp_client import ToolBox
 from memento_lab.agent.suites import JudgeContext
+from memento_lab.agent.tool_servers import ServerSpec, resolve_servers
 from memento_lab.config import CassetteMode, Settings
 
 if TYPE_CHECKING:
@@ -79,6 +82,7 @@ async def open_session(
     folder: str | Path,
     *,
     tools: Sequence[str] = (),
+    tool_servers: Mapping[str, ServerSpec] | None = None,
     cassette: CassetteMode = "off",
     model: str | None = None,
     settings: Settings | None = None,
@@ -88,7 +92,8 @@ async def open_session(
 ) -> AsyncIterator[Session]:
     """Open ``<folder>/cassette.sqlite``, the model clients and the tool servers; close them on exit.
 
-    ``model`` names the embedded model (or a GGUF path) when no endpoint is configured;
+    ``tools`` names servers (built-in, or defined in ``tool_servers``: name -> ``ServerSpec``, each
+    of which is used too). ``model`` names the embedded model (or a GGUF path) when no endpoint is configured;
     ``concurrency`` sets the embedded server's parallel slots; the tool servers work in a fresh
     folder per episode under ``workspace`` (default: a temp folder, outside ``folder``). ``cassette_path`` is relative to ``folder``
     (``None``: no cassette file, e.g. a sweep's root, whose runs each bring their own).
@@ -97,12 +102,13 @@ async def open_session(
     folder.mkdir(parents=True, exist_ok=True)
     settings = settings or Settings()
     settings = settings.model_copy(update={"local_parallel": max(settings.local_parallel, concurrency)})
+    servers = resolve_servers(tools, tool_servers)  # a bad name fails before anything starts
     tape = Cassette(folder / cassette_path if cassette_path is not None else None, mode=cassette)
     async with AsyncExitStack() as stack:
         llms = await stack.enter_async_context(open_llms(settings, local_model=model, cassette=tape))
         toolbox = None
-        if tools:  # workspaces default to a temp folder: the sandbox must never see the run folder
+        if servers:  # workspaces default to a temp folder: the sandbox must never see the run folder
             toolbox = await stack.enter_async_context(
-                ToolBox(list(tools), workspace=workspace, cassette=tape, settings=settings)
+                ToolBox(servers, workspace=workspace, cassette=tape, settings=settings)
             )
         yield Session(folder=folder, cassette=tape, llms=llms, tools=toolbox, settings=settings)

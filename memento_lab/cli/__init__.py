@@ -195,6 +195,12 @@ def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default="auto", help="e.g. ddp (multi-GPU / multi-node)")
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--logger",
+        default="csv",
+        choices=["csv", "tensorboard", "mlflow", "wandb"],
+        help="where the curves go: csv (default), tensorboard, mlflow (OUT/mlruns) or wandb (offline, OUT/wandb)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_retriever_train)
 
@@ -239,6 +245,7 @@ def _retriever_train(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         num_nodes=args.num_nodes,
         progress=not args.no_progress,
+        logger=args.logger,
     )
     if result.rank:  # a DDP worker process: rank 0 reports
         return 0
@@ -258,7 +265,7 @@ def _retriever_train(args: argparse.Namespace) -> int:
         )
     print(f"  mixed-label val queries: {lr_.get('n_mixed_queries')} of {lr_.get('n_queries')}")
     print(
-        f"best: {result.best_checkpoint}\nlast: {result.last_checkpoint}\nmetrics: {result.metrics_csv}  ({result.seconds} s)"
+        f"best: {result.best_checkpoint}\nlast: {result.last_checkpoint}\nlogs ({args.logger}): {result.metrics_csv or result.logs}  ({result.seconds} s)"
     )
     return 0
 

@@ -11,6 +11,7 @@ import anyio
 
 from memento_lab.agent.llm import open_llms
 from memento_lab.agent.mcp_client import ToolBox, available_servers
+from memento_lab.agent.tool_servers import ServerSpec, resolve_servers
 from memento_lab.config import Settings
 from memento_lab.trace import ToolCall
 
@@ -39,17 +40,30 @@ def add_tools_commands(sub: argparse._SubParsersAction) -> None:
     )
     p = tools.add_parser("list", help="start the servers and print their tools")
     p.add_argument(
-        "--servers", default=None, help=f"comma-separated subset of {','.join(servers)} (default: all)"
+        "--servers",
+        default=None,
+        help=f"comma-separated built-in servers ({','.join(servers)}); own ones (--tool-server, --config) "
+        "are listed too (default: every built-in one, or none when own ones are given; with --config "
+        "the run's tools)",
     )
+    _server_options(p)
     p.add_argument("--workspace", default=None, help="folder the servers share (default: a temporary one)")
     p.add_argument("--json", action="store_true", help='print {"servers": {server: [tool names]}}')
     p.set_defaults(handler=cli_tools_list)
     p = tools.add_parser("call", help="call one tool and print its result (exit 1 on a tool error)")
-    p.add_argument("server", choices=servers)
+    p.add_argument("server", help=f"a built-in server ({','.join(servers)}) or one defined by --tool-server")
     p.add_argument("tool")
     p.add_argument("arguments", nargs="?", default="{}", help="the arguments as a JSON object (default: {})")
+    _server_options(p)
     p.add_argument("--workspace", default=None, help="folder the server works in (default: a temporary one)")
     p.set_defaults(handler=cli_tools_call)
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    from memento_lab.cli.experiments import add_tool_server_flag
+
+    add_tool_server_flag(p)
+    p.add_argument("--config", default=None, help="a run's TOML: its tools and [tool_servers.NAME] tables")
 
 
 # --------------------------------------------------------------------------- handlers
@@ -120,30 +134,48 @@ def cli_llm_models(args: Any) -> int:
     return 0
 
 
-def _servers_arg(value: str | None) -> list[str]:
-    return [s.strip() for s in value.split(",") if s.strip()] if value else available_servers()
+def _defined_servers(args: argparse.Namespace) -> tuple[list[str] | None, dict[str, ServerSpec]]:
+    """(the --config run's tools or None, the servers defined by --config and --tool-server)."""
+    from memento_lab.cli.experiments import build_config, config_file_values, tool_server_flags
+
+    flagged = tool_server_flags(getattr(args, "tool_servers", None))
+    if not getattr(args, "config", None):
+        return None, flagged
+    cfg = build_config(config_file_values(args.config), source=args.config)
+    return list(cfg.tools), {**cfg.tool_servers, **flagged}
+
+
+def _listed_servers(args: argparse.Namespace) -> dict[str, ServerSpec]:
+    run_tools, defined = _defined_servers(args)
+    if args.servers is not None:  # as in a run: the named servers, then every own one
+        return resolve_servers([s.strip() for s in args.servers.split(",") if s.strip()], defined)
+    if run_tools is not None:
+        return resolve_servers(run_tools, defined)
+    return resolve_servers([] if defined else available_servers(), defined)
 
 
 def cli_tools_list(args: argparse.Namespace) -> int:
-    """``memento-lab tools list [--servers code,math] [--json]``: start the servers, print their tools."""
+    """``memento-lab tools list [--servers code,math] [--tool-server NAME=CMD] [--config RUN.toml]
+    [--json]``: start the servers, print their tools."""
 
     async def run() -> dict[str, Any]:
-        async with ToolBox(_servers_arg(args.servers), workspace=getattr(args, "workspace", None)) as tb:
+        async with ToolBox(_listed_servers(args), workspace=getattr(args, "workspace", None)) as tb:
             return {"servers": tb.tool_names(), "schemas": tb.openai_tools()}
 
     try:
         listing = anyio.run(run)
-    except (ValueError, RuntimeError) as e:  # unknown server name, server that cannot start
+    except (ValueError, RuntimeError, FileNotFoundError) as e:  # unknown server, bad spec, cannot start
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps({"servers": listing["servers"]}, indent=2))
         return 0
     described = {t["function"]["name"]: t["function"]["description"] for t in listing["schemas"]}
+    width = max((len(n) for n in described), default=0)
     for server, names in listing["servers"].items():
         print(f"{server}:")
         for n in names:
-            print(f"  {n:12s} {described[n].splitlines()[0][:100]}")
+            print(f"  {n:{width}s} {(described[n].splitlines() or [''])[0][:100]}")
         if server == "code":
             from memento_lab.sandbox import describe_isolation
 
@@ -166,7 +198,9 @@ def cli_tools_call(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> ToolCall | str:
-        async with ToolBox([args.server], workspace=getattr(args, "workspace", None)) as tb:
+        _, defined = _defined_servers(args)
+        server = {args.server: resolve_servers([args.server], defined)[args.server]}
+        async with ToolBox(server, workspace=getattr(args, "workspace", None)) as tb:
             names = tb.tool_names()[args.server]
             if args.tool not in names:
                 return f"server {args.server!r} has no tool {args.tool!r}; its tools: {names}"
@@ -174,7 +208,7 @@ def cli_tools_call(args: argparse.Namespace) -> int:
 
     try:
         outcome = anyio.run(run)
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if isinstance(outcome, str):

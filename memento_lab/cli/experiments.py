@@ -3,6 +3,7 @@
 ``run`` has one flag per ``ExperimentConfig`` field (generated from the model, so none is missing;
 its help is the field's description) and ``--config FILE`` (TOML: the same field names at the top
 level); flags override the file.
+Your own MCP servers: ``--tool-server NAME=COMMAND`` (repeatable) or ``[tool_servers.NAME]`` tables.
 ``sweep --config FILE`` reads the same fields plus a ``[sweep]`` table (``memories``, ``seeds``,
 ``orders``, ``ks``) and runs or resumes every run of the sweep (``--ray``: each run a Ray task).
 """
@@ -23,6 +24,11 @@ from pydantic import ValidationError
 from memento_lab.experiments.config import ExperimentConfig
 
 SHORT = {"k": ("-k",)}
+TABLES = {"tool_servers"}  # fields given as TOML tables ([tool_servers.NAME]) and by their own flag
+TOOL_SERVER_HELP = (
+    "One server per flag (repeatable): NAME='COMMAND ARGS' (stdio), NAME=http://HOST:PORT/mcp "
+    "(streamable HTTP) or NAME='{JSON spec}'"
+)
 
 
 def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
@@ -40,7 +46,10 @@ def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per ExperimentConfig field, default unset (so a --config file's value stands)."""
+    add_tool_server_flag(p)
     for name, field in ExperimentConfig.model_fields.items():
+        if name in TABLES:
+            continue
         flags = (f"--{name.replace('_', '-')}", *SHORT.get(name, ()))
         default = _field_default(field)
         help_ = f"{field.description} (default: {default!r})".replace("%", "%%")
@@ -66,7 +75,8 @@ def config_reference() -> str:
     for name, field in ExperimentConfig.model_fields.items():
         default = _toml_value(_field_default(field))
         description = str(field.description).replace("|", "\\|")
-        rows.append(f"| `{name}` | `--{name.replace('_', '-')}` | `{default}` | {description} |")
+        flag = "--tool-server NAME=SPEC" if name in TABLES else f"--{name.replace('_', '-')}"
+        rows.append(f"| `{name}` | `{flag}` | `{default}` | {description} |")
     return "\n".join(rows)
 
 
@@ -95,15 +105,47 @@ def build_config(values: dict[str, Any], *, source: str) -> ExperimentConfig:
         raise ValueError(f"{source}: field {field!r}: {first['msg']} (got {first.get('input')!r})") from None
 
 
+def add_tool_server_flag(p: argparse.ArgumentParser) -> None:
+    """``--tool-server NAME=SPEC`` (repeatable) into ``args.tool_servers``."""
+    description = ExperimentConfig.model_fields["tool_servers"].description
+    p.add_argument(
+        "--tool-server",
+        "--tool-servers",
+        dest="tool_servers",
+        action="append",
+        metavar="NAME=SPEC",
+        help=f"{description}. {TOOL_SERVER_HELP}",
+    )
+
+
+def tool_server_flags(values: list[str] | None) -> dict[str, Any]:
+    """The ``--tool-server NAME=SPEC`` values as name -> spec."""
+    from memento_lab.agent.tool_servers import parse_server_arg
+
+    return dict(parse_server_arg(v) for v in values or [])
+
+
+def config_file_values(path: str) -> dict[str, Any]:
+    """A run's TOML as config values: its fields, without other tables (e.g. a sweep's [sweep])."""
+    return {k: v for k, v in read_toml(path).items() if not isinstance(v, dict) or k in TABLES}
+
+
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     values: dict[str, Any] = {}
     source = "command line"
     if args.config:
-        values = {k: v for k, v in read_toml(args.config).items() if not isinstance(v, dict)}
+        values = config_file_values(args.config)
         source = args.config
     values.update(
-        {k: getattr(args, k) for k in ExperimentConfig.model_fields if getattr(args, k) is not None}
+        {
+            k: getattr(args, k)
+            for k in ExperimentConfig.model_fields
+            if k not in TABLES and getattr(args, k) is not None
+        }
     )
+    flagged = tool_server_flags(getattr(args, "tool_servers", None))
+    if flagged:  # a flag replaces the file's server of the same name
+        values["tool_servers"] = {**values.get("tool_servers", {}), **flagged}
     for name, low in (("iterations", 1), ("n", 1), ("concurrency", 1), ("k", 0)):
         if isinstance(values.get(name), int) and values[name] < low:
             raise ValueError(f"--{name} must be at least {low}, got {values[name]} ({source})")
@@ -136,6 +178,15 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap / permutation seed")
     p.add_argument(
         "--html", metavar="OUT.html", help="also write a self-contained dashboard page (opens offline)"
+    )
+    p.add_argument(
+        "--mlflow",
+        metavar="DIR|URI",
+        help="also export to MLflow: a folder (a local file store) or a tracking URI; one MLflow run per "
+        "run (config as params, accuracy and costs per iteration as metrics, report and dashboard as artifacts)",
+    )
+    p.add_argument(
+        "--mlflow-experiment", default="memento-lab", help="the MLflow experiment (default: %(default)s)"
     )
     p.set_defaults(handler=_report)
 
@@ -197,8 +248,28 @@ def _report(args: argparse.Namespace) -> int:
 
         page = write_dashboard(args.runs, args.html)
         print(f"dashboard: {page} ({page.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
+    if getattr(args, "mlflow", None):
+        _export_mlflow(args)
     print(rep.model_dump_json(indent=2) if args.json else format_report(rep))
     return 0
+
+
+def _export_mlflow(args: argparse.Namespace) -> None:
+    """``report --mlflow``: the runs, the report and the dashboard page into MLflow."""
+    import tempfile
+    from pathlib import Path
+
+    from memento_lab.experiments.tracking import export_mlflow
+    from memento_lab.views.dashboard import write_dashboard
+
+    with tempfile.TemporaryDirectory() as tmp:
+        page = Path(args.html) if args.html else write_dashboard(args.runs, Path(tmp) / "dashboard.html")
+        ids = export_mlflow(
+            args.runs, args.mlflow, experiment=args.mlflow_experiment, seed=args.seed, artifacts=[page]
+        )
+    print(
+        f"mlflow: {len(ids)} run(s) in {args.mlflow} (experiment {args.mlflow_experiment})", file=sys.stderr
+    )
 
 
 def _ci(lo: float, hi: float) -> str:

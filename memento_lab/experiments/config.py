@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from memento_lab.agent.tool_servers import ToolServers
 from memento_lab.config import CassetteMode, default_cassette_mode
 from memento_lab.trace import EpisodeStatus
 
@@ -87,6 +88,11 @@ class ExperimentConfig(BaseModel):
     tools: list[str] = Field(
         default_factory=lambda: ["code", "math"],
         description="MCP tool servers of the executor, comma-separated ('' for none)",
+    )
+    tool_servers: ToolServers = Field(
+        default_factory=dict,
+        description="your own MCP servers, used besides `tools`: [tool_servers.NAME] tables with command, "
+        "args, env, cwd (stdio) or url, headers (streamable HTTP); see docs/tools-and-tracking.md",
     )
     model: str | None = Field(
         None, description="packaged model name or GGUF path (unset: MEMENTO_LOCAL_MODEL); endpoints win"

@@ -203,6 +203,7 @@ async def run_experiment(
                 open_session(
                     out,
                     tools=config.tools,
+                    tool_servers=config.tool_servers,
                     cassette=config.cassette,
                     model=config.model,
                     settings=settings,

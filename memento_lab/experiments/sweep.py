@@ -41,6 +41,7 @@ async def run_sweep(
     async with open_session(
         out if root_cassette is None else root_cassette.parent,
         tools=base.tools,
+        tool_servers=base.tool_servers,
         cassette=base.cassette if root_cassette is not None else "off",
         model=base.model,
         settings=settings,

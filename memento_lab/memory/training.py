@@ -10,7 +10,8 @@ On the seed pairs every query has one label across its cases, so pair AUC mostly
 over queries whose cases have mixed labels) next to the similarity-only baseline.
 
 Training uses the standard Lightning loop (``seed_everything(workers=True)``, ``deterministic``,
-``ModelCheckpoint`` best-by-``val_auc`` + last, ``CSVLogger``, tqdm). Scale-out is the standard
+``ModelCheckpoint`` best-by-``val_auc`` + last, a logger chosen by ``logger=``: CSV by default,
+TensorBoard, MLflow or W&B offline, see ``training_loggers``; tqdm). Scale-out is the standard
 Lightning path, nothing home-made: ``fit(..., accelerator="gpu", devices=8, num_nodes=4,
 strategy="ddp")`` under ``torchrun`` or SLURM (validation metrics are ``all_gather``-ed); inside a
 notebook use one device or ``strategy="ddp_notebook"``.
@@ -68,6 +69,7 @@ class FitResult(BaseModel):
     best_checkpoint: str | None
     last_checkpoint: str | None
     metrics_csv: str | None
+    logs: str | None = None  # where the logger wrote (a version folder, the MLflow store, the W&B folder)
     split: SplitReport
     learned: dict[str, Any]
     similarity: dict[str, Any]
@@ -107,17 +109,20 @@ def fit(
     cache_dir: str | Path | None = None,
     encoder: CachedEncoder | None = None,
     fast_dev_run: bool = False,
+    logger: str = "csv",
 ) -> FitResult:
     """Train Q(query, case) on pairs split by query; checkpoints (best by val AUC + last) and metrics.csv go to ``out``.
 
     ``bank`` (a bank folder) supplies the embedding cache and the plans of cases named by id;
-    ``encoder`` (a cached frozen encoder) overrides the cache entirely.
+    ``encoder`` (a cached frozen encoder) overrides the cache entirely. ``logger``: csv (``metrics_csv``),
+    tensorboard, mlflow (a store in ``out/mlruns``) or wandb (offline, ``out/wandb``).
     Multi-GPU / multi-node: pass ``accelerator="gpu", devices=N, num_nodes=M, strategy="ddp"``; on CPU
     ``accelerator="cpu", devices=2, strategy="ddp"`` runs 2 gloo processes (Lightning re-launches the
     calling script for rank 1, so call it from a script or the CLI, not from a notebook or pytest).
     """
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger
+
+    from memento_lab.memory.training_loggers import make_logger
 
     t0 = time.perf_counter()
     L.seed_everything(seed, workers=True, verbose=False)
@@ -180,7 +185,7 @@ def fit(
         num_nodes=num_nodes,
         max_epochs=epochs,
         deterministic=True,
-        logger=CSVLogger(out, name="logs"),
+        logger=make_logger(logger, out, "logs"),
         callbacks=[ckpt, *([TQDMProgressBar(refresh_rate=10)] if progress else [])],
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -212,12 +217,13 @@ def fit(
     learned = {k: v for k, v in report.items() if not k.startswith("similarity_")}
     similarity = {k.removeprefix("similarity_"): v for k, v in report.items() if k.startswith("similarity_")}
     last = out / "last.ckpt"
-    log_dir = getattr(trainer.logger, "log_dir", None)
-    metrics_csv = Path(log_dir) / "metrics.csv" if log_dir else None
+    log_dir = getattr(trainer.logger, "log_dir", None) or getattr(trainer.logger, "save_dir", None)
+    metrics_csv = Path(log_dir) / "metrics.csv" if log_dir and logger == "csv" else None
     result = FitResult(
         best_checkpoint=best,
         last_checkpoint=str(last) if last.exists() else None,
         metrics_csv=str(metrics_csv) if metrics_csv and metrics_csv.exists() else None,
+        logs=str(log_dir) if log_dir else None,
         split=dm.report,
         learned=learned,
         similarity=similarity,
