@@ -58,6 +58,7 @@ class ExperimentConfig(BaseModel):
     test_fraction: float = Field(0.5, gt=0.0, lt=1.0)  # transfer: share of each family's tasks held out
     out: str = "data/runs/run"
     run_id: str | None = None
+    tasks_fingerprint: str | None = None  # set by the run: hash of the tasks' contents (fingerprint.py)
 
     def mismatch(self, stored: ExperimentConfig) -> list[str]:
         """The fields in which this config may not resume a run stored with ``stored`` (see
@@ -90,7 +91,9 @@ RESUMABLE = frozenset(
 )
 # Fields that do not define an arm of a comparison: runs differing only in these are pooled
 # (seed/order are the replications; the model comes from run.json's description of the endpoint).
-NOT_ARM = RESUMABLE | {"seed", "order", "model"}
+# The task set's fingerprint differs between seeds of a generated suite; results.load_results splits
+# an arm by it only where its runs scored one task id against different contents.
+NOT_ARM = RESUMABLE | {"seed", "order", "model", "tasks_fingerprint"}
 
 
 class RunResult(BaseModel):
@@ -99,6 +102,9 @@ class RunResult(BaseModel):
     rows: int
     accuracy_by_iteration: dict[int, float]  # mean reward of the ok episodes
     status_counts: dict[str, int] = Field(default_factory=dict)  # every attempt, by status
+    scored: int = 0  # (task, iteration) pairs whose last attempt is ok
+    unresolved: int = 0  # (task, iteration) pairs whose last attempt failed (retried on resume)
+    first_error: str | None = None  # the error of the first unresolved attempt
 
 
 class ResultRow(BaseModel):
@@ -112,6 +118,7 @@ class ResultRow(BaseModel):
     suite: str
     iteration: int
     task_id: str
+    task_hash: str | None = None  # the task's contents (fingerprint.task_hash); None in older rows
     family: str | None = None
     split: Literal["stream", "train", "test"] = "stream"  # transfer protocol: train writes, test only reads
     position: int = 0  # index of the task in the (ordered) stream of its split
@@ -141,7 +148,13 @@ class ResultRow(BaseModel):
 
     @classmethod
     def of(
-        cls, trace: Trace, config: ExperimentConfig, *, split: str = "stream", position: int = 0
+        cls,
+        trace: Trace,
+        config: ExperimentConfig,
+        *,
+        split: str = "stream",
+        position: int = 0,
+        task_hash: str | None = None,
     ) -> ResultRow:
         usage = trace.usage
         primary = trace.verdicts[0] if trace.verdicts else None
@@ -150,6 +163,7 @@ class ResultRow(BaseModel):
             **config.key(),
             iteration=trace.iteration,
             task_id=trace.task_id,
+            task_hash=task_hash,
             family=trace.family,
             split=split,
             position=position,
