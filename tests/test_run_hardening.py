@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from kill_runs import check_run, run_argv, start_run
@@ -185,3 +186,29 @@ def test_a_torn_result_row_does_not_swallow_the_next_one(tmp_path):
     append_jsonl(path, [{"n": 3}])
     assert [obj["n"] for _, obj in read_jsonl(path)] == [1, 3]
     assert [p.read_bytes() for p in tmp_path.glob("results.jsonl.torn-*")] == [b'{"n": 2, "half']
+
+
+@pytest.mark.anyio
+async def test_a_crash_while_copying_the_initial_bank_leaves_no_half_bank(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    seed = CaseBank(tmp_path / "seed")
+    for i in range(6):
+        seed.add(Case.from_episode(f"An unrelated solved task {i}", 1.0, answer="x"))
+    cfg = config(tmp_path, memory="random", initial_bank=str(tmp_path / "seed"), leakage="off")
+    copy = shutil.copytree
+
+    def dies_midway(src, dst, **kw):  # the process is killed after half of the log was copied
+        copy(src, dst, **kw)
+        log = Path(dst) / "log.jsonl"
+        log.write_bytes(log.read_bytes()[: log.stat().st_size // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "copytree", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        await run_experiment(cfg, progress=False)
+    monkeypatch.setattr(shutil, "copytree", copy)
+    with FakeOpenAI(good) as fake:
+        await run_experiment(cfg, settings=endpoint(fake), progress=False)
+    bank = CaseBank(tmp_path / "run" / "bank")
+    assert sum(c.source.run_id is None for c in bank.cases()) == 6  # the whole seed bank, once
