@@ -8,6 +8,8 @@
 - A *torn* last line (no trailing newline, not valid JSON: a writer died mid-append) is reported
   separately and never raises, because everything before it is intact.
 - ``atomic_write_bytes`` writes to a temporary file in the same folder and renames it over the target.
+- ``checksum`` / ``file_checksum``: a fast content checksum (xxh3-128) that cache files beside a log
+  record, so a damaged or replaced file is noticed when it is read back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+import xxhash
 from pydantic import BaseModel, ValidationError
 
 
@@ -219,6 +222,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
         raise
+
+
+def checksum(data: bytes) -> str:
+    """A checksum of ``data`` for integrity checks (xxh3-128, ~10x faster than sha256 here)."""
+    return "xxh3-128:" + xxhash.xxh3_128_hexdigest(data)
+
+
+def file_checksum(path: str | Path) -> str:
+    """``checksum`` of a file's bytes, read in blocks."""
+    h = xxhash.xxh3_128()
+    with Path(path).open("rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return "xxh3-128:" + h.hexdigest()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

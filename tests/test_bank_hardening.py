@@ -225,6 +225,10 @@ def test_a_non_finite_number_in_the_log_is_named_and_the_bank_stays_readable(tmp
 def test_a_snapshot_of_another_bank_is_not_trusted(tmp_path: Path, caplog):
     big = CaseBank(tmp_path / "big")
     big.add([Case.from_episode(f"other bank {i}", 1.0) for i in range(400)])
+    big.remove([c.id for c in big.cases()[:21]])
+    big.add([Case.from_episode(f"other bank {i}", 1.0) for i in range(400, 420)])
+    for _ in range(20):  # a newer version than this bank's: it must be replaced all the same
+        big.remove([big.cases()[0].id])
     big.snapshot()
     small = CaseBank(tmp_path / "small")
     for i in range(20):  # a log longer than the other bank's snapshot offset
@@ -238,7 +242,8 @@ def test_a_snapshot_of_another_bank_is_not_trusted(tmp_path: Path, caplog):
     assert len(again) == 20 and again.version == 20
     assert {c.question for c in again} == {f"this bank {i}" for i in range(20)}
     assert any("snapshot" in r.getMessage() and "small" in r.getMessage() for r in caplog.records)
-    assert len(CaseBank(tmp_path / "small")) == 20  # the replaced snapshot is right too
+    assert json.loads((tmp_path / "small" / "snapshot.json").read_text())["version"] == 20  # replaced
+    assert len(CaseBank(tmp_path / "small")) == 20
 
 
 def test_a_snapshot_whose_bytes_were_damaged_is_rebuilt_from_the_log(tmp_path: Path, caplog):

@@ -110,6 +110,7 @@ async def test_an_edited_task_file_is_refused_on_resume_and_never_pooled_in_a_re
     rep = build_report([runs])
     assert sorted(name[arm.runs[0]] for arm in rep.arms) == ["none-a", "none-b", "random"]  # a and b apart
     assert all("tasks=" in arm.label for arm in rep.arms if arm.config["memory"] == "none")
+    assert len({arm.label for arm in rep.arms}) == 3  # the labels tell the arms apart
     arm_run = {arm.id: name[arm.runs[0]] for arm in rep.arms}
     # only tasks scored against the same contents are paired: none-b shares one task with the others
     assert [(arm_run[c.a], arm_run[c.b], c.tasks) for c in rep.comparisons] == [("random", "none-a", 2)]

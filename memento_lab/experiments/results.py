@@ -126,11 +126,8 @@ def _split_by_contents(
 
 def _arm_labels(keys: dict[str, dict[str, Any]]) -> dict[str, str]:
     """arm id -> a readable label: the keys whose values differ between the arms."""
-    varying = [
-        k
-        for k in next(iter(keys.values()))
-        if len({json.dumps(v.get(k), sort_keys=True) for v in keys.values()}) > 1
-    ]
+    names = list(dict.fromkeys(k for v in keys.values() for k in v))  # some arms have keys others lack
+    varying = [k for k in names if len({json.dumps(v.get(k), sort_keys=True) for v in keys.values()}) > 1]
     varying = varying or ["memory"]
     return {
         arm: " ".join(

@@ -328,8 +328,9 @@ class CaseBank:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ snapshots
-    def snapshot(self) -> Path | None:
-        """Write a Parquet snapshot covering the log so far (atomic); the next load starts there."""
+    def snapshot(self, *, replace: bool = False) -> Path | None:
+        """Write a Parquet snapshot covering the log so far (atomic); the next load starts there.
+        A newer snapshot another writer made stays, unless ``replace`` (it did not match the log)."""
         if self.path is None:
             return None
         meta, data = snapshots.build(
@@ -343,7 +344,7 @@ class CaseBank:
         with self._locked():  # another writer's newer snapshot is neither replaced nor deleted
             atomic_write_bytes(self.path / meta.file, data)
             current = snapshots.read_meta(self.path)
-            if current is None or current.version <= meta.version:
+            if replace or current is None or current.version <= meta.version:
                 atomic_write_text(self.path / "snapshot.json", meta.model_dump_json())
                 current = meta
             for old in self.path.glob("snapshot-*.parquet"):
@@ -366,7 +367,7 @@ class CaseBank:
         if self.log_path.exists():
             self._read_log(offset)
         if stale and not self.readonly:
-            self.snapshot()  # the rebuilt snapshot replaces the one that did not match
+            self.snapshot(replace=True)  # the rebuilt snapshot replaces the one that did not match
 
     def _read_log(self, offset: int) -> None:
         """Apply whole log lines from byte ``offset``; a partial last line is left for later."""

@@ -18,7 +18,6 @@ or does not match the bank. The bank's log stays the truth: a lost index costs a
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -31,7 +30,7 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, Field
 
-from memento_lab.jsonl import atomic_write_text
+from memento_lab.jsonl import atomic_write_text, file_checksum
 from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.encoders import CachedEncoder, Encoder
 
@@ -56,16 +55,9 @@ class IndexMeta(BaseModel):
     last_id: str | None  # id of row ``rows - 1``: the files belong to this bank
     bank_id: str | None = None  # CaseBank.bank_id (None in older indexes: they are rebuilt)
     files: dict[str, str]
-    sha256: dict[str, str] = Field(
-        default_factory=dict
-    )  # label -> checksum of its file's bytes (the vectors)
+    checksums: dict[str, str] = Field(default_factory=dict)  # label -> checksum of its file (the vectors)
     counts: dict[str, int]
     trained: dict[str, int]  # vectors an IVF label was trained on (0: flat)
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _flat(dim: int) -> faiss.Index:
@@ -240,7 +232,7 @@ class BankIndex:
             last_id=self.bank.row_id(rows - 1) if rows else None,
             bank_id=self.bank.bank_id,
             files=files,
-            sha256=sums,
+            checksums=sums,
             counts={label: int(ix.ntotal) for label, ix in self._ix.items()},
             trained=self.trained,
         )
@@ -265,7 +257,7 @@ class BankIndex:
             ixs = {}
             for label in LABELS:
                 where = folder / meta.files[label]
-                if _file_sha256(where) != meta.sha256.get(label):
+                if file_checksum(where) != meta.checksums.get(label):
                     raise ValueError("its bytes do not match the checksum in meta.json (damaged vectors?)")
                 ix = ixs[label] = faiss.read_index(str(where))
                 if ix.ntotal != meta.counts[label] or ix.d != meta.dim:
@@ -282,7 +274,7 @@ class BankIndex:
         bank, rows = self.bank, self.bank.row_count
         problems = [
             meta.encoder != self.encoder.name and f"encoder {meta.encoder!r}",
-            not meta.sha256 and "no checksums (an older index)",
+            not meta.checksums and "no checksums (an older index)",
             meta.bank_id != bank.bank_id and f"built for bank {meta.bank_id}, this is bank {bank.bank_id}",
             meta.version > bank.version and f"version {meta.version} > bank {bank.version}",
             meta.rows > rows and f"{meta.rows} rows > bank {rows}",
@@ -292,20 +284,20 @@ class BankIndex:
 
 
 def _atomic_write_index(ix: faiss.Index, path: Path) -> str:
-    """Write ``ix`` to ``path`` atomically; returns the sha256 of the written bytes."""
+    """Write ``ix`` to ``path`` atomically; returns the checksum of the written bytes."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         faiss.write_index(ix, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        checksum = _file_sha256(Path(tmp))
+        written = file_checksum(tmp)
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
         raise
-    return checksum
+    return written
 
 
 _OPEN: weakref.WeakKeyDictionary[CaseBank, dict[str, BankIndex]] = weakref.WeakKeyDictionary()

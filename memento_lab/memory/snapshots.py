@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel
 
-from memento_lab.jsonl import first_line, line_before
+from memento_lab.jsonl import checksum, first_line, line_before
 from memento_lab.memory.columns import CaseTable
 
 
@@ -40,7 +40,7 @@ class SnapshotMeta(BaseModel):
     rows: int | None = None  # cases ever added (the fingerprint fields are None in older snapshots)
     bank_id: str | None = None  # the bank it was written for (None: an empty log)
     tail: str | None = None  # hash of the log line ending at log_offset
-    sha256: str | None = None  # of the Parquet file's bytes
+    checksum: str | None = None  # of the Parquet file's bytes (jsonl.checksum)
 
 
 def build(
@@ -58,16 +58,16 @@ def build(
         rows=table.rows,
         bank_id=bank_id,
         tail=digest(line_before(log_path, log_offset)) if log_offset else None,
-        sha256=hashlib.sha256(data).hexdigest(),
+        checksum=checksum(data),
     )
     return meta, data
 
 
 def problem(meta: SnapshotMeta, data: bytes, log_path: Path, bank_id: str | None) -> str | None:
     """Why a snapshot does not belong to this log, or None."""
-    if meta.sha256 is None or meta.rows is None:
+    if meta.checksum is None or meta.rows is None:
         return "it has no fingerprint (written by an older version)"
-    if hashlib.sha256(data).hexdigest() != meta.sha256:
+    if checksum(data) != meta.checksum:
         return "its bytes do not match its checksum (damaged or replaced)"
     size = log_path.stat().st_size if log_path.exists() else 0
     if meta.log_offset > size:
