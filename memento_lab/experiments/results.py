@@ -192,13 +192,14 @@ def summarize(df: pl.DataFrame, by: Sequence[str] = ("arm", "iteration"), *, see
     if df.is_empty():
         return df
     ok = scored(df)
+    task = TASK if TASK in df.columns else "task_id"  # a frame built by hand, not by load_results
     out = []
     for key, part in ok.group_by(list(by)):
-        tasks = sorted(part[TASK].unique().to_list())
+        tasks = sorted(part[task].unique().to_list())
         runs = sorted(part["run_id"].unique().to_list())
         m = np.full((len(runs), len(tasks)), np.nan)
         ti, ri = {t: j for j, t in enumerate(tasks)}, {r: i for i, r in enumerate(runs)}
-        for r, t, v in part.select("run_id", TASK, "reward").iter_rows():
+        for r, t, v in part.select("run_id", task, "reward").iter_rows():
             m[ri[r], ti[t]] = v
         acc, lo, hi = stats.bootstrap_mean(m, seed=seed)
         out.append(
