@@ -166,3 +166,96 @@ def test_a_damaged_embeddings_cache_is_rebuilt_with_a_warning(tmp_path, caplog, 
     assert any(str(db) in w and "rebuilt" in w for w in warnings), warnings
     assert list(tmp_path.glob("embeddings.sqlite.damaged-*"))  # the bad file is kept aside
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM emb").fetchone()[0] == 2
+
+
+# ------------------------------------------------------------ second round (issue 24): the bank's log
+def test_a_writer_open_before_another_was_killed_mid_line_loses_nothing(tmp_path: Path, caplog):
+    """Writer A has the bank open; writer B is SIGKILLed halfway through a line (its bytes stay in the
+    log, no newline); A's next add() must not be glued to those bytes and lost on reload."""
+    path = tmp_path / "b"
+    a = make_bank(path)
+    reader = CaseBank(path, readonly=True)
+    torn = json.dumps({"version": 2, "op": "add", "cases": [{"question": "never acknowl"}]}).encode()
+    with (path / "log.jsonl").open("ab") as log:  # what B leaves behind: no newline, not JSON
+        log.write(torn[: len(torn) // 2])
+    with caplog.at_level(logging.WARNING):
+        acked = [a.add(Case.from_episode(f"after the kill {i}", 1.0, answer=str(i))) for i in range(3)]
+    assert acked == [2, 3, 4]
+    again = CaseBank(path)
+    assert again.version == 4 and not again.load_report.errors
+    assert [c.answer for c in again][-3:] == ["0", "1", "2"]
+    assert reader.refresh() == 3 and len(reader) == 5  # a reader open all along sees the same
+    aside = list(path.glob("log.jsonl.torn-*"))  # the torn bytes are kept, not silently dropped
+    assert len(aside) == 1 and aside[0].read_bytes() == torn[: len(torn) // 2]
+    assert any("torn" in r.getMessage() and "log.jsonl" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("field", "make"),
+    [
+        ("created_at", lambda: Case.from_episode("q", 1.0, created_at=float("nan"))),
+        ("created_at", lambda: Case.from_episode("q", 1.0, created_at=float("inf"))),
+        ("reward", lambda: Case.from_episode("q", float("nan"))),
+        ("metadata", lambda: Case.from_episode("q", 1.0, metadata={"scores": [0.5, float("nan")]})),
+    ],
+)
+def test_a_case_with_a_non_finite_number_is_refused_naming_the_field(field, make):
+    with pytest.raises(ValueError, match=rf"(?s){field}.*finite"):
+        make()
+
+
+def test_a_non_finite_number_in_the_log_is_named_and_the_bank_stays_readable(tmp_path: Path):
+    path = tmp_path / "b"
+    bank = make_bank(path)
+    bank.snapshot()
+    bad = Case.from_episode("from a hand-edited log", 1.0).model_dump(mode="json")
+    bad["created_at"] = "NaN-placeholder"
+    line = json.dumps({"version": 2, "op": "add", "cases": [bad]}).replace('"NaN-placeholder"', "NaN")
+    with (path / "log.jsonl").open("a") as log:
+        log.write(line + "\n")
+    again = CaseBank(path)
+    assert len(again) == 2 and again.version == 1
+    (err,) = again.load_report.errors
+    assert "log.jsonl:2" in str(err) and "created_at" in str(err)
+    again.add(Case.from_episode("still writable", 0.0))
+    again.snapshot()
+    assert len(CaseBank(path)) == 3  # and readable after a snapshot
+
+
+def test_a_snapshot_of_another_bank_is_not_trusted(tmp_path: Path, caplog):
+    big = CaseBank(tmp_path / "big")
+    big.add([Case.from_episode(f"other bank {i}", 1.0) for i in range(400)])
+    big.remove([c.id for c in big.cases()[:21]])
+    big.add([Case.from_episode(f"other bank {i}", 1.0) for i in range(400, 420)])
+    for _ in range(20):  # a newer version than this bank's: it must be replaced all the same
+        big.remove([big.cases()[0].id])
+    big.snapshot()
+    small = CaseBank(tmp_path / "small")
+    for i in range(20):  # a log longer than the other bank's snapshot offset
+        small.add(Case.from_episode(f"this bank {i}", 1.0, answer="y" * 8000))
+    meta = json.loads((tmp_path / "big" / "snapshot.json").read_text())
+    assert meta["log_offset"] <= (tmp_path / "small" / "log.jsonl").stat().st_size
+    for name in ("snapshot.json", meta["file"]):
+        (tmp_path / "small" / name).write_bytes((tmp_path / "big" / name).read_bytes())
+    with caplog.at_level(logging.WARNING):
+        again = CaseBank(tmp_path / "small")
+    assert len(again) == 20 and again.version == 20
+    assert {c.question for c in again} == {f"this bank {i}" for i in range(20)}
+    assert any("snapshot" in r.getMessage() and "small" in r.getMessage() for r in caplog.records)
+    assert json.loads((tmp_path / "small" / "snapshot.json").read_text())["version"] == 20  # replaced
+    assert len(CaseBank(tmp_path / "small")) == 20
+
+
+def test_a_snapshot_whose_bytes_were_damaged_is_rebuilt_from_the_log(tmp_path: Path, caplog):
+    import polars as pl
+
+    bank = CaseBank(tmp_path / "b")
+    bank.add([Case.from_episode(f"question {i}", float(i % 2)) for i in range(10)])
+    snap = bank.snapshot()
+    assert snap is not None
+    df = pl.read_parquet(snap)  # a valid Parquet file whose contents no longer match the log
+    df.with_columns(pl.lit(True).alias("positive")).write_parquet(snap)
+    with caplog.at_level(logging.WARNING):
+        again = CaseBank(tmp_path / "b")
+    assert again.row_positive(again.live_rows()).tolist() == [bool(i % 2) for i in range(10)]
+    assert any(snap.name in r.getMessage() for r in caplog.records)

@@ -178,20 +178,23 @@ def test_to_polars_and_stats(tmp_path: Path):
     assert bank.stats()["positive"] == 1 and bank.stats()["negative"] == 1
 
 
-def test_columnar_load_is_lazy_and_live_lists_follow_every_write(tmp_path: Path):
+def test_columnar_load_is_lazy_and_live_lists_follow_every_write(tmp_path: Path, monkeypatch):
     bank = CaseBank(tmp_path / "b")
     bank.add([make_case(i, reward=float(i % 2)) for i in range(6)])
     bank.snapshot()
     bank.remove([bank.cases()[1].id])
+    parsed: list[str] = []
+    validate = Case.model_validate_json
+    monkeypatch.setattr(Case, "model_validate_json", lambda data, **kw: parsed.append(data) or validate(data))
     again = CaseBank(tmp_path / "b")
-    assert not any(isinstance(v, Case) for v in again._cases.values())  # nothing validated on open
-    assert [c.id for c in again.cases()] == [c.id for c in bank.cases()]
+    assert parsed == []  # nothing validated on open
+    assert [c.id for c in again.cases()] == [c.id for c in bank.cases()] and len(parsed) == 5
     first = again.cases()
     again.add(make_case(10))
     assert again.cases() is not first and again.cases()[:-1] == first  # a new list, old one untouched
     again.remove([first[0].id])
     again.add([make_case(11), make_case(12)])
-    naive = [again.get(cid) for cid in again._row_ids if cid in again]
+    naive = [again.get(cid) for cid in again.row_ids(range(again.row_count)) if cid in again]
     assert again.cases() == naive and len(again) == len(naive) == 7
     assert list(again.row_ids(again.live_rows())) == [c.id for c in naive]
     assert again.row_positive(again.live_rows()).tolist() == [c.positive for c in naive]

@@ -91,6 +91,39 @@ def test_guard_refuses_private_targets_without_the_allow_list(url, why, monkeypa
     assert why in str(err.value) and "MEMENTO_WEB_ALLOW_HOSTS" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "100.64.0.1",  # shared address space (carrier-grade NAT), 100.64.0.0/10
+        "100.100.100.200",  # a cloud metadata address inside it
+        "198.18.0.1",  # benchmarking
+        "192.0.2.10",  # documentation (TEST-NET-1)
+        "192.0.0.8",  # IETF protocol assignments (Python 3.11 calls it global)
+        "240.0.0.1",  # reserved
+        "255.255.255.255",  # broadcast
+        "[fd00:ec2::254]",  # unique local (an IPv6 metadata address)
+        "[2001:db8::1]",  # IPv6 documentation
+        "[::ffff:100.64.0.1]",  # shared address space, IPv4-mapped
+        "[64:ff9b::a9fe:a9fe]",  # NAT64 of 169.254.169.254
+        "[2002:7f00:1::]",  # 6to4 of 127.0.0.1
+        "[64:ff9b:1::1]",  # local-use NAT64
+    ],
+)
+def test_guard_refuses_every_address_that_is_not_global(address, monkeypatch):
+    monkeypatch.delenv("MEMENTO_WEB_ALLOW_HOSTS", raising=False)
+    with pytest.raises(ToolError, match="refused") as err:
+        check_url(f"http://{address}/latest/meta-data")
+    assert address.strip("[]") in str(err.value) and "MEMENTO_WEB_ALLOW_HOSTS" in str(err.value)
+    monkeypatch.setenv("MEMENTO_WEB_ALLOW_HOSTS", address)  # allowed by name: the user's decision
+    check_url(f"http://{address}/latest/meta-data")
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "[2606:4700:4700::1111]"])
+def test_guard_lets_global_addresses_through(address, monkeypatch):
+    monkeypatch.delenv("MEMENTO_WEB_ALLOW_HOSTS", raising=False)
+    check_url(f"https://{address}/")
+
+
 def test_guard_allow_list_and_schemes(monkeypatch):
     monkeypatch.setenv("MEMENTO_WEB_ALLOW_HOSTS", " LocalHost , 10.1.2.3")
     check_url("http://localhost:9/x")

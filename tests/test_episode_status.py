@@ -37,13 +37,13 @@ async def test_endpoint_failures_are_statuses_not_scores_and_resume_retries_them
     with FakeOpenAI(handler, delay=delay) as fake:
         result = await run_experiment(cfg, settings=endpoint(fake, llm_timeout_s=0.3), progress=False)
     rows = read_rows(tmp_path / "run")
-    assert [r["status"] for r in rows] == [status, status]
+    assert [r.status for r in rows] == [status, status]
     assert result.status_counts == {status: 2} and result.accuracy_by_iteration == {}
     assert bank_size(tmp_path) == 0  # no negative case learned from an outage
     assert (
         not (tmp_path / "run" / "pairs.jsonl").exists() or not (tmp_path / "run" / "pairs.jsonl").read_text()
     )
-    assert all(r["error"] for r in rows)
+    assert all(r.error for r in rows)
 
     # resume against a healthy endpoint: the failed episodes are retried (nothing replays the failure)
     with FakeOpenAI(good) as fake:
@@ -60,8 +60,8 @@ async def test_bad_json_from_the_model_is_an_outcome_counted_as_such(tmp_path) -
             config(tmp_path, memory="random"), settings=endpoint(fake), progress=False
         )
     rows = read_rows(tmp_path / "run")
-    assert [r["status"] for r in rows] == ["ok", "ok"]
-    assert all(r["model_output_errors"] == 1 and r["reward"] == 0.0 for r in rows)
+    assert [r.status for r in rows] == ["ok", "ok"]
+    assert all(r.model_output_errors == 1 and r.reward == 0.0 for r in rows)
     assert result.accuracy_by_iteration == {0: 0.0} and bank_size(tmp_path) == 2
 
 
@@ -86,7 +86,7 @@ async def test_a_cassette_miss_stops_the_run_naming_the_request(tmp_path, monkey
         match=r"task more:3 \(iteration 0\): CassetteMiss: .*no recorded 'chat' call for request [0-9a-f]{12}",
     ):
         await run_experiment(cfg, settings=settings, progress=False)
-    statuses = {r["task_id"]: r["status"] for r in read_rows(replay)}
+    statuses = {r.task_id: r.status for r in read_rows(replay)}
     assert sorted(statuses.values()) == ["cassette_miss", "ok", "ok"]
 
     # the CLI exits non-zero with the request named
@@ -133,8 +133,8 @@ async def test_a_failing_judge_is_a_judge_error_never_a_zero(tmp_path, monkeypat
             config(tmp_path, memory="random"), settings=endpoint(fake), progress=False
         )
     rows = read_rows(tmp_path / "run")
-    assert [r["status"] for r in rows] == ["judge_error", "judge_error"]
-    assert "no verdict" in rows[0]["error"] and result.accuracy_by_iteration == {}
+    assert [r.status for r in rows] == ["judge_error", "judge_error"]
+    assert "no verdict" in (rows[0].error or "") and result.accuracy_by_iteration == {}
     assert bank_size(tmp_path) == 0
 
 

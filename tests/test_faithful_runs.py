@@ -126,8 +126,8 @@ async def test_transfer_protocol_never_writes_the_test_stream(tmp_path) -> None:
     with FakeOpenAI(lambda req: (200, completion('{"final_answer": "w0"}'), {})) as fake:
         await run_experiment(cfg, settings=endpoint(fake), progress=False)
     rows = read_rows(tmp_path / "run")
-    test = {r["task_id"] for r in rows if r["split"] == "test"}
-    train = {r["task_id"] for r in rows if r["split"] == "train"}
+    test = {r.task_id for r in rows if r.split == "test"}
+    train = {r.task_id for r in rows if r.split == "train"}
     assert len(test) == 3 and len(train) == 3 and not test & train
     cases = CaseBank(tmp_path / "run" / "bank").cases()
     assert len(cases) == 6 and {c.source.task_id for c in cases} == train  # 3 train tasks x 2 iterations

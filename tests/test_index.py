@@ -211,3 +211,52 @@ def test_parametric_at_scale_reranks_the_index_shortlist(tmp_path: Path, encoder
     assert len(hits) == 4 and {h.case.id for h in hits} <= near
     scores = full.score(q, [h.case for h in hits])
     assert np.allclose([h.score for h in hits], scores, atol=1e-5)  # the learned Q, not the cosine
+
+
+def _zero_vectors(path: Path) -> None:
+    """Zero the vector data of a saved flat index, header and ids intact (a bad disk, a bad copy)."""
+    import faiss
+
+    ix = faiss.read_index(str(path))
+    flat = faiss.downcast_index(ix.index)
+    faiss.copy_array_to_vector(np.zeros(flat.ntotal * flat.code_size, dtype=np.uint8), flat.codes)
+    faiss.write_index(ix, str(path))
+
+
+def test_zeroed_vectors_in_a_saved_index_are_detected_and_rebuilt(tmp_path: Path, caplog):
+    enc = ClusteredEncoder()
+    bank = CaseBank(tmp_path / "b")
+    bank.add(synth(200))
+    open_index(bank, enc).save()
+    folder = BankIndex(bank, enc).folder
+    assert folder is not None
+    victim = next(folder.glob("positive-*.faiss"))
+    _zero_vectors(victim)
+    reopened = CaseBank(tmp_path / "b")
+    with caplog.at_level("WARNING"):
+        assert not BankIndex(reopened, enc).load()
+    assert any(victim.name in r.getMessage() for r in caplog.records)
+    ix = open_index(reopened, enc)
+    for i in (1, 2, 4, 5):  # positive cases: each finds itself first
+        q = f"c{i % 50}: synthetic task {i}"
+        assert reopened.row_ids(ix.search(enc.encode([q])[0], 1)[0]) == [f"case{i:06d}"]
+    assert BankIndex(CaseBank(tmp_path / "b"), enc).load()  # the rebuilt files are trusted again
+
+
+def test_an_index_saved_for_an_earlier_state_of_a_copied_bank_is_not_trusted(tmp_path: Path):
+    """Two copies of one bank diverge: the same first case, the same version, other later cases."""
+    import shutil
+
+    enc = ClusteredEncoder()
+    bank = CaseBank(tmp_path / "a")
+    bank.add(synth(50))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    bank.add(synth(10, start=100))
+    open_index(bank, enc).save()
+    other = CaseBank(tmp_path / "b")
+    other.add(synth(10, start=200))  # same version and row count, different cases
+    assert other.version == bank.version
+    folder = BankIndex(bank, enc).folder
+    assert folder is not None
+    shutil.copytree(folder.parent, tmp_path / "b" / "index")
+    assert not BankIndex(CaseBank(tmp_path / "b"), enc).load()

@@ -362,7 +362,7 @@ def test_cli_run_flags_reach_the_experiment_config(monkeypatch, tmp_path, capsys
 
     async def capture(cfg: ExperimentConfig, **kw) -> RunResult:
         seen.append(cfg)
-        return RunResult(out=cfg.out, run_id="x", rows=0, accuracy_by_iteration={})
+        return RunResult(out=cfg.out, run_id="x", rows=1, accuracy_by_iteration={0: 1.0}, scored=1)
 
     monkeypatch.setattr(run_mod, "run_experiment", capture)
     argv = ["run", "--memory", "parametric", "--out", str(tmp_path / "r"), "--online-update"]

@@ -332,7 +332,7 @@ def test_cli_run_with_an_own_server_records_and_replays_without_it(
     capsys.readouterr()
     for out in (rec, rep):
         (row,) = read_rows(out)
-        assert (row["status"], row["answer"], row["reward"], row["n_tool_calls"]) == ("ok", "21:00", 1.0, 1)
+        assert (row.status, row.answer, row.reward, row.n_tool_calls) == ("ok", "21:00", 1.0, 1)
     stored = json.loads((rec / "config.json").read_text())["tool_servers"]
     assert stored["time"]["command"] == "mcp-server-time" and stored["time"]["args"] == [
         "--local-timezone",

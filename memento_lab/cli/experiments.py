@@ -6,6 +6,10 @@ level); flags override the file.
 Your own MCP servers: ``--tool-server NAME=COMMAND`` (repeatable) or ``[tool_servers.NAME]`` tables.
 ``sweep --config FILE`` reads the same fields plus a ``[sweep]`` table (``memories``, ``seeds``,
 ``orders``, ``ks``) and runs or resumes every run of the sweep (``--ray``: each run a Ray task).
+
+Exit codes: 0 when every run scored at least one episode; 1 when a run scored none (every attempt
+failed: the reason and the first error go to stderr), or on any error. (Episodes that failed while
+others were scored are listed on stderr; the same command retries them.)
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from memento_lab.experiments.config import ExperimentConfig
+from memento_lab.experiments.config import ExperimentConfig, RunResult
 
 SHORT = {"k": ("-k",)}
 TABLES = {"tool_servers"}  # fields given as TOML tables ([tool_servers.NAME]) and by their own flag
@@ -201,7 +205,26 @@ def _run(args: argparse.Namespace) -> int:
 
     result = asyncio.run(run_experiment(config_from_args(args)))
     print(json.dumps(result.model_dump(), indent=2))
-    return 0
+    return exit_code(result)
+
+
+def exit_code(result: RunResult) -> int:
+    """1 (saying why on stderr) when the run scored no episode; 0 otherwise, listing failures left."""
+    if result.unresolved:
+        print(
+            f"memento-lab: {result.out}: {result.unresolved} (task, iteration) pair(s) failed at their last "
+            f"attempt and are not scored (first: {result.first_error}); the same command retries them",
+            file=sys.stderr,
+        )
+    if result.scored:
+        return 0
+    attempts = ", ".join(f"{k} {v}" for k, v in sorted(result.status_counts.items())) or "none"
+    print(
+        f"memento-lab: error: {result.out}: no episode was scored: every attempt failed (attempts: {attempts}); "
+        "a failure of the endpoint, a tool server or the judge is never scored",
+        file=sys.stderr,
+    )
+    return 1
 
 
 SWEEP_KEYS = ("memories", "seeds", "orders", "ks")
@@ -234,7 +257,10 @@ def _sweep(args: argparse.Namespace) -> int:
         return 1 if rep.failed else 0
     paths = asyncio.run(run_sweep(base, **grid))
     print(json.dumps({"runs": [str(p) for p in paths]}, indent=2))
-    return 0
+    from memento_lab.experiments.run import run_result
+
+    codes = [exit_code(run_result(p, "")) for p in paths]
+    return max(codes, default=0)
 
 
 def _report(args: argparse.Namespace) -> int:

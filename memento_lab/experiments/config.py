@@ -118,6 +118,10 @@ class ExperimentConfig(BaseModel):
     )
     out: str = Field("data/runs/run", description="the run folder (an existing one is resumed)")
     run_id: str | None = Field(None, description="the run's id in rows and cases (unset: a new random id)")
+    tasks_fingerprint: str | None = Field(
+        None,
+        description="set by the run: a hash of the tasks' contents; given, the run refuses other contents",
+    )
 
     def mismatch(self, stored: ExperimentConfig) -> list[str]:
         """The fields in which this config may not resume a run stored with ``stored`` (see
@@ -150,7 +154,9 @@ RESUMABLE = frozenset(
 )
 # Fields that do not define an arm of a comparison: runs differing only in these are pooled
 # (seed/order are the replications; the model comes from run.json's description of the endpoint).
-NOT_ARM = RESUMABLE | {"seed", "order", "model"}
+# The task set's fingerprint differs between seeds of a generated suite; results.load_results splits
+# an arm by it only where its runs scored one task id against different contents.
+NOT_ARM = RESUMABLE | {"seed", "order", "model", "tasks_fingerprint"}
 
 
 class RunResult(BaseModel):
@@ -159,6 +165,9 @@ class RunResult(BaseModel):
     rows: int
     accuracy_by_iteration: dict[int, float]  # mean reward of the ok episodes
     status_counts: dict[str, int] = Field(default_factory=dict)  # every attempt, by status
+    scored: int = 0  # (task, iteration) pairs whose last attempt is ok
+    unresolved: int = 0  # (task, iteration) pairs whose last attempt failed (retried on resume)
+    first_error: str | None = None  # the error of the first unresolved attempt
 
 
 class ResultRow(BaseModel):
@@ -172,6 +181,7 @@ class ResultRow(BaseModel):
     suite: str
     iteration: int
     task_id: str
+    task_hash: str | None = None  # the task's contents (fingerprint.task_hash); None in older rows
     family: str | None = None
     split: Literal["stream", "train", "test"] = "stream"  # transfer protocol: train writes, test only reads
     position: int = 0  # index of the task in the (ordered) stream of its split
@@ -201,7 +211,13 @@ class ResultRow(BaseModel):
 
     @classmethod
     def of(
-        cls, trace: Trace, config: ExperimentConfig, *, split: str = "stream", position: int = 0
+        cls,
+        trace: Trace,
+        config: ExperimentConfig,
+        *,
+        split: str = "stream",
+        position: int = 0,
+        task_hash: str | None = None,
     ) -> ResultRow:
         usage = trace.usage
         primary = trace.verdicts[0] if trace.verdicts else None
@@ -210,6 +226,7 @@ class ResultRow(BaseModel):
             **config.key(),
             iteration=trace.iteration,
             task_id=trace.task_id,
+            task_hash=task_hash,
             family=trace.family,
             split=split,
             position=position,

@@ -41,13 +41,11 @@ def retriever_options(config: ExperimentConfig, out: Path) -> tuple[str | None, 
 
 def attach_online(memory: Memory, config: ExperimentConfig, out: Path) -> None:
     """Give a parametric retriever the run's pair log (replay) and its state file (online updates)."""
+    if config.memory != "parametric" or not config.online_update or memory.pairs is None:
+        return  # (and torch is not imported for a run that does not need it)
     from memento_lab.memory.parametric import ParametricRetriever
 
-    if (
-        isinstance(memory.retriever, ParametricRetriever)
-        and memory.pairs is not None
-        and config.online_update
-    ):
+    if isinstance(memory.retriever, ParametricRetriever):
         memory.retriever.attach(memory.pairs, out / ONLINE_CKPT)
 
 

@@ -3,9 +3,12 @@ learning measures, errors, trivial baselines. ``memento-lab report RUNS --json``
 
 Rules that keep the numbers honest:
 
-- **Arms, never pooled across configs.** Runs are grouped by a hash of every config key except the
-  replications (seed, order) and how a run executes (``config.NOT_ARM``), plus the models from
-  run.json. ``Arm.label`` names the keys that differ between the arms of the report.
+- **Arms, never pooled across configs or task contents.** Runs are grouped by a hash of every config
+  key except the replications (seed, order) and how a run executes (``config.NOT_ARM``), plus the
+  models from run.json; an arm whose runs scored one task id against different contents (an edited
+  task file) is split by their task-set fingerprint. ``Arm.label`` names the keys that differ.
+- **A task is its id and its contents** (the ``task`` column): comparisons pair only tasks that
+  both arms scored against the same contents.
 - **Only ok episodes are scored**; failures are counted per run in ``errors`` (and retried on resume).
 - **Intervals come from a bootstrap over tasks** (and over runs when an arm has several), so a
   single run has an honest interval.
@@ -29,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from memento_lab.agent.judges import judge_agreement
 from memento_lab.experiments import stats
-from memento_lab.experiments.results import load_results, run_configs
+from memento_lab.experiments.results import TASK, load_results, run_configs
 
 
 class Arm(BaseModel):
@@ -167,14 +170,14 @@ def _matrix(part: pl.DataFrame, tasks: list[str], value: str = "reward") -> tupl
     m = np.full((len(runs), len(tasks)), np.nan)
     col = {t: j for j, t in enumerate(tasks)}
     row = {r: i for i, r in enumerate(runs)}
-    for r, t, v in part.select("run_id", "task_id", value).iter_rows():
+    for r, t, v in part.select("run_id", TASK, value).iter_rows():
         if t in col:
             m[row[r], col[t]] = float(v)
     return m, runs
 
 
 def _tasks(part: pl.DataFrame) -> list[str]:
-    return sorted(part["task_id"].unique().to_list())
+    return sorted(part[TASK].unique().to_list())
 
 
 def _points(scored: pl.DataFrame, arms: dict[str, Arm], seed: int, *, family: bool = False) -> list[Point]:
@@ -213,7 +216,7 @@ def _comparisons(scored: pl.DataFrame, arms: dict[str, Arm], seed: int) -> list[
             pb = scored.filter(
                 (pl.col("arm_id") == b.id) & (pl.col("split") == split) & (pl.col("iteration") == it)
             )
-            common = sorted(set(_tasks(pa)) & set(pb["task_id"].to_list()))
+            common = sorted(set(_tasks(pa)) & set(pb[TASK].to_list()))
             if len(common) < 2:
                 continue
             ma, mb = _matrix(pa, common)[0], _matrix(pb, common)[0]
@@ -282,7 +285,7 @@ def _stream_measures(
                 )
             )
         wide = part.with_columns(pl.col("correct").cast(pl.Float64)).pivot(
-            on="iteration", index=["run_id", "task_id"], values="correct", aggregate_function="last"
+            on="iteration", index=["run_id", TASK], values="correct", aggregate_function="last"
         )
         cols = [str(i) for i in its if str(i) in wide.columns]
         solved, forgotten = stats.forgetting(wide.select(cols).to_numpy().astype(float))
@@ -303,9 +306,7 @@ def _costs(scored: pl.DataFrame, arms: dict[str, Arm], seed: int) -> list[Cost]:
     out = []
     for (arm_id, split), part in sorted(scored.group_by(["arm_id", "split"]), key=lambda g: str(g[0])):
         tasks = _tasks(part)
-        per_task = part.group_by(["run_id", "task_id"]).agg(
-            pl.col("reward").sum(), pl.col("prompt_tokens").sum()
-        )
+        per_task = part.group_by(["run_id", TASK]).agg(pl.col("reward").sum(), pl.col("prompt_tokens").sum())
         reward, _ = _matrix(per_task, tasks, "reward")
         tokens, _ = _matrix(per_task, tasks, "prompt_tokens")
         ratio, lo, hi = stats.bootstrap_ratio(reward, tokens / 1000.0, seed=seed)
@@ -392,7 +393,7 @@ def build_report(runs: Sequence[str | Path], *, seed: int = 0) -> Report:
     df = load_results(runs)
     if df.is_empty():
         return Report()
-    configs = run_configs(runs)  # a folder without config.json (hand-made rows) is the arm "unknown"
+    configs = run_configs(runs, df)  # a folder without config.json (hand-made rows) is the arm "unknown"
     arms = {
         arm_id: Arm(
             id=arm_id,

@@ -1,7 +1,12 @@
 """Results of runs as data: result rows of any mix of runs, each labelled with its arm.
 
-    df = load_results(["data/runs/sweep"])    # one row per attempt; arm_id / arm / measures columns
+    df = load_results(["data/runs/sweep"])    # one row per attempt; arm_id / arm / measures / task columns
     summarize(df, by=("arm", "iteration"))     # mean reward with 95% bootstrap CIs over tasks (and runs)
+
+Rows are read back as ``ResultRow``s (a row that is not one is an error naming file, line and
+field). A task is its id *and* its contents: the ``task`` column is ``task_id@task_hash``, so runs
+that scored one task id against different contents (an edited task file) are never paired on it,
+and an arm whose runs did so is split by the runs' task-set fingerprint.
 
 The full report (comparisons, learning gain, forgetting, errors) is ``experiments.report``.
 """
@@ -19,20 +24,25 @@ import numpy as np
 import polars as pl
 
 from memento_lab.experiments import stats
-from memento_lab.experiments.config import NOT_ARM, ExperimentConfig
-from memento_lab.jsonl import atomic_write_bytes, read_jsonl
+from memento_lab.experiments.config import NOT_ARM, ExperimentConfig, ResultRow
+from memento_lab.jsonl import atomic_write_bytes, read_jsonl, validate_record
+
+TASK = "task"  # the column that identifies a task in comparisons: task_id@task_hash (see the docstring)
 
 
-def read_rows(out: Path) -> list[dict[str, Any]]:
+def read_rows(out: Path) -> list[ResultRow]:
+    """The rows of a run's results.jsonl (a torn last line, a crash mid-append, is skipped)."""
     path = out / "results.jsonl"
-    return [row for _, row in read_jsonl(path, strict=False)] if path.exists() else []
+    if not path.exists():
+        return []
+    return [validate_record(ResultRow, row, path, line) for line, row in read_jsonl(path)]
 
 
-def latest_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
     """The last attempt of each (run, task, iteration): a resumed run appends the retry of a failure."""
-    last: dict[tuple[Any, str, int], dict[str, Any]] = {}
+    last: dict[tuple[str | None, str, int], ResultRow] = {}
     for r in rows:
-        last[(r.get("run_id"), r["task_id"], r["iteration"])] = r
+        last[(r.run_id, r.task_id, r.iteration)] = r
     return list(last.values())
 
 
@@ -44,9 +54,7 @@ def models_of(run_info: dict[str, Any]) -> dict[str, Any]:
 
 def finished(out: Path) -> set[tuple[str, int]]:
     """(task, iteration) pairs whose last attempt is ok; the others are retried on resume."""
-    return {
-        (r["task_id"], r["iteration"]) for r in latest_rows(read_rows(out)) if r.get("status", "ok") == "ok"
-    }
+    return {(r.task_id, r.iteration) for r in latest_rows(read_rows(out)) if r.status == "ok"}
 
 
 def write_results_parquet(out: Path) -> Path:
@@ -78,8 +86,12 @@ def arm_key(config: ExperimentConfig, run_info: dict[str, Any]) -> dict[str, Any
     return key
 
 
-def run_configs(runs: Sequence[str | Path]) -> dict[str, tuple[ExperimentConfig, dict[str, Any]]]:
-    """run id -> (its config, its arm key), for every run folder with a config.json."""
+def run_configs(
+    runs: Sequence[str | Path], rows: pl.DataFrame | None = None
+) -> dict[str, tuple[ExperimentConfig, dict[str, Any]]]:
+    """run id -> (its config, its arm key), for every run folder with a config.json. With the runs'
+    ``rows`` (``load_results``), an arm whose runs scored a task id against different contents is
+    split by each run's task-set fingerprint (``tasks`` in the key)."""
     out = {}
     for d in run_dirs(runs):
         if not (d / "config.json").exists():
@@ -87,16 +99,35 @@ def run_configs(runs: Sequence[str | Path]) -> dict[str, tuple[ExperimentConfig,
         cfg = ExperimentConfig.model_validate_json((d / "config.json").read_text())
         info = json.loads((d / "run.json").read_text()) if (d / "run.json").exists() else {}
         out[str(cfg.run_id)] = (cfg, arm_key(cfg, info))
+    if rows is not None and not rows.is_empty():
+        _split_by_contents(out, rows)
     return out
+
+
+def _split_by_contents(
+    configs: dict[str, tuple[ExperimentConfig, dict[str, Any]]], rows: pl.DataFrame
+) -> None:
+    """Add the task-set fingerprint to the arm key of every run of an arm whose runs disagree on
+    the contents of a task id (seeds of a generated suite have other ids, so they stay pooled)."""
+    arms: dict[str, list[str]] = {}
+    for rid, (_, key) in configs.items():
+        arms.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(rid)
+    hashes = rows.select("run_id", "task_id", "task_hash").drop_nulls().unique()
+    for members in arms.values():
+        part = hashes.filter(pl.col("run_id").is_in(members))
+        if (
+            part.is_empty()
+            or part.group_by("task_id").agg(pl.col("task_hash").n_unique())["task_hash"].max() == 1
+        ):
+            continue
+        for rid in members:
+            configs[rid][1]["tasks"] = configs[rid][0].tasks_fingerprint
 
 
 def _arm_labels(keys: dict[str, dict[str, Any]]) -> dict[str, str]:
     """arm id -> a readable label: the keys whose values differ between the arms."""
-    varying = [
-        k
-        for k in next(iter(keys.values()))
-        if len({json.dumps(v.get(k), sort_keys=True) for v in keys.values()}) > 1
-    ]
+    names = list(dict.fromkeys(k for v in keys.values() for k in v))  # some arms have keys others lack
+    varying = [k for k in names if len({json.dumps(v.get(k), sort_keys=True) for v in keys.values()}) > 1]
     varying = varying or ["memory"]
     return {
         arm: " ".join(
@@ -117,22 +148,19 @@ def _measures(cfg: ExperimentConfig, split: str) -> str:
 def load_results(runs: Sequence[str | Path]) -> pl.DataFrame:
     """Every attempt of the given runs (folders, or folders of runs) as one dataframe, with the
     columns ``arm_id`` (a hash of the arm's config), ``arm`` (its readable label) and ``measures``."""
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     for d in run_dirs(runs):
         rows.extend(read_rows(d))
     if not rows:
         return pl.DataFrame()
-    df = pl.DataFrame(rows, infer_schema_length=None)
-    for name, default in (
-        ("status", "ok"),
-        ("split", "stream"),
-        ("position", 0),
-        ("model_output_errors", 0),
-        ("judges", "{}"),
-    ):
-        if name not in df.columns:  # rows written before these columns existed
-            df = df.with_columns(pl.lit(default).alias(name))
-    configs = run_configs(runs)
+    df = pl.DataFrame([r.model_dump() for r in rows], infer_schema_length=None)
+    df = df.with_columns(
+        pl.when(pl.col("task_hash").is_null())
+        .then(pl.col("task_id"))
+        .otherwise(pl.concat_str("task_id", pl.lit("@"), "task_hash"))
+        .alias(TASK)
+    )
+    configs = run_configs(runs, df)
     ids = {
         rid: hashlib.sha256(json.dumps(k, sort_keys=True, default=str).encode()).hexdigest()[:8]
         for rid, (_, k) in configs.items()
@@ -164,13 +192,14 @@ def summarize(df: pl.DataFrame, by: Sequence[str] = ("arm", "iteration"), *, see
     if df.is_empty():
         return df
     ok = scored(df)
+    task = TASK if TASK in df.columns else "task_id"  # a frame built by hand, not by load_results
     out = []
     for key, part in ok.group_by(list(by)):
-        tasks = sorted(part["task_id"].unique().to_list())
+        tasks = sorted(part[task].unique().to_list())
         runs = sorted(part["run_id"].unique().to_list())
         m = np.full((len(runs), len(tasks)), np.nan)
         ti, ri = {t: j for j, t in enumerate(tasks)}, {r: i for i, r in enumerate(runs)}
-        for r, t, v in part.select("run_id", "task_id", "reward").iter_rows():
+        for r, t, v in part.select("run_id", task, "reward").iter_rows():
             m[ri[r], ti[t]] = v
         acc, lo, hi = stats.bootstrap_mean(m, seed=seed)
         out.append(

@@ -5,7 +5,9 @@
 
 A run directory holds everything needed to read, resume or replay the run::
 
-    config.json       the ExperimentConfig (a resume with a different config is refused, naming the fields)
+    .run.lock         held while a process runs the folder (a second run on it fails at once, naming it)
+    config.json       the ExperimentConfig (a resume with a different config, or a task set whose
+                      contents changed, is refused, naming the fields; ``tasks_fingerprint``)
     run.json          what ran it: the endpoint and models of each role, the tools
     results.jsonl     one row per task x iteration, appended durably as tasks finish
     results.parquet   the same rows (rewritten atomically after each iteration)
@@ -17,8 +19,10 @@ A run directory holds everything needed to read, resume or replay the run::
 
 Each episode ends ``ok`` or with an infrastructure failure (``memento_lab.trace.EpisodeStatus``).
 Only ok episodes are scored, written to the bank and the pair log; every attempt is a row of
-results.jsonl with its status. Resuming skips (task, iteration) pairs whose last row is ok and
-retries the others. A cassette miss (replay of a request never recorded) stops the run: it raises
+results.jsonl with its status. The row is written last and commits its attempt: resuming first
+rolls back what an interrupted attempt wrote before its row (its case, pairs, probe pair, trace:
+``recovery.py``), then skips (task, iteration) pairs whose last row is ok and retries the others, so
+a run killed at any point and resumed holds one row and one case per (task, iteration). A cassette miss (replay of a request never recorded) stops the run: it raises
 ``CassetteMiss`` naming the request. Protocols: ``recall`` (one stream, repeated every iteration)
 and ``transfer`` (each family's tasks split into a train stream that writes memory and a disjoint
 test stream that only reads it, run after the train stream in every iteration).
@@ -29,11 +33,14 @@ one set of tool servers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import logging
 import random
 import shutil
 import uuid
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +49,10 @@ from tqdm.auto import tqdm
 from memento_lab.agent.cassette import CassetteMiss
 from memento_lab.agent.loop import AgentConfig
 from memento_lab.agent.session import CASSETTE_FILE, Session, open_session
-from memento_lab.agent.suites import Task, load_suite
+from memento_lab.agent.suites import Suite, Task, load_suite
 from memento_lab.config import Settings
 from memento_lab.experiments.config import ExperimentConfig, ResultRow, RunResult
+from memento_lab.experiments.fingerprint import task_hash, tasks_fingerprint
 from memento_lab.experiments.online import (
     attach_online,
     learn_from_probe,
@@ -52,7 +60,9 @@ from memento_lab.experiments.online import (
     probe_memory,
     retriever_options,
 )
+from memento_lab.experiments.recovery import roll_back
 from memento_lab.experiments.results import finished, latest_rows, models_of, read_rows, write_results_parquet
+from memento_lab.experiments.run_lock import run_lock
 from memento_lab.jsonl import append_jsonl, atomic_write_text
 from memento_lab.memory.memory import Memory, counterfactual_pair, open_memory
 from memento_lab.memory.policies import make_policy
@@ -60,6 +70,7 @@ from memento_lab.provenance import code_version
 from memento_lab.trace import Counterfactual, Trace, write_traces
 
 RUN_INFO = "run.json"
+log = logging.getLogger(__name__)
 
 
 def _ordered(tasks: list[Any], order: int) -> list[Any]:
@@ -89,20 +100,38 @@ def split_streams(tasks: list[Task], config: ExperimentConfig) -> dict[str, list
     }
 
 
-def _resolve_config(config: ExperimentConfig, out: Path, forced: dict[str, Any]) -> ExperimentConfig:
-    """The config of this run: the suite's forced settings applied; on resume the stored run id,
-    after checking that nothing but the resumable fields changed."""
-    config = config.model_copy(update=forced)
+def _resolve_config(
+    config: ExperimentConfig, out: Path, suite: Suite, hashes: dict[str, str]
+) -> ExperimentConfig:
+    """The config of this run: the suite's forced settings and its task set's fingerprint applied;
+    on resume the stored run id, after checking that the tasks' contents and nothing but the
+    resumable fields changed."""
+    fingerprint = tasks_fingerprint(hashes.values())
+    if config.tasks_fingerprint not in (None, fingerprint):
+        raise ValueError(
+            f"suite {config.suite!r}: its tasks have fingerprint {fingerprint}, the config asks for "
+            f"{config.tasks_fingerprint} (the task contents are not the ones the config names)"
+        )
+    config = config.model_copy(update={**getattr(suite, "forces", {}), "tasks_fingerprint": fingerprint})
     config_path = out / "config.json"
     if config_path.exists():
         stored = ExperimentConfig.model_validate_json(config_path.read_text())
-        bad = config.model_copy(update={"run_id": stored.run_id}).mismatch(stored)
+        if stored.tasks_fingerprint is None:  # a run started before task sets had fingerprints
+            log.warning("%s: no tasks_fingerprint stored; the task contents cannot be checked", config_path)
+        elif stored.tasks_fingerprint != fingerprint:
+            raise ValueError(
+                f"{config_path}: the tasks of suite {config.suite!r} changed since this run started "
+                f"(tasks_fingerprint: stored {stored.tasks_fingerprint}, now {fingerprint}); resuming would "
+                "score later iterations against other contents. Restore the tasks, or use another --out."
+            )
+        update = {"run_id": stored.run_id, "tasks_fingerprint": stored.tasks_fingerprint}
+        bad = config.model_copy(update=update).mismatch(stored)
         if bad:
             raise ValueError(
                 f"{config_path}: this run was started with a different configuration; resuming it would mix "
                 f"two experiments ({'; '.join(bad)}). Use another --out, or the stored values."
             )
-        config = config.model_copy(update={"run_id": stored.run_id})
+        config = config.model_copy(update=update)
     return config.model_copy(update={"run_id": config.run_id or uuid.uuid4().hex[:12]})
 
 
@@ -143,25 +172,44 @@ def _check_leakage(memory: Memory, tasks: list[Task], config: ExperimentConfig, 
         report.raise_if_contaminated()
 
 
-async def run_experiment(
-    config: ExperimentConfig,
-    *,
-    session: Session | None = None,
-    settings: Settings | None = None,
-    progress: bool = True,
-) -> RunResult:
-    """Run (or resume) one experiment; a sweep passes its open ``session`` (model and tool servers)."""
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+def _copy_initial_bank(source: str, bank_dir: Path) -> None:
+    """Copy a starting bank into the run, whole or not at all (a crash mid-copy leaves no half bank)."""
+    if bank_dir.exists():
+        return
+    partial = bank_dir.with_name(f".{bank_dir.name}.copying")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial, ignore=shutil.ignore_patterns(".lock"))
+    partial.rename(bank_dir)
+
+
+@dataclass
+class RunParts:
+    """One run, ready to execute: its resolved config, tasks, memory and what is already done."""
+
+    config: ExperimentConfig
+    out: Path
+    suite: Suite
+    streams: dict[str, list[Task]]
+    hashes: dict[str, str]  # task id -> task_hash
+    memory: Memory
+    memory_kw: dict[str, Any]
+    done: set[tuple[str, int]]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.config.run_id)
+
+
+def prepare_run(config: ExperimentConfig, out: Path) -> RunParts:
+    """Everything before the first episode (under the run lock): the config checked and stored, the
+    memory opened, interrupted attempts rolled back, leakage checked, rewards of done tasks replayed."""
     suite = load_suite(config.suite, n=config.n, seed=config.seed)
-    config = _resolve_config(config, out, dict(getattr(suite, "forces", {})))
-    run_id = str(config.run_id)
+    hashes = {t.id: task_hash(t) for t in suite.tasks()}
+    config = _resolve_config(config, out, suite, hashes)
     atomic_write_text(out / "config.json", config.model_dump_json(indent=2))
     streams = split_streams(suite.tasks(), config)
-
-    bank_dir = out / "bank"
-    if config.initial_bank and not bank_dir.exists():
-        shutil.copytree(config.initial_bank, bank_dir, ignore=shutil.ignore_patterns(".lock"))
+    if config.initial_bank:
+        _copy_initial_bank(config.initial_bank, out / "bank")
     checkpoint, retriever_kw = retriever_options(config, out)
     memory_kw: dict[str, Any] = {
         "k": config.k,
@@ -171,7 +219,7 @@ async def run_experiment(
         "policy": make_policy(config.bank_policy, cap=config.bank_cap),
     }
     memory = open_memory(
-        bank_dir,
+        out / "bank",
         config.memory,
         pairs=out / "pairs.jsonl",
         checkpoint=checkpoint,
@@ -180,15 +228,16 @@ async def run_experiment(
         exclude_question=config.exclude_question,
         **memory_kw,
     )
-    bank = memory.bank
+    rows = read_rows(out)
+    roll_back(out, memory.bank, str(config.run_id), rows)
     _check_leakage(memory, streams.get("test", streams.get("stream", [])), config, out)
     attach_online(memory, config, out)
+    memory.restore_rewards([(r.task_id, r.reward) for r in latest_rows(rows) if r.status == "ok"])
+    return RunParts(config, out, suite, streams, hashes, memory, memory_kw, finished(out))
 
-    done = finished(out)
-    memory.restore_rewards(
-        [(r["task_id"], r["reward"]) for r in latest_rows(read_rows(out)) if r.get("status", "ok") == "ok"]
-    )
-    agent_config = AgentConfig(
+
+def agent_config(config: ExperimentConfig) -> AgentConfig:
+    return AgentConfig(
         max_cycles=config.max_cycles,
         max_steps=config.max_steps,
         max_tool_calls=config.max_tool_calls,
@@ -197,97 +246,138 @@ async def run_experiment(
         memory_tokens=config.memory_tokens,
     )
 
-    async with AsyncExitStack() as stack:
-        if session is None:
-            session = await stack.enter_async_context(
-                open_session(
-                    out,
-                    tools=config.tools,
-                    tool_servers=config.tool_servers,
-                    cassette=config.cassette,
-                    model=config.model,
-                    settings=settings,
-                    concurrency=config.concurrency,
-                )
-            )
-        else:
-            session.use_cassette(out / CASSETTE_FILE, config.cassette)
-        _record_run_info(out, session, config)
-        agent = session.agent(memory=memory, suite=suite, config=agent_config, run_id=run_id)
-        sem = asyncio.Semaphore(config.concurrency)
-        total = sum(len(ts) for ts in streams.values()) * config.iterations
-        bar = tqdm(total=total, desc=f"{config.memory} k={config.k}", disable=not progress)
-        bar.update(len(done))
-        counter = iter(range(1 << 30))
-        misses: list[str] = []
 
-        async def probe(trace: Trace, task: Task, iteration: int) -> None:
-            """The counterfactual "without" episode: the bank as the with-episode saw it (its version),
-            never a case of the same question, minus the top case that was shown."""
-            top = trace.retrieved[0]
-            past = probe_memory(memory, trace, **memory_kw)
-            prober = session.agent(memory=past, suite=suite, config=agent_config, run_id=run_id)
-            without = await prober.arun(task, iteration=iteration, learn=False, drop_case_ids={top.case_id})
-            if without.status == "cassette_miss":
-                misses.append(f"task {task.id} (iteration {iteration}, counterfactual): {without.error}")
-            if without.status != "ok":
+class Episodes:
+    """The episodes of one run: each (task, iteration) not yet done, its probe, its trace, its row."""
+
+    def __init__(self, run: RunParts, session: Session, *, progress: bool):
+        self.run, self.session, self.config = run, session, run.config
+        self.agent_config = agent_config(run.config)
+        self.agent = session.agent(
+            memory=run.memory, suite=run.suite, config=self.agent_config, run_id=run.run_id
+        )
+        self.sem = asyncio.Semaphore(run.config.concurrency)
+        total = sum(len(ts) for ts in run.streams.values()) * run.config.iterations
+        self.bar = tqdm(total=total, desc=f"{run.config.memory} k={run.config.k}", disable=not progress)
+        self.bar.update(len(run.done))
+        self.counter = itertools.count()
+        self.misses: list[str] = []  # cassette misses: the run stops
+
+    async def probe(self, trace: Trace, task: Task, iteration: int) -> None:
+        """The counterfactual "without" episode: the bank as the with-episode saw it (its version),
+        never a case of the same question, minus the top case that was shown."""
+        memory, top = self.run.memory, trace.retrieved[0]
+        past = probe_memory(memory, trace, **self.run.memory_kw)
+        prober = self.session.agent(
+            memory=past, suite=self.run.suite, config=self.agent_config, run_id=self.run.run_id
+        )
+        without = await prober.arun(task, iteration=iteration, learn=False, drop_case_ids={top.case_id})
+        if without.status == "cassette_miss":
+            self.misses.append(f"task {task.id} (iteration {iteration}, counterfactual): {without.error}")
+        if without.status != "ok":
+            return
+        plan = memory.bank.get(top.case_id).plan_json if top.case_id in memory.bank else ""
+        learn_from_probe(memory, counterfactual_pair(trace, without, top, plan))
+        trace.counterfactual = Counterfactual(case_id=top.case_id, reward_without=without.reward)
+
+    async def one(self, task: Task, iteration: int, split: str, position: int) -> None:
+        """One attempt; its row, written last, commits it (recovery.py undoes an attempt without one)."""
+        async with self.sem:
+            if self.misses:  # the run is stopping: start nothing new
                 return
-            plan = bank.get(top.case_id).plan_json if top.case_id in bank else ""
-            learn_from_probe(memory, counterfactual_pair(trace, without, top, plan))
-            trace.counterfactual = Counterfactual(case_id=top.case_id, reward_without=without.reward)
+            trace = await self.agent.arun(task, iteration=iteration, learn=split != "test")
+            if trace.status == "cassette_miss":
+                self.misses.append(f"task {task.id} (iteration {iteration}): {trace.error}")
+            elif (
+                trace.status == "ok"
+                and split != "test"
+                and trace.retrieved
+                and probe_due(self.config, next(self.counter), task.id, iteration)
+            ):
+                await self.probe(trace, task, iteration)
+        out = self.run.out
+        write_traces(out / "traces.jsonl", [trace])
+        row = ResultRow.of(
+            trace, self.config, split=split, position=position, task_hash=self.run.hashes.get(task.id)
+        )
+        append_jsonl(out / "results.jsonl", [row.model_dump()])
+        self.bar.update(1)
+        self.bar.set_postfix(reward=f"{trace.reward:.2f}", status=trace.status)
 
-        async def one(task: Task, iteration: int, split: str, position: int) -> None:
-            async with sem:
-                if misses:  # the run is stopping: start nothing new
-                    return
-                trace = await agent.arun(task, iteration=iteration, learn=split != "test")
-                if trace.status == "cassette_miss":
-                    misses.append(f"task {task.id} (iteration {iteration}): {trace.error}")
-                elif (
-                    trace.status == "ok"
-                    and split != "test"
-                    and trace.retrieved
-                    and probe_due(config, next(counter), task.id, iteration)
-                ):
-                    await probe(trace, task, iteration)
-            write_traces(out / "traces.jsonl", [trace])
-            row = ResultRow.of(trace, config, split=split, position=position)
-            append_jsonl(out / "results.jsonl", [row.model_dump()])
-            bar.update(1)
-            bar.set_postfix(reward=f"{trace.reward:.2f}", status=trace.status)
-
-        for iteration in range(config.iterations):
-            for split, tasks in streams.items():  # transfer: train first, then test on the grown memory
-                todo = [(i, t) for i, t in enumerate(tasks) if (t.id, iteration) not in done]
-                await asyncio.gather(*(one(t, iteration, split, i) for i, t in todo))
-                if misses:
+    async def run_all(self) -> None:
+        """Every iteration over every stream (transfer: train first, then test on the grown memory)."""
+        for iteration in range(self.config.iterations):
+            for split, tasks in self.run.streams.items():
+                todo = [(i, t) for i, t in enumerate(tasks) if (t.id, iteration) not in self.run.done]
+                await asyncio.gather(*(self.one(t, iteration, split, i) for i, t in todo))
+                if self.misses:
                     break
-            write_results_parquet(out)
-            if misses:
+            write_results_parquet(self.run.out)
+            if self.misses:
                 break
-        bar.close()
-    bank.snapshot()
-    if misses:
-        raise CassetteMiss(f"run {out} stopped: {misses[0]}")
-    return run_result(out, run_id)
+        self.bar.close()
+
+
+async def run_experiment(
+    config: ExperimentConfig,
+    *,
+    session: Session | None = None,
+    settings: Settings | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Run (or resume) one experiment; a sweep passes its open ``session`` (model and tool servers).
+    The run folder is locked while it runs (``run_lock.RunLocked`` if another process has it)."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):
+        run = prepare_run(config, out)
+        config = run.config
+        async with AsyncExitStack() as stack:
+            if session is None:
+                session = await stack.enter_async_context(
+                    open_session(
+                        out,
+                        tools=config.tools,
+                        tool_servers=config.tool_servers,
+                        cassette=config.cassette,
+                        model=config.model,
+                        settings=settings,
+                        concurrency=config.concurrency,
+                    )
+                )
+            else:
+                session.use_cassette(out / CASSETTE_FILE, config.cassette)
+            _record_run_info(out, session, config)
+            episodes = Episodes(run, session, progress=progress)
+            await episodes.run_all()
+        run.memory.bank.snapshot()
+        if episodes.misses:
+            raise CassetteMiss(f"run {out} stopped: {episodes.misses[0]}")
+        return run_result(out, run.run_id)
 
 
 def run_result(out: Path, run_id: str) -> RunResult:
-    """The summary of a run folder: mean reward of the ok episodes per iteration, attempts by status."""
+    """The summary of a run folder: mean reward of the ok episodes per iteration, attempts by status,
+    how many (task, iteration) pairs are scored and how many failed at their last attempt."""
     rows = read_rows(out)
     status_counts: dict[str, int] = {}
     for r in rows:
-        status_counts[r.get("status", "ok")] = status_counts.get(r.get("status", "ok"), 0) + 1
+        status_counts[r.status] = status_counts.get(r.status, 0) + 1
     acc: dict[int, list[float]] = {}
-    for r in latest_rows(rows):
-        if r.get("status", "ok") == "ok":
-            acc.setdefault(r["iteration"], []).append(r["reward"])
+    latest = latest_rows(rows)
+    for r in latest:
+        if r.status == "ok":
+            acc.setdefault(r.iteration, []).append(r.reward)
+    failed = [r for r in latest if r.status != "ok"]
     return RunResult(
         out=str(out),
         run_id=run_id,
         rows=len(rows),
         accuracy_by_iteration={i: sum(v) / len(v) for i, v in sorted(acc.items())},
         status_counts=status_counts,
+        scored=len(latest) - len(failed),
+        unresolved=len(failed),
+        first_error=next((f"{r.status}: {r.error}" for r in failed), None),
     )
 
 

@@ -2,18 +2,22 @@
 
 A case's question, answer and plan are each limited to ``max_case_chars()`` characters
 (env ``MEMENTO_MAX_CASE_CHARS``, default 100 000): a bigger one is a validation error naming the field.
+Every number in a case is finite (reward, ``created_at``, any float in ``metadata``): NaN or infinity
+is a validation error naming the field, since JSON cannot carry it and a bank holding one could no
+longer be read back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import uuid
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from memento_lab.jsonl import validate_record
 from memento_lab.trace import PlanStep, now
@@ -34,6 +38,18 @@ def max_case_chars() -> int:
         return int(raw) if raw else DEFAULT_MAX_CHARS
     except ValueError:
         raise ValueError(f"{MAX_CHARS_ENV}={raw!r} is not an integer") from None
+
+
+def non_finite(value: Any, where: str = "") -> str | None:
+    """The dotted path of the first NaN or infinite float inside ``value`` (dicts and lists), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = non_finite(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def label_for(reward: float, threshold: float = DEFAULT_THRESHOLD) -> Label:
@@ -62,6 +78,8 @@ class Source(BaseModel):
 class Case(BaseModel):
     """One remembered episode: the task, the plan, the answer, how it went, and how well."""
 
+    model_config = ConfigDict(allow_inf_nan=False)  # reward, created_at: "should be a finite number"
+
     id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     question: str
     plan: list[PlanStep] = Field(default_factory=list)
@@ -78,6 +96,14 @@ class Case(BaseModel):
     def _reward_in_range(cls, v: float) -> float:
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"reward must be within 0..1, got {v}")
+        return v
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_finite(cls, v: dict[str, Any]) -> dict[str, Any]:
+        where = non_finite(v)
+        if where is not None:
+            raise ValueError(f"{where} is not a finite number")
         return v
 
     @field_validator("question")

@@ -4,14 +4,22 @@ A bank is a folder::
 
     log.jsonl         one line per write: {"version": v, "op": "add", "cases": [...]}
                                        or {"version": v, "op": "remove", "ids": [...], "reason": ...}
-    snapshot.json     {"version", "log_offset", "file"}: which Parquet snapshot covers the log up to where
+    snapshot.json     which Parquet snapshot covers the log up to where, and its fingerprint (``SnapshotMeta``)
     snapshot-<v>.parquet  every case ever added, with added/removed versions (fast load)
     index/            the approximate-nearest-neighbour index over case vectors (see index.py)
     embeddings.sqlite case vectors keyed by (encoder, text hash): see encoders.py
 
 The log is the truth; the snapshot is a cache that a load validates and tops up from the log.
 Every write is one line (so a batch is all-or-nothing), appended with flush + fsync under a file
-lock, and bumps the version; ``bank.at(v)`` is the bank as it was after write ``v``.
+lock, and bumps the version; ``bank.at(v)`` is the bank as it was after write ``v``. Before every
+append the log's tail is checked under the lock: a partial line left by a writer killed mid-append
+is moved aside (``log.jsonl.torn-<offset>``), so an acknowledged write is never glued onto it.
+
+A bank's identity (``bank_id``) is a hash of its log's first line. A snapshot records the bank id,
+the version and log offset it covers, a hash of the log line it ends at and a checksum of its own
+bytes; a snapshot that does not match the log (damaged, or copied from another bank or another
+copy of this one) is ignored with a warning naming the file, the log is replayed and a new
+snapshot replaces it. The index files beside the bank do the same (index.py).
 
 Loading is columnar: the snapshot is read with Polars and each case stays a JSON string until it is
 asked for (``get``, ``cases()``), so opening a million-case bank does not validate a million rows.
@@ -21,14 +29,13 @@ Rows keep write order (row ``i`` = the i-th case ever added); indexes key vector
 from __future__ import annotations
 
 import fcntl
-import io
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from memento_lab.jsonl import (
@@ -40,6 +47,7 @@ from memento_lab.jsonl import (
     parse_jsonl,
     repair_torn_tail,
 )
+from memento_lab.memory import snapshots
 from memento_lab.memory.case import (  # the model, re-exported: the bank's users import it from here
     DEFAULT_THRESHOLD,
     Case,
@@ -49,9 +57,10 @@ from memento_lab.memory.case import (  # the model, re-exported: the bank's user
     content_id,
     label_for,
     max_case_chars,
+    non_finite,
     validate_case,
 )
-from memento_lab.memory.columns import BankColumns
+from memento_lab.memory.columns import CaseTable
 
 if TYPE_CHECKING:
     from memento_lab.memory.encoders import CachedEncoder
@@ -77,7 +86,7 @@ def is_bank(path: str | Path) -> bool:
     return (Path(path) / "log.jsonl").is_file() or (Path(path) / "snapshot.json").is_file()
 
 
-class CaseBank(BankColumns):
+class CaseBank:
     """Append-only, crash-safe, versioned store of cases (see module docstring for the layout).
 
     ``CaseBank(path)`` opens or creates a bank folder (``create=False``: a missing bank is a
@@ -100,17 +109,11 @@ class CaseBank(BankColumns):
         self.readonly = readonly or path is None
         self.encoder = encoder
         self.version = 0
-        self._cases: dict[
-            str, Case | str | int
-        ] = {}  # JSON or snapshot row until first asked for: columns.py
-        self._added: dict[str, int] = {}
-        self._removed: dict[str, int] = {}
-        self._init_columns()
-        self._live: tuple[int, list[Case]] | None = None
+        self._table = CaseTable()
+        self._bank_id: str | None = None
         self._log_offset = 0
         self._log_lines = 0
         self._writes_since_snapshot = 0
-        self._live_seen = (0, 0)  # (rows, removals) when the live list was built
         self.load_report = ReadReport()
         if self.path is not None:
             if not create and not is_bank(self.path):
@@ -132,7 +135,7 @@ class CaseBank(BankColumns):
     @classmethod
     def in_memory(cls, cases: Iterable[Case]) -> CaseBank:
         bank = cls(None)
-        bank._apply_add(list(cases), version=1)
+        bank._table.add(list(cases), version=1)
         bank.version = 1
         return bank
 
@@ -141,40 +144,31 @@ class CaseBank(BankColumns):
         assert self.path is not None
         return self.path / "log.jsonl"
 
+    @property
+    def bank_id(self) -> str | None:
+        """This bank's identity: a hash of its log's first line (None in memory or while the log is empty)."""
+        if self._bank_id is None and self.path is not None:
+            self._bank_id = snapshots.log_identity(self.log_path)
+        return self._bank_id
+
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
-        return len(self._cases) - len(self._removed)
+        return len(self._table)
 
     def __iter__(self) -> Iterator[Case]:
         return iter(self.cases())
 
     def __contains__(self, case_id: str) -> bool:
-        return case_id in self._cases and case_id not in self._removed
+        return case_id in self._table
 
     def cases(self) -> list[Case]:
         """Live cases in write order (the same list object until the next write: do not mutate)."""
-        if self._live is None or self._live[0] != self.version:
-            old = self._live[1] if self._live is not None else None
-            seen = self._live_seen
-            rows = self.live_rows()
-            if old is not None and seen[1] == len(self._removed):  # only adds since: extend a copy
-                fresh = [self._case(cid) for cid in self._row_ids[seen[0] :] if cid not in self._removed]
-                live = old + fresh
-            else:
-                live = [self._case(self._row_ids[r]) for r in rows]
-            self._live, self._live_seen = (self.version, live), (len(self._row_ids), len(self._removed))
-        return self._live[1]
+        return self._table.live_cases()
 
     def get(self, case_id: str) -> Case:
         if case_id not in self:
             raise KeyError(f"no case {case_id!r} in bank {self.path or '(in memory)'}")
-        return self._case(case_id)
-
-    def _case(self, case_id: str) -> Case:
-        c = self._case_json(self._cases[case_id])
-        if isinstance(c, str):  # validated once, on first use
-            c = self._cases[case_id] = Case.model_validate_json(c)
-        return c
+        return self._table.case(case_id)
 
     def at(self, version: int) -> CaseBank:
         """The bank as it was right after write ``version`` (read-only, in memory)."""
@@ -183,11 +177,8 @@ class CaseBank(BankColumns):
         view = CaseBank(None)
         view.encoder = self.encoder
         view.version = version
-        view._snapshot_json = self._snapshot_json  # rows not yet parsed point into it
-        for r in range(self._first_row_after(version)):
-            cid = self._row_ids[r]
-            if not (cid in self._removed and self._removed[cid] <= version):
-                view._put(cid, self._cases[cid], self._questions[r], self._positive[r], self._added[cid])
+        view._table = self._table.until(version)
+        view._bank_id = self.bank_id
         return view
 
     def versions(self) -> list[int]:
@@ -200,6 +191,42 @@ class CaseBank(BankColumns):
         before = self.version
         self._read_log(self._log_offset)
         return self.version - before
+
+    # ------------------------------------------------------------------ rows (write order; see columns.py)
+    @property
+    def row_count(self) -> int:
+        """Cases ever added, live or removed: rows are numbered 0 .. row_count - 1 in write order."""
+        return self._table.rows
+
+    def live_rows(self) -> np.ndarray:
+        """Rows of the live cases, in write order."""
+        return self._table.live_rows()
+
+    def row_of(self, case_id: str) -> int:
+        """The write-order row of a case (live or removed); KeyError if never added."""
+        r = self._table.row_of(case_id)
+        if r < 0:
+            raise KeyError(f"no case {case_id!r} in bank {self.path or '(in memory)'}")
+        return r
+
+    def row_id(self, row: int) -> str:
+        return self._table.row_id(row)
+
+    def row_question(self, row: int) -> str:
+        return self._table.row_question(row)
+
+    def row_ids(self, rows: Sequence[int] | np.ndarray) -> list[str]:
+        return self._table.row_ids(rows)
+
+    def row_questions(self, rows: Sequence[int] | np.ndarray) -> list[str]:
+        return self._table.row_questions(rows)
+
+    def row_positive(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self._table.row_positive(rows)
+
+    def changes_since(self, version: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows added after ``version`` and still live, and rows removed after it that were added by it."""
+        return self._table.changes_since(version)
 
     def to_polars(self) -> pl.DataFrame:
         """One row per live case (nested fields as JSON strings) for dataframe work."""
@@ -216,7 +243,7 @@ class CaseBank(BankColumns):
                     "family": c.source.family,
                     "run_id": c.source.run_id,
                     "iteration": c.source.iteration,
-                    "added_version": self._added[c.id],
+                    "added_version": self._table.added_version(c.id),
                     "created_at": c.created_at,
                 }
                 for c in self.cases()
@@ -242,7 +269,7 @@ class CaseBank(BankColumns):
             "cases": len(cases),
             "positive": sum(c.positive for c in cases),
             "negative": sum(not c.positive for c in cases),
-            "removed": len(self._removed),
+            "removed": self._table.removed,
             "by_source": by_source,
         }
 
@@ -252,12 +279,17 @@ class CaseBank(BankColumns):
         batch = [cases] if isinstance(cases, Case) else list(cases)
         if not batch:
             return self.version
-        dupes = [c.id for c in batch if c.id in self._cases]
+        dupes = [c.id for c in batch if self._table.ever_added(c.id)]
         if dupes or len({c.id for c in batch}) != len(batch):
             raise ValueError(f"case ids already in the bank or repeated in the batch: {dupes[:5]}")
+        records = [c.model_dump(mode="json") for c in batch]
+        for c, rec in zip(batch, records, strict=True):  # a field assigned after validation
+            where = non_finite(rec)
+            if where is not None:
+                raise ValueError(f"case {c.id}: field {where} is not a finite number")
         if self.encoder is not None:  # embed at write time, once per text
             self.encoder.encode([c.question for c in batch])
-        return self._write({"op": "add", "cases": [c.model_dump(mode="json") for c in batch]})
+        return self._write({"op": "add", "cases": records})
 
     def remove(self, ids: Sequence[str], reason: str = "") -> int:
         """Append a tombstone for ``ids`` (earlier versions still see them); returns the new version."""
@@ -272,6 +304,8 @@ class CaseBank(BankColumns):
         with self._locked():
             self._read_log(self._log_offset)  # catch up with other writers first
             version = self.version + 1
+            # append_jsonl re-checks the tail: a dead writer's partial line is moved aside, so the
+            # file ends exactly where the complete lines just read end (self._log_offset)
             written = append_jsonl(self.log_path, [{"version": version, **record}])
             self._apply(record, version, path=self.log_path, line=None)
             self.version = version
@@ -279,7 +313,7 @@ class CaseBank(BankColumns):
             self._log_lines += 1
         self._writes_since_snapshot += 1
         # A big bank rewrites its snapshot less often: every SNAPSHOT_EVERY writes, or one per 1000 cases.
-        if self._writes_since_snapshot >= max(self.SNAPSHOT_EVERY, len(self._row_ids) // 1000):
+        if self._writes_since_snapshot >= max(self.SNAPSHOT_EVERY, self._table.rows // 1000):
             self.snapshot()
         return version
 
@@ -294,48 +328,46 @@ class CaseBank(BankColumns):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ snapshots
-    def snapshot(self) -> Path | None:
-        """Write a Parquet snapshot covering the log so far (atomic); the next load starts there."""
+    def snapshot(self, *, replace: bool = False) -> Path | None:
+        """Write a Parquet snapshot covering the log so far (atomic); the next load starts there.
+        A newer snapshot another writer made stays, unless ``replace`` (it did not match the log)."""
         if self.path is None:
             return None
-        df = self._snapshot_frame()
-        name = f"snapshot-{self.version}.parquet"
-        buf = io.BytesIO()
-        df.write_parquet(buf)
-        atomic_write_bytes(self.path / name, buf.getvalue())
-        meta = {
-            "version": self.version,
-            "log_offset": self._log_offset,
-            "log_lines": self._log_lines,
-            "file": name,
-        }
-        atomic_write_text(self.path / "snapshot.json", json.dumps(meta))
-        for old in self.path.glob("snapshot-*.parquet"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
+        meta, data = snapshots.build(
+            self._table,
+            version=self.version,
+            log_path=self.log_path,
+            log_offset=self._log_offset,
+            log_lines=self._log_lines,
+            bank_id=self.bank_id,
+        )
+        with self._locked():  # another writer's newer snapshot is neither replaced nor deleted
+            atomic_write_bytes(self.path / meta.file, data)
+            current = snapshots.read_meta(self.path)
+            if replace or current is None or current.version <= meta.version:
+                atomic_write_text(self.path / "snapshot.json", meta.model_dump_json())
+                current = meta
+            for old in self.path.glob("snapshot-*.parquet"):
+                if old.name != current.file:
+                    old.unlink(missing_ok=True)
         self._writes_since_snapshot = 0
-        return self.path / name
+        return self.path / current.file
 
     def _load(self) -> None:
         assert self.path is not None
-        meta_path = self.path / "snapshot.json"
-        offset = 0
-        if meta_path.exists():
+        offset, stale = 0, False
+        if (self.path / "snapshot.json").exists():
             try:
-                meta = json.loads(meta_path.read_text())
-                size = self.log_path.stat().st_size if self.log_path.exists() else 0
-                if meta["log_offset"] <= size:
-                    self._load_snapshot(pl.read_parquet(self.path / meta["file"]))
-                    self.version, offset = meta["version"], meta["log_offset"]
-                    self._log_lines = meta.get("log_lines", 0)
-            except Exception as e:  # a damaged snapshot is only a cache: rebuild from the log
-                log.warning("%s: snapshot unusable (%s); replaying the whole log", self.path, e)
-                self._cases, self._added, self._removed = {}, {}, {}
-                self._init_columns()
-                self.version, offset, self._log_lines = 0, 0, 0
+                self._table, meta = snapshots.load(self.path, self.log_path, self.bank_id)
+                self.version, offset, self._log_lines = meta.version, meta.log_offset, meta.log_lines
+            except ValueError as e:  # a damaged or foreign snapshot is only a cache: rebuild from the log
+                log.warning("%s; replaying the whole log", e)
+                self._table, self.version, self._log_lines, stale = CaseTable(), 0, 0, True
         self._log_offset = offset
         if self.log_path.exists():
             self._read_log(offset)
+        if stale and not self.readonly:
+            self.snapshot(replace=True)  # the rebuilt snapshot replaces the one that did not match
 
     def _read_log(self, offset: int) -> None:
         """Apply whole log lines from byte ``offset``; a partial last line is left for later."""
@@ -386,18 +418,12 @@ class CaseBank(BankColumns):
             raw = rec.get("cases")
             if not isinstance(raw, list):
                 raise FormatError(path, line, "expected a list of cases", field="cases")
-            cases = [validate_case(c, path, line) for c in raw]
-            self._apply_add(cases, version)
+            self._table.add([validate_case(c, path, line) for c in raw], version)
         elif op == "remove":
             ids = rec.get("ids")
             if not isinstance(ids, list):
                 raise FormatError(path, line, "expected a list of ids", field="ids")
             for cid in ids:
-                self._removed.setdefault(cid, version)
+                self._table.remove(cid, version)
         else:
             raise FormatError(path, line, f"unknown op {op!r}", field="op")
-
-    def _apply_add(self, cases: list[Case], version: int) -> None:
-        for case in cases:
-            if case.id not in self._cases:
-                self._put(case.id, case, case.question, case.positive, version)

@@ -8,9 +8,11 @@ searched; scores are exact inner products of the candidates), retrained when it 
 
 Vectors are keyed by the bank's write-order row. ``sync`` applies the bank's writes since the
 index's version (adds and removals, incrementally); ``save`` writes ``index/<encoder>/`` atomically
-(versioned files, then ``meta.json``). ``open_index`` loads it, catches up from the bank, and
-rebuilds from the bank when it is missing, damaged, or does not match the bank. The bank's log
-stays the truth: a lost index costs a rebuild, never a case.
+(versioned files, then ``meta.json``). ``meta.json`` is the index's fingerprint: the bank id and
+version it was built from, the id of its last row, and a checksum of every label file's bytes
+(the vectors). ``open_index`` loads it, catches up from the bank, and rebuilds from the bank with a
+warning naming the file when it is missing, damaged (zeroed vectors with the header intact too),
+or does not match the bank. The bank's log stays the truth: a lost index costs a rebuild, never a case.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from memento_lab.jsonl import atomic_write_text
+from memento_lab.jsonl import atomic_write_text, file_checksum
 from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.encoders import CachedEncoder, Encoder
 
@@ -44,12 +46,16 @@ LABELS = {"positive": True, "negative": False}
 
 
 class IndexMeta(BaseModel):
+    """``meta.json``: what the saved label files hold and what they were built from."""
+
     encoder: str
     dim: int
     version: int  # the bank version the saved files cover
     rows: int  # bank rows (write order) covered
     last_id: str | None  # id of row ``rows - 1``: the files belong to this bank
+    bank_id: str | None = None  # CaseBank.bank_id (None in older indexes: they are rebuilt)
     files: dict[str, str]
+    checksums: dict[str, str] = Field(default_factory=dict)  # label -> checksum of its file (the vectors)
     counts: dict[str, int]
     trained: dict[str, int]  # vectors an IVF label was trained on (0: flat)
 
@@ -112,7 +118,7 @@ class BankIndex:
         for label, flag in LABELS.items():
             mask = pos == flag
             self._build_label(label, vecs[mask], rows[mask], dim)
-        self.version, self.rows = self.bank.version, len(self.bank._row_ids)
+        self.version, self.rows = self.bank.version, self.bank.row_count
         return self
 
     def _build_label(self, label: str, vecs: np.ndarray, rows: np.ndarray, dim: int) -> None:
@@ -140,7 +146,7 @@ class BankIndex:
                 mask = pos == flag
                 if mask.any():
                     self._ix[label].add_with_ids(vecs[mask], added[mask])
-        self.version, self.rows = self.bank.version, len(self.bank._row_ids)
+        self.version, self.rows = self.bank.version, self.bank.row_count
         self._regrow()
         if self.folder is not None and self.version - self.saved_version >= SAVE_EVERY:
             self.save()
@@ -216,16 +222,17 @@ class BankIndex:
             return None
         folder.mkdir(parents=True, exist_ok=True)
         files = {label: f"{label}-{self.version}.faiss" for label in LABELS}
-        for label, name in files.items():
-            _atomic_write_index(self._ix[label], folder / name)
+        sums = {label: _atomic_write_index(self._ix[label], folder / name) for label, name in files.items()}
         rows = self.rows
         meta = IndexMeta(
             encoder=self.encoder.name,
             dim=self._ix["positive"].d,
             version=self.version,
             rows=rows,
-            last_id=self.bank._row_ids[rows - 1] if rows else None,
+            last_id=self.bank.row_id(rows - 1) if rows else None,
+            bank_id=self.bank.bank_id,
             files=files,
+            checksums=sums,
             counts={label: int(ix.ntotal) for label, ix in self._ix.items()},
             trained=self.trained,
         )
@@ -241,44 +248,56 @@ class BankIndex:
         folder = self.folder
         if folder is None or not (folder / "meta.json").exists():
             return False
+        where = folder / "meta.json"
         try:
-            meta = IndexMeta.model_validate_json((folder / "meta.json").read_text())
-            ids = self.bank._row_ids
-            problems = [
-                meta.encoder != self.encoder.name and f"encoder {meta.encoder!r}",
-                meta.version > self.bank.version and f"version {meta.version} > bank {self.bank.version}",
-                meta.rows > len(ids) and f"{meta.rows} rows > bank {len(ids)}",
-                meta.rows and meta.rows <= len(ids) and ids[meta.rows - 1] != meta.last_id and "another bank",
-            ]
-            bad = [p for p in problems if p]
+            meta = IndexMeta.model_validate_json(where.read_text())
+            bad = self._mismatch(meta)
             if bad:
                 raise ValueError(", ".join(bad))
-            ixs = {label: faiss.read_index(str(folder / meta.files[label])) for label in LABELS}
-            for label, ix in ixs.items():
+            ixs = {}
+            for label in LABELS:
+                where = folder / meta.files[label]
+                if file_checksum(where) != meta.checksums.get(label):
+                    raise ValueError("its bytes do not match the checksum in meta.json (damaged vectors?)")
+                ix = ixs[label] = faiss.read_index(str(where))
                 if ix.ntotal != meta.counts[label] or ix.d != meta.dim:
-                    raise ValueError(
-                        f"{label}: {ix.ntotal} vectors of dim {ix.d}, meta says {meta.counts[label]}"
-                    )
+                    raise ValueError(f"{ix.ntotal} vectors of dim {ix.d}, meta says {meta.counts[label]}")
         except Exception as e:  # a damaged index is only a cache: the caller rebuilds it from the bank
-            log.warning("%s: index unusable (%s); rebuilding from the bank", folder, e)
+            log.warning("%s: index unusable (%s); rebuilding from the bank", where, e)
             return False
         self._ix, self.trained = ixs, dict(meta.trained)
         self.version, self.rows, self.saved_version = meta.version, meta.rows, meta.version
         return True
 
+    def _mismatch(self, meta: IndexMeta) -> list[str]:
+        """Why saved files do not belong to this bank and encoder (empty: they do)."""
+        bank, rows = self.bank, self.bank.row_count
+        problems = [
+            meta.encoder != self.encoder.name and f"encoder {meta.encoder!r}",
+            not meta.checksums and "no checksums (an older index)",
+            meta.bank_id != bank.bank_id and f"built for bank {meta.bank_id}, this is bank {bank.bank_id}",
+            meta.version > bank.version and f"version {meta.version} > bank {bank.version}",
+            meta.rows > rows and f"{meta.rows} rows > bank {rows}",
+            0 < meta.rows <= rows and bank.row_id(meta.rows - 1) != meta.last_id and "another bank",
+        ]
+        return [p for p in problems if p]
 
-def _atomic_write_index(ix: faiss.Index, path: Path) -> None:
+
+def _atomic_write_index(ix: faiss.Index, path: Path) -> str:
+    """Write ``ix`` to ``path`` atomically; returns the checksum of the written bytes."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         faiss.write_index(ix, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        written = file_checksum(tmp)
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
         raise
+    return written
 
 
 _OPEN: weakref.WeakKeyDictionary[CaseBank, dict[str, BankIndex]] = weakref.WeakKeyDictionary()

@@ -219,10 +219,9 @@ class Retriever(ABC):
         )
         sizes = {label: max(q, wide) for label, q in quotas.items() if q > 0}
         skip = {bank.row_of(i) for i in exclude_ids if i in bank}
-        questions = bank._questions
 
         def keep(row: int) -> bool:
-            return row not in skip and not (exclude_question and questions[row] == query)
+            return row not in skip and not (exclude_question and bank.row_question(row) == query)
 
         rows, sims = index.shortlist(
             encoder.encode([query])[0], sizes, keep if skip or exclude_question else None
