@@ -45,7 +45,7 @@ _EXPORTS = {
     "AgentConfig": "memento_lab.agent.loop",
     "open_session": "memento_lab.agent.session",
     "ServerSpec": "memento_lab.agent.tool_servers",
-    "load_suite": "memento_lab.agent.suites",
+    "load_suite": "memento_lab.tasks",
     "ExperimentConfig": "memento_lab.experiments.config",
     "ResultRow": "memento_lab.experiments.config",
     "run_experiment": "memento_lab.experiments.run",

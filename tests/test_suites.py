@@ -11,7 +11,6 @@ from fakes import FakeChat, always_correct, reply
 
 from memento_lab.agent.judges import unit_test_judge
 from memento_lab.agent.suites import (
-    SPEC_FORMS,
     JudgeContext,
     Task,
     extract_code,
@@ -20,6 +19,7 @@ from memento_lab.agent.suites import (
     trivial_baseline,
 )
 from memento_lab.jsonl import FormatError
+from memento_lab.tasks import spec_forms
 from memento_lab.trace import JudgeError
 
 
@@ -313,8 +313,8 @@ def test_unknown_specs_list_valid_forms(tmp_path: Path):
         with pytest.raises(ValueError) as err:
             load_suite(spec)
         assert "reasoning-gym:FAM1,FAM2" in str(err.value) or "jsonl:tasks.jsonl" in str(err.value)
-    assert any(form.startswith("bfcl:") for form in SPEC_FORMS)  # bfcl:SUBSET is a valid form now
-    with pytest.raises(ValueError, match="unknown judge"):
+    assert any(form.startswith("bfcl:") for form in spec_forms())  # bfcl:SUBSET is a valid form now
+    with pytest.raises(ValueError, match="unknown jsonl variant 'bleu'; choose one of em, f1, pm, llm"):
         load_suite("jsonl+bleu:" + str(_write(tmp_path / "x.jsonl", ['{"question": "q", "answer": "a"}'])))
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         load_suite(f"jsonl:{tmp_path / 'nope.jsonl'}")

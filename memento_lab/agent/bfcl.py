@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from memento_lab import bfcl_data
 from memento_lab.agent.suite_base import JudgeContext, Suite, Task, sample_indices
+from memento_lab.tasks.registry import SuiteSpec, suite
 from memento_lab.trace import JudgeVerdict, LLMCall, ToolCall
 
 if TYPE_CHECKING:
@@ -139,6 +140,15 @@ class BfclSuite(Suite):
             cassette_scope=task.id,
         ) as tools:
             yield tools
+
+
+@suite(
+    "bfcl",
+    forms=("bfcl:SUBSET[,SUBSET] (BFCL multi-turn: base, long_context)",),
+    summary="BFCL multi-turn tasks on stateful tools over MCP; reward = bfcl-eval's final-state check",
+)
+def bfcl(spec: SuiteSpec, *, n: int, seed: int) -> BfclSuite:
+    return load_bfcl(spec.arg, n=n, seed=seed)
 
 
 def load_bfcl(arg: str, *, n: int, seed: int) -> BfclSuite:

@@ -24,7 +24,8 @@ import random
 import re
 from typing import Any
 
-from memento_lab.agent.suites import SUITE_KINDS, JudgeContext, Suite, Task
+from memento_lab.agent.suite_base import JudgeContext, Suite, Task
+from memento_lab.tasks.registry import SuiteSpec, suite
 from memento_lab.trace import JudgeVerdict, LLMCall
 
 LETTERS = "ABCD"
@@ -116,4 +117,10 @@ class ControlSuite(Suite):
         return [JudgeVerdict(judge="choice", score=float(ok), correct=ok, detail=detail)]
 
 
-SUITE_KINDS["control"] = lambda arg, n, seed: ControlSuite(arg, n=n, seed=seed)
+@suite(
+    "control",
+    forms=("control:positive or control:negative (controls of the instrument)",),
+    summary="invented-fact multiple choice: memory must help (positive) / must not help (negative)",
+)
+def control(spec: SuiteSpec, *, n: int, seed: int) -> ControlSuite:
+    return ControlSuite(spec.arg, n=n, seed=seed)

@@ -52,16 +52,9 @@ from memento_lab.agent.qa_suites import (
     load_jsonl_tasks,
 )
 from memento_lab.agent.suite_base import JudgeContext, Suite, Task, gold_answers, sample_indices
+from memento_lab.tasks.registry import SuiteSpec, suite
+from memento_lab.tasks.registry import load_suite as load_suite  # where callers have found it
 from memento_lab.trace import JudgeVerdict, LLMCall
-
-SPEC_FORMS = (
-    "reasoning-gym:FAM1,FAM2 (reasoning_gym dataset names)",
-    "humaneval or humaneval:START-END",
-    "deepresearcher or deepresearcher:PATH",
-    "jsonl:PATH or jsonl+JUDGE:PATH (JUDGE: em, f1, pm, llm)",
-    "control:positive or control:negative (controls of the instrument)",
-    "bfcl:SUBSET[,SUBSET] (BFCL multi-turn: base, long_context)",
-)
 
 
 async def _secondary(
@@ -257,40 +250,49 @@ class HumanEvalSuite(Suite):
         return verdicts + await _secondary(task, answer, ctx, calls, em_f1=False)
 
 
-# --------------------------------------------------------------------------- loading and baselines
-# More suite kinds, registered by their modules: kind -> factory(arg, n, seed) (``control``:
-# ``memento_lab.agent.controls``, imported with the ``memento_lab.agent`` package).
-SUITE_KINDS: dict[str, Callable[[str, int, int], Suite]] = {}
+# --------------------------------------------------------------------------- the kinds and baselines
+@suite(
+    "reasoning-gym",
+    forms=("reasoning-gym:FAM1,FAM2 (reasoning_gym dataset names)",),
+    summary="seeded reasoning-gym generators, n per family; reward = the dataset's own score_answer",
+)
+def reasoning_gym(spec: SuiteSpec, *, n: int, seed: int) -> ReasoningGymSuite:
+    return ReasoningGymSuite([f.strip() for f in spec.arg.split(",") if f.strip()], n=n, seed=seed)
 
 
-def load_suite(spec: str, *, n: int = 10, seed: int = 0) -> Suite:
-    """A suite from a spec string (see the module docstring); unknown specs list the valid forms."""
-    kind, _, arg = spec.partition(":")
-    kind = kind.strip().lower()
-    if kind in SUITE_KINDS:
-        return SUITE_KINDS[kind](arg, n, seed)
-    if kind == "reasoning-gym":
-        return ReasoningGymSuite([f.strip() for f in arg.split(",") if f.strip()], n=n, seed=seed)
-    if kind == "humaneval":
-        if not arg:
-            return HumanEvalSuite(n=n, seed=seed)
-        m = re.fullmatch(r"(\d+)-(\d+)", arg.strip())
-        if not m:
-            raise ValueError(f"humaneval slice must look like humaneval:0-20, got {spec!r}")
-        return HumanEvalSuite(int(m.group(1)), int(m.group(2)))
-    if kind == "deepresearcher":
-        tasks = load_deepresearcher(arg or None, n=n, seed=seed)
-        return DeepResearcherSuite(tasks, name=spec)
-    if kind == "jsonl" or kind.startswith("jsonl+"):
-        if not arg:
-            raise ValueError(f"jsonl needs a path, e.g. jsonl:tasks.jsonl; got {spec!r}")
-        judge = kind.partition("+")[2] or "em"
-        return QASuite(spec, load_jsonl_tasks(arg), judge=judge)
-    if kind == "bfcl":
-        from memento_lab.agent.bfcl import load_bfcl
+@suite(
+    "humaneval",
+    forms=("humaneval or humaneval:START-END",),
+    summary="HumanEval (164 problems); reward = its unit tests, run in the code sandbox",
+)
+def humaneval(spec: SuiteSpec, *, n: int, seed: int) -> HumanEvalSuite:
+    if not spec.arg:
+        return HumanEvalSuite(n=n, seed=seed)
+    m = re.fullmatch(r"(\d+)-(\d+)", spec.arg)
+    if not m:
+        raise ValueError(f"humaneval slice must look like humaneval:0-20, got {spec.text!r}")
+    return HumanEvalSuite(int(m.group(1)), int(m.group(2)))
 
-        return load_bfcl(arg, n=n, seed=seed)
-    raise ValueError(f"unknown suite spec {spec!r}; valid forms: " + "; ".join(SPEC_FORMS))
+
+@suite(
+    "deepresearcher",
+    forms=("deepresearcher or deepresearcher:PATH",),
+    summary="DeepResearcher questions, n per data source; exact match first, then the LLM judge (or F1)",
+)
+def deepresearcher(spec: SuiteSpec, *, n: int, seed: int) -> DeepResearcherSuite:
+    return DeepResearcherSuite(load_deepresearcher(spec.arg or None, n=n, seed=seed), name=spec.text)
+
+
+@suite(
+    "jsonl",
+    forms=("jsonl:PATH or jsonl+JUDGE:PATH (JUDGE: em, f1, pm, llm)",),
+    summary="your own question/answer lines (attached files, answer kinds); reward = exact match or JUDGE",
+    variants=QASuite.JUDGES,
+)
+def jsonl(spec: SuiteSpec, *, n: int, seed: int) -> QASuite:
+    if not spec.arg:
+        raise ValueError(f"jsonl needs a path, e.g. jsonl:tasks.jsonl; got {spec.text!r}")
+    return QASuite(spec.text, load_jsonl_tasks(spec.arg), judge=spec.variant or "em")
 
 
 def _sync_scorer(task: Task) -> Callable[[Task, str | None], float]:

@@ -317,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     from memento_lab.cli.agent import add_llm_commands, add_tools_commands
     from memento_lab.cli.experiments import add_run_commands
     from memento_lab.cli.judge import add_judge_commands
+    from memento_lab.cli.listing import add_list_commands
 
     for add in (
         add_bank_commands,
@@ -325,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_retriever_commands,
         add_run_commands,
         add_judge_commands,
+        add_list_commands,
     ):
         add(sub)
     return parser

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from memento_lab.experiments.config import ExperimentConfig, RunResult
+from memento_lab.tasks.registry import spec_help
 
 SHORT = {"k": ("-k",)}
 TABLES = {"tool_servers"}  # fields given as TOML tables ([tool_servers.NAME]) and by their own flag
@@ -56,7 +57,8 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
             continue
         flags = (f"--{name.replace('_', '-')}", *SHORT.get(name, ()))
         default = _field_default(field)
-        help_ = f"{field.description} (default: {default!r})".replace("%", "%%")
+        described = spec_help() if name == "suite" else field.description  # the registry knows every kind
+        help_ = f"{described} (default: {default!r})".replace("%", "%%")
         if field.annotation is bool:
             p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
             continue
