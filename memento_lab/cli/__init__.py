@@ -12,6 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from memento_lab.cli.flags import add_flags, build, given
+from memento_lab.memory.fit_config import FitConfig
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -177,29 +180,10 @@ def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", required=True)
     p.add_argument("--bank", default=None, help="bank folder: its embedding cache and case plans")
     p.add_argument("--out", default="checkpoints/retriever")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--freeze-encoder", dest="freeze", action="store_true", default=True, help="head only (default)"
-    )
-    mode.add_argument("--fine-tune", dest="freeze", action="store_false", help="fine-tune the encoder too")
-    p.add_argument("--train-layers", type=int, default=0, help="with --fine-tune: top N layers (0 = all)")
-    p.add_argument("--target", default="helped", choices=["helped", "reward", "advantage", "delta"])
-    p.add_argument("--case-text", default="question", choices=["question", "question+plan"])
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--accelerator", default="auto")
-    p.add_argument("--devices", default="auto")
-    p.add_argument("--strategy", default="auto", help="e.g. ddp (multi-GPU / multi-node)")
-    p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--config", default=None, help="a TOML file of FitConfig fields (flags override it)")
+    add_flags(p, FitConfig)
     p.add_argument(
-        "--logger",
-        default="csv",
-        choices=["csv", "tensorboard", "mlflow", "wandb"],
-        help="where the curves go: csv (default), tensorboard, mlflow (OUT/mlruns) or wandb (offline, OUT/wandb)",
+        "--fine-tune", dest="freeze_encoder", action="store_false", default=None, help="= --no-freeze-encoder"
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_retriever_train)
@@ -223,30 +207,19 @@ def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_retriever_report)
 
 
+def fit_config_from_args(args: argparse.Namespace) -> FitConfig:
+    """The FitConfig of ``retriever train``: a ``--config`` file's fields, overridden by the flags."""
+    from memento_lab.cli.experiments import read_toml
+
+    values = read_toml(args.config) if args.config else {}
+    values.update(given(args, FitConfig))
+    return build(FitConfig, values, source=args.config or "command line")
+
+
 def _retriever_train(args: argparse.Namespace) -> int:
     from memento_lab.memory.training import fit
 
-    devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
-    result = fit(
-        args.pairs,
-        out=args.out,
-        bank=args.bank,
-        target=args.target,
-        freeze_encoder=args.freeze,
-        train_layers=args.train_layers,
-        case_text=args.case_text,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        accelerator=args.accelerator,
-        devices=devices,
-        strategy=args.strategy,
-        num_nodes=args.num_nodes,
-        progress=not args.no_progress,
-        logger=args.logger,
-    )
+    result = fit(args.pairs, fit_config_from_args(args), out=args.out, bank=args.bank)
     if result.rank:  # a DDP worker process: rank 0 reports
         return 0
     if args.json:
@@ -265,7 +238,8 @@ def _retriever_train(args: argparse.Namespace) -> int:
         )
     print(f"  mixed-label val queries: {lr_.get('n_mixed_queries')} of {lr_.get('n_queries')}")
     print(
-        f"best: {result.best_checkpoint}\nlast: {result.last_checkpoint}\nlogs ({args.logger}): {result.metrics_csv or result.logs}  ({result.seconds} s)"
+        f"best: {result.best_checkpoint}\nlast: {result.last_checkpoint}\n"
+        f"logs ({result.config.logger if result.config else 'csv'}): {result.metrics_csv or result.logs}  ({result.seconds} s)"
     )
     return 0
 

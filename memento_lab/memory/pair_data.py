@@ -22,8 +22,9 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from memento_lab.jsonl import FormatError, read_jsonl
 from memento_lab.memory.encoders import CachedEncoder
+from memento_lab.memory.fit_config import TARGETS
 from memento_lab.memory.pairs import PairLog, RetrievalPair, read_memento_pairs
-from memento_lab.memory.qnet import TARGETS, case_text
+from memento_lab.memory.qnet import case_text
 
 
 def load_pairs(path: str | Path, *, strict: bool = True) -> list[RetrievalPair]:
@@ -181,6 +182,11 @@ class PairDataModule(L.LightningDataModule):
             assert self.encoder is not None
             self.q_vecs = torch.from_numpy(self.encoder.encode(self.q_texts))
             self.c_vecs = torch.from_numpy(self.encoder.encode(self.c_texts))
+        self.train_set, self.val_set = self._subset(self.train_idx), self._subset(self.val_idx)
+
+    def batch_texts(self) -> None:
+        """Batches of texts from now on, not vectors (fine-tuning: the encoder being trained embeds them)."""
+        self.precompute = False
         self.train_set, self.val_set = self._subset(self.train_idx), self._subset(self.val_idx)
 
     def _subset(self, idx: list[int]) -> Dataset:

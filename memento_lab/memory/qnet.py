@@ -29,7 +29,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -45,14 +45,12 @@ from memento_lab.memory.encoders import (
     Encoder,
     SentenceEncoder,
 )
+from memento_lab.memory.fit_config import LEGACY_HPARAMS, TARGETS, CaseText, FitConfig, Target
 from memento_lab.memory.metrics import binary_metrics, ranking_metrics
-from memento_lab.memory.retrieval import DEFAULT_K
+
+__all__ = ["TARGETS", "CaseText", "FitConfig", "QHead", "RetrieverModule", "Target", "case_text", "q_value"]
 
 log = logging.getLogger(__name__)
-
-Target = Literal["helped", "reward", "advantage", "delta"]
-TARGETS = ("helped", "reward", "advantage", "delta")  # reward: the episode's reward in [0, 1] as a soft label
-CaseText = Literal["question", "question+plan"]
 
 
 def pretty_plan(plan: str) -> str:
@@ -127,33 +125,45 @@ class RetrieverModule(L.LightningModule):
 
     def __init__(
         self,
+        config: FitConfig | None = None,
+        *,
         encoder: str = DEFAULT_ENCODER,
         dim: int = 384,
-        freeze_encoder: bool = True,
-        train_layers: int = 0,
-        hidden: int = 512,
-        dropout: float = 0.2,
-        lr: float = 1e-3,
-        encoder_lr: float = 2e-5,
-        weight_decay: float = 0.01,
         pos_weight: float = 1.0,
-        target: str = "helped",
-        case_text: str = "question",
-        val_fraction: float = 0.2,
-        split_seed: int = 0,
         queries_sha: str = "",
-        ranking_k: int = DEFAULT_K,
+        **fields: Any,
     ):
+        """``config``: the training run, taken whole (or ``fields``, its fields by name: how a
+        checkpoint's hyperparameters come back, or a quick ``RetrieverModule(dim=384, target="delta")``).
+        ``encoder`` and ``dim``: the sentence encoder; ``pos_weight``: the positive class's loss weight;
+        ``queries_sha``: the training queries (``evaluate`` finds the validation split with it)."""
         super().__init__()
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-        self.save_hyperparameters()
+        if config is not None and fields:
+            raise TypeError(
+                f"RetrieverModule takes a FitConfig or its fields, not both (got {sorted(fields)})"
+            )
+        unknown = sorted(set(fields) - set(FitConfig.model_fields) - set(LEGACY_HPARAMS))
+        if unknown:
+            raise TypeError(
+                f"RetrieverModule got unknown hyperparameters {unknown}; FitConfig fields: {list(FitConfig.model_fields)}"
+            )
+        self.config = config = config or FitConfig.from_hparams(fields)
+        # primitives only: a checkpoint's hyperparameters must load under torch's weights_only
+        self.save_hyperparameters(
+            {
+                "encoder": encoder,
+                "dim": dim,
+                "pos_weight": pos_weight,
+                "queries_sha": queries_sha,
+                **config.model_dump(),
+            }
+        )
         self.encoder_model: Any = None  # a SentenceTransformer (an nn.Module) when fine-tuning
-        if not freeze_encoder:
+        if not config.freeze_encoder:
             self.encoder_model = load_sentence_transformer(encoder)
             dim = int(self.encoder_model.get_embedding_dimension())
-            self._set_trainable_layers(train_layers)
-        self.head = QHead(dim, hidden, dropout)
+            self._set_trainable_layers(config.train_layers)
+        self.head = QHead(dim, config.hidden, config.dropout)
         self.register_buffer("class_weight", torch.tensor([1.0, float(pos_weight)]))
         self._frozen: SentenceEncoder | None = None
         self._val_out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -171,8 +181,18 @@ class RetrieverModule(L.LightningModule):
 
     @property
     def hp(self) -> Any:
-        """The hyperparameters, by attribute (``self.hparams`` with a loose type)."""
+        """The hyperparameters, by attribute (``self.hparams`` with a loose type; ``config`` is typed)."""
         return self.hparams
+
+    @property
+    def encoder_name(self) -> str:
+        """The sentence encoder the model's vectors come from (before any fine-tuning)."""
+        return str(self.hparams["encoder"])
+
+    @property
+    def queries_sha(self) -> str:
+        """A digest of the training queries (``pair_data.query_set_sha``)."""
+        return str(self.hparams["queries_sha"])
 
     # ------------------------------------------------------------------ encoding
     @property
@@ -188,7 +208,7 @@ class RetrieverModule(L.LightningModule):
             }
             return self.encoder_model(features)["sentence_embedding"]
         if self._frozen is None:
-            self._frozen = SentenceEncoder(self.hp.encoder, device="cpu")
+            self._frozen = SentenceEncoder(self.encoder_name, device="cpu")
         return torch.from_numpy(self._frozen.encode(list(texts))).to(self.device)
 
     def _vectors(self, x: Any) -> torch.Tensor:
@@ -253,7 +273,7 @@ class RetrieverModule(L.LightningModule):
             prob, y, g = (torch.as_tensor(self.all_gather(t)).reshape(-1) for t in (prob, y, g))
         p, t = prob.float().cpu().numpy(), y.cpu().numpy()
         m = binary_metrics(t, p)
-        r = ranking_metrics(g.cpu().numpy().tolist(), t, p, self.hp.ranking_k)
+        r = ranking_metrics(g.cpu().numpy().tolist(), t, p, self.config.ranking_k)
         self.log_dict(
             {"val_auc": m["auc"], "val_f1": m["f1"], "val_acc": m["acc"], "val_wq_auc": r["wq_auc"]},
             prog_bar=True,  # the same on every rank (gathered above), so checkpointing agrees across ranks
@@ -264,11 +284,11 @@ class RetrieverModule(L.LightningModule):
         return self._trainer is not None and self.trainer.world_size > 1
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        groups = [{"params": list(self.head.parameters()), "lr": self.hp.lr}]
+        groups = [{"params": list(self.head.parameters()), "lr": self.config.lr}]
         if self.encoder_model is not None:
             enc = [p for p in self.encoder_model.parameters() if p.requires_grad]
-            groups.append({"params": enc, "lr": self.hp.encoder_lr})
-        return torch.optim.AdamW(groups, weight_decay=self.hp.weight_decay)
+            groups.append({"params": enc, "lr": self.config.encoder_lr})
+        return torch.optim.AdamW(groups, weight_decay=self.config.weight_decay)
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | Path) -> Path:
@@ -324,7 +344,7 @@ class _ModuleEncoder:
         for k, v in sorted(module.encoder_model.state_dict().items()):
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
-        self.name = f"{module.hp.encoder}+ft-{h.hexdigest()[:12]}"
+        self.name = f"{module.encoder_name}+ft-{h.hexdigest()[:12]}"
 
     @property
     def dim(self) -> int:
@@ -368,9 +388,9 @@ def model_encoder(
             log.info("checkpoint has a fine-tuned encoder: its own vectors are used, not %s", given.name)
         return CachedEncoder(_ModuleEncoder(model), default_store(cache_dir))
     if given is not None:
-        if given.name != model.hp.encoder:
+        if given.name != model.encoder_name:
             raise ValueError(
-                f"checkpoint was trained on encoder {model.hp.encoder!r}, but {given.name!r} was given"
+                f"checkpoint was trained on encoder {model.encoder_name!r}, but {given.name!r} was given"
             )
         return given if isinstance(given, CachedEncoder) else CachedEncoder(given, default_store(cache_dir))
-    return base_encoder(model.hp.encoder, cache_dir=cache_dir)
+    return base_encoder(model.encoder_name, cache_dir=cache_dir)
