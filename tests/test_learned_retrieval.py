@@ -76,9 +76,12 @@ def test_abstaining_episode_logs_a_no_memory_pair_the_head_learns_from(demo_case
     r.config = UpdateConfig(every=1, steps=10, lr=5e-3)
     memory = Memory(bank, r, pairs=PairLog(tmp_path / "pairs.jsonl"))
     query = "What is 23 * 17?"
-    assert memory.read(query) == []
+    slate = memory.read(query)
+    assert slate == [] and slate.stop == 1.0  # it abstained: "stop" was drawn first, for sure
     before = r.q_none(query)
-    trace = Trace(task_id="t1", question=query, reward=1.0, run_id="r", iteration=0)
+    trace = Trace(
+        task_id="t1", question=query, reward=1.0, run_id="r", iteration=0, stop_propensity=slate.stop
+    )
     memory.write(trace)
     pairs = PairLog(tmp_path / "pairs.jsonl").read()
     assert [(p.case_id, p.propensity, p.reward) for p in pairs] == [(NO_CASE, 1.0, 1.0)]

@@ -18,18 +18,20 @@ from typing import Any
 from memento_lab.memory.case import AnswerKind
 from memento_lab.memory.cases import DEFAULT_THRESHOLD, Case, CaseBank, Source, Trajectory
 from memento_lab.memory.encoders import CachedEncoder, Encoder
-from memento_lab.memory.pairs import NO_CASE, PairLog, RetrievalPair
+from memento_lab.memory.pairs import PairLog, counterfactual_pair, episode_pairs
 from memento_lab.memory.policies import BankPolicy
 from memento_lab.memory.retrieval import (
     DEFAULT_K,
     MEMORY_MODES,
     NoMemory,
     RandomRetriever,
-    Retrieved,
     Retriever,
     SimilarityRetriever,
+    Slate,
 )
-from memento_lab.trace import RetrievedCase, Trace
+from memento_lab.trace import Trace
+
+__all__ = ["Memory", "counterfactual_pair", "describe", "make_retriever", "open_memory"]
 
 
 class Memory:
@@ -71,7 +73,7 @@ class Memory:
         for task_id, reward in rewards:
             self._rewards[task_id].append(reward)
 
-    def read(self, question: str, *, seed: int = 0) -> list[Retrieved]:
+    def read(self, question: str, *, seed: int = 0) -> Slate:
         """The cases to show for ``question``, from this memory's bank as it is now (which may be a
         past version ``bank.at(v)`` sharing the retriever of the live bank)."""
         return self.retriever.retrieve(
@@ -98,112 +100,58 @@ class Memory:
         split: str | None = None,
         answer_kind: AnswerKind = "short",
     ) -> Case | None:
-        """Append the episode as a case and its retrieval pairs; returns the case (None if writing is off).
+        """Append the episode as a case and its retrieval pairs, give the retriever its update and
+        let the bank's policy prune; returns the case (None if writing is off).
 
         ``answer_kind`` is kept in the case's metadata: it decides how a prompt shows the answer."""
         if not self.write_enabled:
             return None
-        last_plan = next((c.plan for c in reversed(trace.cycles) if c.plan), [])
-        case = Case.from_episode(
+        source = Source(
+            benchmark=benchmark,
+            split=split,
+            run_id=trace.run_id,
+            iteration=trace.iteration,
+            family=family,
+            task_id=trace.task_id,
+        )
+        case = self.case_of(trace, source, answer_kind=answer_kind)
+        self.bank.add(case)
+        trace.case_id = case.id
+        baseline = self.baseline(trace.task_id)
+        self._rewards[trace.task_id].append(trace.reward)
+        pairs = episode_pairs(trace, baseline=baseline, threshold=self.threshold, plan_of=self._plan_of)
+        if self.pairs is not None:
+            self.pairs.append(pairs)
+        if pairs:
+            self.retriever.update(pairs, logged=self.pairs is not None)
+        if self.policy is not None:  # the whole pair log only for the policies that read it
+            logged = self.pairs.read() if self.policy.needs_pairs and self.pairs is not None else pairs
+            self.evicted.extend(self.policy.apply(self.bank, logged))
+        return case
+
+    def case_of(self, trace: Trace, source: Source, *, answer_kind: AnswerKind = "short") -> Case:
+        """The episode as a case: question, reward (labelled by this memory's threshold), the last
+        plan, the answer, the tools used and the step results, and where it came from."""
+        return Case.from_episode(
             trace.question,
             trace.reward,
             threshold=self.threshold,
-            plan=last_plan,
+            plan=next((c.plan for c in reversed(trace.cycles) if c.plan), []),
             answer=trace.final_answer,
             trajectory=Trajectory(
                 tools_used=[t.name for t in trace.tool_calls],
                 step_results=[s.result for s in trace.steps],
             ),
-            source=Source(
-                benchmark=benchmark,
-                split=split,
-                run_id=trace.run_id,
-                iteration=trace.iteration,
-                family=family,
-                task_id=trace.task_id,
-            ),
+            source=source,
             metadata={
                 "expected": trace.expected,
                 "memory_mode": trace.memory_mode,
                 "answer_kind": answer_kind,
             },
         )
-        self.bank.add(case)
-        trace.case_id = case.id
-        baseline = self.baseline(trace.task_id)
-        self._rewards[trace.task_id].append(trace.reward)
-        pairs = [
-            RetrievalPair(
-                query=trace.question,
-                case_id=r.case_id,
-                case_question=r.question,
-                case_label=r.label,
-                case_plan=self.bank.get(r.case_id).plan_json if r.case_id in self.bank else "",
-                reward=trace.reward,
-                helped=trace.reward >= self.threshold,
-                baseline=baseline,
-                advantage=None if baseline is None else trace.reward - baseline,
-                rank=r.rank,
-                score=r.score,
-                propensity=r.propensity,
-                task_id=trace.task_id,
-                run_id=trace.run_id,
-                iteration=trace.iteration,
-            )
-            for r in trace.retrieved
-        ]
-        stop = self.retriever.stops.pop(trace.question, None)
-        if stop is not None:  # the retriever abstained (showed < K): the "no memory" option was chosen
-            pairs.append(
-                RetrievalPair(
-                    query=trace.question,
-                    case_id=NO_CASE,
-                    case_question="",
-                    case_label="none",
-                    reward=trace.reward,
-                    helped=trace.reward >= self.threshold,
-                    baseline=baseline,
-                    advantage=None if baseline is None else trace.reward - baseline,
-                    rank=len(trace.retrieved),
-                    propensity=stop,
-                    task_id=trace.task_id,
-                    run_id=trace.run_id,
-                    iteration=trace.iteration,
-                )
-            )
-        if self.pairs is not None:
-            self.pairs.append(pairs)
-        update = getattr(self.retriever, "update", None)
-        if pairs and callable(update):
-            update(pairs, logged=self.pairs is not None)
-        if self.policy is not None:  # the whole pair log only for the policies that read it
-            logged = self.pairs.read() if self.policy.needs_pairs and self.pairs is not None else pairs
-            self.evicted.extend(self.policy.apply(self.bank, logged))
-        return case
 
-
-def counterfactual_pair(
-    with_case: Trace, without_case: Trace, dropped: RetrievedCase, case_plan: str = ""
-) -> RetrievalPair:
-    """A pair whose target is the case's own effect: reward with it minus reward without it."""
-    return RetrievalPair(
-        query=with_case.question,
-        case_id=dropped.case_id,
-        case_question=dropped.question,
-        case_label=dropped.label,
-        case_plan=case_plan,
-        reward=with_case.reward,
-        helped=with_case.reward > without_case.reward,
-        baseline=without_case.reward,
-        advantage=with_case.reward - without_case.reward,
-        delta=with_case.reward - without_case.reward,
-        rank=dropped.rank,
-        score=dropped.score,
-        task_id=with_case.task_id,
-        run_id=with_case.run_id,
-        iteration=with_case.iteration,
-        source="counterfactual",
-    )
+    def _plan_of(self, case_id: str) -> str:
+        return self.bank.get(case_id).plan_json if case_id in self.bank else ""
 
 
 def describe(memory: Memory) -> dict[str, Any]:

@@ -10,9 +10,9 @@ counterfactual probe (reward with the case minus reward without it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,7 +25,7 @@ from memento_lab.jsonl import (
     validate_record,
 )
 from memento_lab.memory.cases import content_id
-from memento_lab.trace import now
+from memento_lab.trace import RetrievedCase, Trace, now
 
 if TYPE_CHECKING:
     from memento_lab.memory.cases import CaseBank
@@ -56,6 +56,69 @@ class RetrievalPair(BaseModel):
     iteration: int | None = None
     source: PairSource = "episode"
     created_at: float = Field(default_factory=now)
+
+
+def pair_of(trace: Trace, case: RetrievedCase | None, **outcome: Any) -> RetrievalPair:
+    """The pair of ``trace``'s query and a case it was shown (None: the "no memory" option), with
+    ``outcome`` (reward, helped, baseline, ... and any field to override)."""
+    shown: dict[str, Any] = (
+        {"case_id": NO_CASE, "case_question": "", "case_label": "none"}
+        if case is None
+        else {
+            "case_id": case.case_id,
+            "case_question": case.question,
+            "case_label": case.label,
+            "rank": case.rank,
+            "score": case.score,
+            "propensity": case.propensity,
+        }
+    )
+    about = {
+        "query": trace.question,
+        "task_id": trace.task_id,
+        "run_id": trace.run_id,
+        "iteration": trace.iteration,
+    }
+    return RetrievalPair(**{**about, **shown, **outcome})
+
+
+def episode_pairs(
+    trace: Trace, *, baseline: float | None, threshold: float, plan_of: Callable[[str], str]
+) -> list[RetrievalPair]:
+    """One pair per case the episode was shown (``plan_of``: a case's plan by id), plus the "no memory"
+    pair when the retriever abstained after them; each carries the episode's reward and its advantage
+    over the task's ``baseline`` reward so far."""
+    outcome = {
+        "reward": trace.reward,
+        "helped": trace.reward >= threshold,
+        "baseline": baseline,
+        "advantage": None if baseline is None else trace.reward - baseline,
+    }
+    pairs = [pair_of(trace, r, case_plan=plan_of(r.case_id), **outcome) for r in trace.retrieved]
+    if trace.stop_propensity is not None:  # the retriever abstained (showed < K): "no memory" was chosen
+        pairs.append(
+            pair_of(trace, None, rank=len(trace.retrieved), propensity=trace.stop_propensity, **outcome)
+        )
+    return pairs
+
+
+def counterfactual_pair(
+    with_case: Trace, without_case: Trace, dropped: RetrievedCase, case_plan: str = ""
+) -> RetrievalPair:
+    """A pair whose target is the case's own effect: reward with it minus reward without it."""
+    delta = with_case.reward - without_case.reward
+    return pair_of(
+        with_case,
+        dropped,
+        case_plan=case_plan,
+        reward=with_case.reward,
+        helped=delta > 0,
+        baseline=without_case.reward,
+        advantage=delta,
+        delta=delta,
+        propensity=None,
+        source="counterfactual",
+    )
 
 
 class PairLog:

@@ -42,7 +42,7 @@ from memento_lab.memory.qnet import (
     resolve_checkpoint,
     soft_ce,
 )
-from memento_lab.memory.retrieval import Retriever, SimilarityRetriever
+from memento_lab.memory.retrieval import Retriever, SimilarityRetriever, UpdateReport
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,6 @@ class RetrievalConfig(BaseModel):
     shortlist: int = 0  # cosine top-M re-ranked by Q (0: Q scores every case)
     min_q: float | None = 0.5  # abstention: show only cases with Q >= min_q (None: no fixed floor)
     none_option: bool = False  # also require Q(query, case) >= Q(query, "no memory") (learned)
-
-
-class UpdateReport(BaseModel):
-    appended: int
-    trained: bool
-    steps: int = 0
-    new_pairs: int = 0
-    replay_pairs: int = 0
-    loss_before: float | None = None
-    loss_after: float | None = None
 
 
 class ParametricRetriever(Retriever):
@@ -134,7 +124,7 @@ class ParametricRetriever(Retriever):
 
     # ------------------------------------------------------------------ scoring
     def case_texts(self, cases: Sequence[Case]) -> list[str]:
-        return [case_text(c.question, c.plan_json, self.model.hp.case_text) for c in cases]
+        return [case_text(c.question, c.plan_json, self.model.config.case_text) for c in cases]
 
     def rows(self, cases: list[Case]) -> np.ndarray:
         """Rows of ``cases`` in the vector matrix; cases not seen before are embedded (via the cache) once."""
@@ -241,7 +231,7 @@ class ParametricRetriever(Retriever):
 
     def _train_head(self, new: list[RetrievalPair]) -> UpdateReport:
         cfg, head = self.config, self.model.head
-        target = cfg.target or self.model.hp.target
+        target = cfg.target or self.model.config.target
         assert self._history is not None
         n_replay = min(cfg.replay, len(self._history))
         if self._opt is None:
@@ -261,7 +251,7 @@ class ParametricRetriever(Retriever):
             q = torch.from_numpy(self.encoder.encode([p.query for p in batch]))[keep]
             c = torch.from_numpy(
                 self.encoder.encode(
-                    [case_text(p.case_question, p.case_plan, self.model.hp.case_text) for p in batch]
+                    [case_text(p.case_question, p.case_plan, self.model.config.case_text) for p in batch]
                 )
             )[keep]
             head.train(step < cfg.steps)
@@ -289,15 +279,15 @@ class ParametricRetriever(Retriever):
         return self.model.save(path)
 
     def describe(self) -> dict[str, Any]:
-        hp = self.model.hp
+        trained = self.model.config
         return {
             "name": self.name,
             "checkpoint": self.checkpoint,
             "encoder": self.encoder.name,
-            "target": hp.target,
-            "case_text": hp.case_text,
+            "target": trained.target,
+            "case_text": trained.case_text,
             "update_every": self.config.every,
-            "update_target": self.config.target or hp.target,
+            "update_target": self.config.target or trained.target,
             "state": str(self.state_path) if self.state_path else None,
             **self.choose.model_dump(),
         }

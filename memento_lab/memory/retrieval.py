@@ -19,14 +19,18 @@ Abstention: a retriever with a floor (``min_score``; the parametric one's ``min_
 "no memory" option) shows only cases scoring at least the floor, so it may show fewer than K or
 none. Without quotas the draw and each shown case's logged propensity come from
 ``offpolicy.draw_slate`` (the floor is a "stop" option in the softmax draw).
+
+``retrieve`` returns a ``Slate``: the shown cases (a list, best first) and, when the retriever
+stopped early, the propensity of that stop. ``update(pairs)`` is how a learnable retriever learns
+from an episode (a no-op for the others).
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Collection
-from typing import Any, ClassVar
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -36,6 +40,9 @@ from memento_lab.memory.encoders import CachedEncoder, Encoder
 from memento_lab.memory.index import SHORTLIST, open_index, use_index
 from memento_lab.memory.offpolicy import draw_slate
 from memento_lab.trace import RetrievedCase
+
+if TYPE_CHECKING:
+    from memento_lab.memory.pairs import RetrievalPair
 
 DEFAULT_K = 4  # the paper's best
 
@@ -58,6 +65,31 @@ class Retrieved(BaseModel):
             rank=self.rank,
             propensity=self.propensity,
         )
+
+
+class Slate(list[Retrieved]):
+    """The cases a retriever shows for one query (best first) and ``stop``: the logged probability of
+    its "stop" option when it abstained after them (showed fewer than K), else None."""
+
+    def __init__(self, shown: Iterable[Retrieved] = (), *, stop: float | None = None):
+        super().__init__(shown)
+        self.stop = stop
+
+    def without(self, case_ids: Collection[str]) -> Slate:
+        """The slate with these cases left out (the counterfactual probe)."""
+        return Slate((r for r in self if r.case.id not in case_ids), stop=self.stop) if case_ids else self
+
+
+class UpdateReport(BaseModel):
+    """What one ``Retriever.update`` did (a learnable retriever's online step)."""
+
+    appended: int
+    trained: bool
+    steps: int = 0
+    new_pairs: int = 0
+    replay_pairs: int = 0
+    loss_before: float | None = None
+    loss_after: float | None = None
 
 
 def select(
@@ -113,7 +145,6 @@ class Retriever(ABC):
     def __init__(self, bank: CaseBank):
         self.bank = bank
         self.index_threshold: int | None = None  # None: index.ANN_THRESHOLD
-        self.stops: dict[str, float] = {}  # query -> propensity of the last draw's "stop" (abstention)
 
     def floor(self, query: str) -> float | None:
         """The score a case must reach to be shown for ``query`` (None: always show K)."""
@@ -147,7 +178,7 @@ class Retriever(ABC):
         exclude_question: bool = False,
         bank: CaseBank | None = None,
         seed: int = 0,
-    ) -> list[Retrieved]:
+    ) -> Slate:
         """The chosen cases for ``query`` from ``bank`` (default: this retriever's bank, as it is now).
 
         ``exclude_question`` drops cases whose question is exactly ``query`` (e.g. to test
@@ -159,7 +190,7 @@ class Retriever(ABC):
                 bank, query, k, k_positive, k_negative, temperature, exclude_ids, exclude_question
             )
             if not cases:
-                return []
+                return Slate()
             scores = self.score_shortlist(query, cases, sims)
         else:
             cases = bank.cases()
@@ -170,20 +201,20 @@ class Retriever(ABC):
                     if c.id not in exclude_ids and not (exclude_question and c.question == query)
                 ]
             if not cases:
-                return []
+                return Slate()
             scores = self.score(query, cases)
         positive = np.fromiter((c.positive for c in cases), dtype=bool, count=len(cases))
         rng = np.random.default_rng([seed, _stable_int(query)])
         floor = self.floor(query)
         if k_positive is None and k_negative is None:
             idx, props = draw_slate(scores, k, temperature=temperature, floor=floor, rng=rng)
-            self.stops.pop(query, None)  # only this draw's stop counts (see Memory.write)
-            if len(props) > len(idx):
-                self.stops[query] = props[-1]
-            return [
-                Retrieved(case=cases[i], score=float(scores[i]), rank=r, propensity=props[r])
-                for r, i in enumerate(idx)
-            ]
+            return Slate(
+                (
+                    Retrieved(case=cases[i], score=float(scores[i]), rank=r, propensity=props[r])
+                    for r, i in enumerate(idx)
+                ),
+                stop=props[-1] if len(props) > len(idx) else None,  # the draw ended with "stop": abstained
+            )
         idx = select(
             scores,
             positive,
@@ -195,7 +226,7 @@ class Retriever(ABC):
         )
         if floor is not None:  # quotas: the floor filters each quota's picks (no logged propensity)
             idx = idx[scores[idx] >= floor]
-        return [Retrieved(case=cases[i], score=float(scores[i]), rank=r) for r, i in enumerate(idx)]
+        return Slate(Retrieved(case=cases[i], score=float(scores[i]), rank=r) for r, i in enumerate(idx))
 
     def _shortlisted(
         self,
@@ -228,6 +259,11 @@ class Retriever(ABC):
         )
         return [bank.get(cid) for cid in bank.row_ids(rows)], sims
 
+    def update(self, pairs: Sequence[RetrievalPair], *, logged: bool = False) -> UpdateReport | None:
+        """Learn from an episode's pairs (``logged``: they are in the run's pair log already); a
+        retriever that does not learn ignores them."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
 
@@ -244,8 +280,8 @@ class NoMemory(Retriever):
     def score(self, query: str, cases: list[Case]) -> np.ndarray:
         return np.zeros(len(cases))
 
-    def retrieve(self, query: str, k: int = DEFAULT_K, **kw: Any) -> list[Retrieved]:
-        return []
+    def retrieve(self, query: str, k: int = DEFAULT_K, **kw: Any) -> Slate:
+        return Slate()
 
 
 class RandomRetriever(Retriever):
