@@ -44,14 +44,14 @@ OLD_SCHEMA = {
 
 async def repro(llms) -> dict:
     """The old layout and the new one on the same question, raw replies shown."""
-    from memento_lab.agent.judges import JUDGE_PROMPT
+    from memento_lab.agent.judges import judge_prompt
 
     fields = {
         "question": "In what country is Moore Park, Toronto?",
         "gold": '["Canada", "Dominion of Canada"]',
         "pred": "Canada",
     }
-    new = JUDGE_PROMPT.format(**fields)
+    new = judge_prompt()[0].format(**fields)
     old = new[: new.index("Give the verdict first")] + OLD_TAIL
     out = {}
     for name, prompt, schema in [("old", old, OLD_SCHEMA), ("new", new, JUDGE_SCHEMA)]:

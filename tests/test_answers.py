@@ -15,7 +15,7 @@ from memento_lab.agent.answers import (
     parse_examples_report,
     visible_examples,
 )
-from memento_lab.agent.episode import Candidate, choose_program, planner_pick
+from memento_lab.agent.program import Candidate, choose_program, planner_pick
 from memento_lab.agent.qa_suites import load_jsonl_tasks
 from memento_lab.agent.suites import Task, load_suite
 from memento_lab.config import Settings

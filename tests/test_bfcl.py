@@ -24,6 +24,7 @@ pytest.importorskip("bfcl_eval", reason="bfcl-eval is not installed (make instal
 from memento_lab import bfcl_data
 from memento_lab.agent.bfcl import BfclSuite, bfcl_verdict, call_string
 from memento_lab.agent.cassette import Cassette
+from memento_lab.agent.loop import open_episode_tools
 from memento_lab.agent.mcp_client import ToolBox
 from memento_lab.agent.suites import load_suite
 from memento_lab.trace import ToolCall
@@ -106,7 +107,7 @@ async def test_server_serves_the_tasks_stateful_tools_and_replays_by_state(tmp_p
 
     async def episode(mode: str) -> list[ToolCall]:
         base = ToolBox([], cassette=Cassette(tape, mode))
-        async with suite.episode_tools(task, base) as tools:
+        async with open_episode_tools(suite.episode_servers(task), base) as tools:
             listed = {t["function"]["name"] for t in tools.openai_tools()}
             expected = {d["name"] for _, d in bfcl_data.available_functions(entry)}
             assert listed == expected and not set(entry.get("excluded_function") or []) & listed

@@ -14,6 +14,7 @@ from support import bank_size, config, endpoint, good, tasks_file
 
 from memento_lab.agent.cassette import Cassette, CassetteMiss
 from memento_lab.agent.status import settle
+from memento_lab.agent.suite_base import Suite
 from memento_lab.config import Settings
 from memento_lab.experiments.results import read_rows
 from memento_lab.experiments.run import run_experiment
@@ -107,7 +108,7 @@ async def test_a_cassette_miss_stops_the_run_naming_the_request(tmp_path, monkey
     assert "task more:3 (iteration 0): CassetteMiss" in capsys.readouterr().err
 
 
-class FailingJudgeSuite:
+class FailingJudgeSuite(Suite):
     """A suite whose judge cannot reach a verdict."""
 
     name = "failing"

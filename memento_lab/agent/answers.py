@@ -5,7 +5,7 @@ inside a coding answer, and the check of a program against the task's visible ex
     script = examples_script(program, task_question)   # program + its docstring examples as doctests
     passed, total = parse_examples_report(tool_output)
 
-Kinds (``AnswerKind``): ``short`` (as few words as possible: reasoning-gym, QA), ``program`` (a
+The rules each prompt states per kind are data (``prompts/answer_kinds.toml``). Kinds (``AnswerKind``): ``short`` (as few words as possible: reasoning-gym, QA), ``program`` (a
 function with an entry point, shown as one fenced block), ``text`` (a few sentences), ``value`` (a
 structured value exactly in the format the task asks for).
 """
@@ -16,7 +16,9 @@ import doctest
 import re
 from typing import Any
 
+from memento_lab.agent.prompts import answer_rules
 from memento_lab.memory.case import AnswerKind
+from memento_lab.trace import clip_middle
 
 __all__ = [
     "AnswerKind",
@@ -29,58 +31,34 @@ __all__ = [
     "extract_code",
     "extract_program",
     "final_schema",
+    "planner_note",
     "parse_examples_report",
     "program_answer",
     "visible_examples",
 ]
 
-_SHORT_RULE = "as few words as possible, exactly\nin the format the task asks for, without explanation"
-_RULES: dict[str, str] = {
-    "short": _SHORT_RULE,
-    "program": (
-        '"step N" to answer with the code of step N shown in the results (the code that passed the '
-        "visible examples), or the complete program (the whole function with its imports)"
-    ),
-    "text": "a complete answer in a few sentences, without preamble",
-    "value": "exactly the value in the format the task asks for (e.g. JSON or a Python literal), nothing else",
-}
-_FINAL_RULES: dict[str, str] = {
-    "short": "as few words as possible, exactly in the format the task asks for",
-    "program": (
-        'in "final_answer", "step N" to take the code of step N shown above, or the complete program '
-        "(the whole function with its imports)"
-    ),
-    "text": "a complete answer in a few sentences",
-    "value": "exactly the value in the format the task asks for, nothing else",
-}
-_DIRECT_RULES: dict[str, str] = {
-    "short": 'JSON {"final_answer": ...}: as few words as possible, exactly in the format the task asks for',
-    "program": "the whole function (imports included) in one ```python code block",
-    "text": 'JSON {"final_answer": ...}: a complete answer in a few sentences',
-    "value": 'JSON {"final_answer": ...}: exactly the value in the format the task asks for',
-}
-# Added to the role prompts for a program (nothing for a short answer: those prompts stay as they were).
-PLANNER_PROGRAM_NOTE = (
-    "\nThis task asks for a program. One step usually suffices: write the whole function. The task's "
-    "examples are run on each step's code, which is shown with its result."
-)
 REPORT = "EXAMPLES PASSED {passed}/{total}"
 _REPORT_RE = re.compile(r"EXAMPLES PASSED (\d+)/(\d+)")
 
 
 def answer_rule(kind: AnswerKind) -> str:
     """How the planner's ``final_answer`` must look for this kind of task."""
-    return _RULES[kind]
+    return answer_rules(kind)["answer"]
 
 
 def final_rule(kind: AnswerKind) -> str:
     """How the forced final turn asks for the answer."""
-    return _FINAL_RULES[kind]
+    return answer_rules(kind)["final"]
 
 
 def direct_rule(kind: AnswerKind) -> str:
     """How the ``direct`` profile asks for the answer."""
-    return _DIRECT_RULES[kind]
+    return answer_rules(kind)["direct"]
+
+
+def planner_note(kind: AnswerKind) -> str:
+    """What the planner's prompt adds for this kind (a program: one step usually suffices)."""
+    return answer_rules(kind)["planner_note"]
 
 
 def final_schema(kind: AnswerKind) -> dict[str, Any] | None:
@@ -177,13 +155,3 @@ def parse_examples_report(output: str | None) -> tuple[int, int] | None:
     """``(passed, total)`` from an examples run's output, ``None`` when the run never reported."""
     m = _REPORT_RE.search(output or "")
     return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-def clip_middle(text: str, n: int) -> str:
-    """``text`` kept within ``n`` characters: its head and tail with the middle elided (errors and
-    results are usually at the ends)."""
-    if len(text) <= n:
-        return text
-    head = max(n * 2 // 3, 0)
-    tail = max(n - head - 30, 0)
-    return f"{text[:head]}\n…[{len(text) - head - tail} characters elided]…\n{text[len(text) - tail :]}"

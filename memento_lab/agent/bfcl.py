@@ -4,7 +4,7 @@
 
 Each task is one BFCL multi-turn entry. Its turns become one question (the user's requests, in
 order); the executor works on the task's own tool instances, served by ``servers/bfcl.py`` in a
-process started for the episode (``episode_tools``). The verdict is bfcl-eval's
+process the agent starts for the episode (``episode_servers``). The verdict is bfcl-eval's
 ``multi_turn_checker``: the executor's calls and the ground-truth calls are each executed on fresh
 instances, then the final state of every instance must match and every ground-truth result must
 appear among the executor's results. Because the episode sees all turns at once, the check runs
@@ -16,18 +16,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from memento_lab import bfcl_data
-from memento_lab.agent.suite_base import JudgeContext, Suite, Task, sample_indices
+from memento_lab.agent.suite_base import EpisodeServers, JudgeContext, Suite, Task, sample_indices
 from memento_lab.tasks.registry import SuiteSpec, suite
 from memento_lab.trace import JudgeVerdict, LLMCall, ToolCall
-
-if TYPE_CHECKING:
-    from memento_lab.agent.cassette import Cassette
-    from memento_lab.agent.mcp_client import ToolBox
 
 INSTRUCTION = (
     "You operate the tools listed for this task on behalf of a user. Carry out the user's requests "
@@ -120,26 +114,11 @@ class BfclSuite(Suite):
         """BFCL's state check of the episode's tool calls (``ctx.tool_calls``); the answer text is not judged."""
         return [bfcl_verdict(task.metadata["bfcl_id"], ctx.tool_calls if ctx else [])]
 
-    @asynccontextmanager
-    async def episode_tools(
-        self, task: Task, base: ToolBox | None = None, cassette: Cassette | None = None
-    ) -> AsyncIterator[ToolBox]:
-        """The task's own tool server for one episode (fresh state), recording into ``cassette`` (the
-        run's, which the agent's model clients use), else that of ``base`` (the run's toolbox); the
-        cassette keys carry the task and the calls made before, since the same call gives different
-        results in different states."""
-        from memento_lab.agent.mcp_client import ToolBox
-
-        if cassette is None and base is not None:
-            cassette = base.cassette
-        async with ToolBox(
-            ["bfcl"],
-            env={"MEMENTO_BFCL_TASK": task.metadata["bfcl_id"]},
-            cassette=cassette,
-            settings=base.settings if base is not None else None,
-            cassette_scope=task.id,
-        ) as tools:
-            yield tools
+    def episode_servers(self, task: Task) -> EpisodeServers:
+        """The task's own tool server (fresh instances) for each episode; its calls are keyed in the
+        cassette by the task and the calls made before, since the same call gives different results
+        in different states."""
+        return EpisodeServers(("bfcl",), env={"MEMENTO_BFCL_TASK": task.metadata["bfcl_id"]}, scope=task.id)
 
 
 @suite(

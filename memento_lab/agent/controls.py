@@ -102,8 +102,11 @@ class ControlSuite(Suite):
         self.kind = kind.strip().lower()
         self._tasks = control_tasks(self.kind, n, seed)
         self.name = f"control:{self.kind}"
+
+    @property
+    def forces(self) -> dict[str, Any]:
         # the negative control must never show a task its own question: memory holds nothing about it
-        self.forces: dict[str, Any] = {"exclude_question": True} if self.kind == "negative" else {}
+        return {"exclude_question": True} if self.kind == "negative" else {}
 
     def tasks(self) -> list[Task]:
         return list(self._tasks)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from memento_lab.agent.prompts import table
 from memento_lab.trace import JudgeError, JudgeVerdict
 
 Gold = str | Sequence[str]
@@ -99,14 +100,8 @@ def partial_match(pred: str | None, gold: Gold) -> JudgeVerdict:
 
 
 # --------------------------------------------------------------------------- LLM judge
-class ChatResultLike(Protocol):
-    content: str
-    parsed: dict[str, Any] | None
-    error: str | None
-
-
-class ChatClient(Protocol):
-    """What the LLM judge needs from ``memento_lab.agent.llm``: one async chat call."""
+class SupportsChat(Protocol):
+    """What the LLM judge needs of a model client (``memento_lab.agent.llm.ChatClient``): one async chat call."""
 
     async def chat(
         self,
@@ -118,32 +113,14 @@ class ChatClient(Protocol):
     ) -> Any: ...
 
 
-# The rubric of Memento's judge (client/no_parametric_cbr.py), restated: the gold is a list of
-# accepted answers; the prediction need not be verbatim, only mean the same as one of them.
-# The verdict comes first and the reason after it: llama.cpp generates the properties of a JSON
-# schema in their order, and a reason written first can use up the budget before any verdict.
-JUDGE_PROMPT = """You grade answers to questions. You get a question, a list of reference answers \
-(each one of them is an acceptable answer) and a predicted answer.
+# The rubric of Memento's judge (client/no_parametric_cbr.py), restated in prompts/judge.toml: the gold
+# is a list of accepted answers; the prediction need not be verbatim, only mean the same as one of them.
+def judge_prompt() -> tuple[str, str]:
+    """The judge's rubric (``str.format`` fields question, gold, pred) and its retry note."""
+    judge = table("judge")
+    return judge["prompt"], judge["retry_note"]
 
-Decide whether the predicted answer correctly answers the question:
-1. It does not have to repeat a reference answer word for word; it must mean the same thing \
-for this question (same entity, number, date or fact).
-2. It is correct if it matches at least one of the reference answers; extra words are fine as \
-long as they do not change or contradict that answer.
-3. It is incorrect if it is vague, gives several different answers, says it does not know, or \
-states something else.
 
-Question: {question}
-Reference answers: {gold}
-Predicted answer: {pred}
-
-Give the verdict first, then the reason in one short sentence. Reply with JSON only:
-{{"verdict": "correct" or "incorrect", "reason": "..."}}"""
-
-RETRY_NOTE = (
-    "\n\n(Second attempt: your previous reply was cut off or was not this JSON object. "
-    'Reply with the JSON object only, the verdict first, e.g. {"verdict": "incorrect", "reason": "a different city"}.)'
-)
 REASON_CHARS = 200  # a reason of <= 200 characters is < 80 tokens: with the verdict it fits the budget
 
 JUDGE_SCHEMA: dict[str, Any] = {
@@ -183,7 +160,7 @@ async def llm_judge(
     question: str,
     pred: str | None,
     gold: Gold,
-    client: ChatClient,
+    client: SupportsChat,
     *,
     max_tokens: int = 256,
     calls: list[Any] | None = None,
@@ -198,11 +175,10 @@ async def llm_judge(
 
     if pred is None or not pred.strip():
         return _no_answer("llm")
-    prompt = JUDGE_PROMPT.format(
-        question=question, gold=json.dumps(_golds(gold), ensure_ascii=False), pred=pred
-    )
+    rubric, retry_note = judge_prompt()
+    prompt = rubric.format(question=question, gold=json.dumps(_golds(gold), ensure_ascii=False), pred=pred)
     problems: list[str] = []
-    for attempt, (text, budget) in enumerate([(prompt, max_tokens), (prompt + RETRY_NOTE, 2 * max_tokens)]):
+    for attempt, (text, budget) in enumerate([(prompt, max_tokens), (prompt + retry_note, 2 * max_tokens)]):
         try:
             result = await client.chat(
                 [{"role": "user", "content": text}],
@@ -231,7 +207,7 @@ async def llm_judge(
 
 
 async def llm_audit(
-    question: str, pred: str | None, gold: Gold, client: ChatClient, *, calls: list[Any] | None = None
+    question: str, pred: str | None, gold: Gold, client: SupportsChat, *, calls: list[Any] | None = None
 ) -> JudgeVerdict | None:
     """The LLM judge's verdict where another judge decides (for agreement); None when it fails."""
     try:
@@ -244,7 +220,7 @@ async def cheap_first(
     question: str,
     pred: str | None,
     gold: Gold,
-    client: ChatClient | None,
+    client: SupportsChat | None,
     *,
     judge: str = "llm",
     audit: bool = False,

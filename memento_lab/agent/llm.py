@@ -39,6 +39,7 @@ from memento_lab.agent.parsing import (
     validate_tool_call,
     with_tool_listing,
 )
+from memento_lab.agent.prompts import turn
 from memento_lab.config import Settings
 from memento_lab.trace import LLMCall, Usage
 
@@ -65,6 +66,11 @@ class ChatResult:
     parsed: dict[str, Any] | None = None
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def answer(self) -> Any:
+        """The ``final_answer`` of a JSON reply, else the reply's text (how a forced final turn answers)."""
+        return (self.parsed or {}).get("final_answer") if self.parsed else self.content
 
 
 # --------------------------------------------------------------------------- the client
@@ -223,10 +229,7 @@ class ChatClient:
     async def final_answer(self, messages: list[dict[str, Any]], *, max_tokens: int = 256) -> ChatResult:
         """A turn constrained to ``{"final_answer": ...}`` (stops small models from repeating a tool call)."""
         if not any("final_answer" in str(m.get("content", "")) for m in messages):
-            hint = (
-                'Reply with JSON {"final_answer": "<your answer>"}: the answer itself, as short as possible.'
-            )
-            messages = [*messages, {"role": "system", "content": hint}]
+            messages = [*messages, {"role": "system", "content": turn("final_answer_hint")}]
         return await self.chat(
             messages, json_schema=FINAL_ANSWER_SCHEMA, max_tokens=max_tokens, schema_name="final_answer"
         )

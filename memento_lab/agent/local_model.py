@@ -165,6 +165,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def passive_openmp() -> None:
+    """Ask the OpenMP runtime llama.cpp starts in this process to sleep between work, not spin
+    (``OMP_WAIT_POLICY=PASSIVE``, unless the environment says otherwise): with 2 threads on 2 cores a
+    spinning pool slows decoding ~10x under any other load. OpenMP reads the variable once, when its
+    threads start, and has no call for it, so the process environment is the only place; it is set
+    here, when a model server starts, never on import."""
+    if "OMP_WAIT_POLICY" not in os.environ:
+        log.info("OMP_WAIT_POLICY=PASSIVE for the embedded model (set it yourself to choose otherwise)")
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
 class LocalServer:
     """llama.cpp serving one GGUF model on a free loopback port, inside this process."""
 
@@ -201,8 +212,7 @@ class LocalServer:
     def start(self) -> LocalServer:
         if self._server is not None:
             return self
-        # With 2 threads on 2 cores an actively spinning OpenMP pool slows decoding ~10x under any other load.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        passive_openmp()
         import xllamacpp as xlc
 
         self.path = model_file(self.model, self.cache_dir)

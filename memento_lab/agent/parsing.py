@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from memento_lab.agent.prompts import turn
+
 
 @dataclass
 class ToolCallRequest:
@@ -114,7 +116,7 @@ def with_tool_listing(messages: list[dict[str, Any]], tools: list[dict[str, Any]
     the prompt prefix identical across the calls of an episode, so llama.cpp reuses its KV cache
     (prompt processing, ~50 tokens/s on 2 cores, is most of a small model's latency)."""
     listing = "\n".join(f"- {t['function']['name']}: {t['function'].get('description', '')}" for t in tools)
-    text = f'Call exactly one tool per turn, as JSON {{"name": ..., "arguments": {{...}}}}. Tools:\n{listing}'
+    text = turn("tool_listing").format(listing=listing)
     if messages and messages[0].get("role") == "system":
         return [{**messages[0], "content": f"{messages[0]['content']}\n\n{text}"}, *messages[1:]]
     return [{"role": "system", "content": text}, *messages]

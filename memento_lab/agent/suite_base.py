@@ -7,6 +7,7 @@ own modules (``memento_lab.agent.bfcl``) build on it without an import cycle.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,10 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from memento_lab.agent.answers import AnswerKind
-from memento_lab.agent.judges import ChatClient
+from memento_lab.agent.judges import SupportsChat
 from memento_lab.trace import JudgeVerdict, LLMCall, ToolCall
+
+ADHOC = "adhoc"  # the suite (and family) of a bare question
 
 
 class Task(BaseModel):
@@ -33,6 +36,17 @@ class Task(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     files: list[str] = Field(default_factory=list)  # absolute paths, copied into the episode's workspace
 
+    @classmethod
+    def of_question(cls, question: str) -> Task:
+        """A bare question as a task (``adhoc``): an id from its text, no gold answer, nothing judges it."""
+        digest = hashlib.sha256(question.encode()).hexdigest()[:12]
+        return cls(id=f"{ADHOC}:{digest}", question=question, family=ADHOC, suite=ADHOC)
+
+    @property
+    def adhoc(self) -> bool:
+        """A bare question, not a suite's task."""
+        return self.suite == ADHOC
+
     @model_validator(mode="after")
     def _program_has_entry_point(self) -> Task:
         if self.answer_kind == "program" and not self.entry_point:
@@ -44,7 +58,7 @@ class Task(BaseModel):
 class JudgeContext:
     """What judges may use besides the answer: an LLM client, whether to run it, a sandbox folder."""
 
-    judge: ChatClient | None = None
+    judge: SupportsChat | None = None
     llm_judge: bool = False  # also run the LLM judge where cheaper judges decided (an audit, for agreement)
     workspace: Path | None = None
     unit_test_timeout_s: float = 10.0
@@ -66,13 +80,37 @@ class Judgement(BaseModel):
         return self.verdicts[0].score if self.verdicts else 0.0
 
 
+@dataclass(frozen=True)
+class EpisodeServers:
+    """MCP tool servers one episode needs of its own (fresh state), opened by the agent for that
+    episode in place of the run's tools: server names, their environment, and the cassette scope
+    that keys stateful calls by task and by the calls made before."""
+
+    servers: tuple[str, ...]
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    scope: str | None = None
+
+
 class Suite:
-    """A list of tasks and how to score an answer to one of them."""
+    """A list of tasks and how to score an answer to one of them.
+
+    Besides ``tasks`` and ``verdicts`` a suite may declare ``forces`` (run options it fixes) and
+    ``episode_servers`` (tools an episode of a task needs of its own)."""
 
     name: str = "suite"
 
     def tasks(self) -> list[Task]:
         raise NotImplementedError
+
+    @property
+    def forces(self) -> dict[str, Any]:
+        """Run options this suite fixes whatever the configuration says (``ExperimentConfig`` field ->
+        value), e.g. the negative control's ``exclude_question``."""
+        return {}
+
+    def episode_servers(self, task: Task) -> EpisodeServers | None:
+        """The tool servers an episode of ``task`` works with instead of the run's (None: the run's)."""
+        return None
 
     async def score(self, task: Task, answer: str | None, *, ctx: JudgeContext | None = None) -> Judgement:
         """Every judge's verdict on ``answer`` (the first is the reward, 0..1) and the judges' LLM calls.
