@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -97,12 +96,12 @@ class SentenceEncoder:
     def model(self):
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
 
-                with no_loading_bars():
-                    self._model = SentenceTransformer(resolve_model_path(self.name), device=self.device)
+                with no_loading_bars():  # a local folder, and nothing is fetched from a hub (no env changed)
+                    self._model = SentenceTransformer(
+                        resolve_model_path(self.name), device=self.device, local_files_only=True
+                    )
             return self._model
 
     @property
