@@ -14,7 +14,7 @@ from memento_lab.experiments.config import ExperimentConfig
 from memento_lab.experiments.report import build_report
 from memento_lab.experiments.results import load_results, summarize
 from memento_lab.experiments.run import run_experiment
-from memento_lab.memory.cases import CaseBank
+from memento_lab.memory.cases import Case, CaseBank
 from memento_lab.memory.memory import Memory
 from memento_lab.memory.retrieval import SimilarityRetriever
 from memento_lab.trace import LLMCall
@@ -160,3 +160,76 @@ def test_attached_files_are_named_to_the_model() -> None:
     shown = with_attachments("What does the chart show?", ["/data/t/chart.png", "/data/t/notes.txt"])
     assert shown.startswith("What does the chart show?") and shown.endswith("chart.png, notes.txt")
     assert "/data/t" not in shown  # the model sees workspace names, not host paths
+
+
+@pytest.mark.anyio
+async def test_an_abstaining_retriever_reaches_the_pair_log_through_the_trace(tmp_path, encoder) -> None:
+    """The retriever's stop (it showed fewer than K) travels with the episode's trace to Memory.write,
+    which logs the "no memory" pair; a bare question is a task too, but nothing judges or writes it."""
+    from loopback import FakeOpenAI, completion, endpoint_settings
+
+    from memento_lab.agent.llm import open_llms
+    from memento_lab.agent.loop import Agent
+    from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore
+    from memento_lab.memory.pairs import NO_CASE, PairLog
+    from memento_lab.tasks import load_suite
+
+    suite = load_suite("control:positive", n=2, seed=0)
+    task = suite.tasks()[0]
+    bank = CaseBank(tmp_path / "bank", encoder=CachedEncoder(encoder, EmbeddingStore(tmp_path / "e.sqlite")))
+    bank.add(Case.from_episode("How many legs has a spider?", 1.0, answer="8"))
+    pairs = PairLog(tmp_path / "pairs.jsonl")
+    memory = Memory(bank, SimilarityRetriever(bank, min_score=0.99), k=2, pairs=pairs)
+    answer = task.answer
+    with FakeOpenAI(lambda req: (200, completion(json.dumps({"final_answer": answer})), {})) as fake:
+        async with open_llms(endpoint_settings(fake)) as llms:
+            agent = Agent(llms, memory=memory, suite=suite, config=AgentConfig(profile="direct"))
+            trace = await agent.arun(task)
+            bare = await agent.arun("How many legs has a spider?")
+    assert trace.retrieved == [] and trace.stop_propensity == 1.0 and trace.reward == 1.0
+    assert [(p.case_id, p.propensity, p.task_id) for p in pairs.read()] == [(NO_CASE, 1.0, task.id)]
+    assert bare.task_id.startswith("adhoc:") and bare.family is None and bare.suite is None
+    assert (
+        bare.verdicts == [] and bare.case_id is None and len(bank) == 2
+    )  # judged and written: only the task
+
+
+def test_the_planner_conversation_is_rendered_from_the_records() -> None:
+    """Each planner turn shows its plan, each step its report (a program step also its code); a turn
+    whose reply could not be read shows nothing; the executor sees every report so far."""
+    from memento_lab.agent.episode import Episode
+    from memento_lab.agent.loop import Agent
+    from memento_lab.agent.program import Candidate, ProgramEpisode
+    from memento_lab.agent.suite_base import Task
+    from memento_lab.trace import ExecStep, PlanCycle, PlanStep, ToolCall, Trace
+
+    trace = Trace(task_id="t", question="Add 2 and 3.")
+    trace.cycles = [
+        PlanCycle(index=0, error="not JSON"),
+        PlanCycle(index=1, plan=[PlanStep(id=1, description="add")]),
+    ]
+    trace.steps = [ExecStep(cycle=1, step_id=1, description="add", result="5" * 700)]
+    agent = Agent(None)  # type: ignore[arg-type]  # rendering needs no model
+    episode = Episode(agent, Task.of_question("Add 2 and 3."), trace)
+    messages = episode.conversation("MEMORY")
+    report = "Result of step 1: " + "5" * 400 + "\n…[130 characters elided]…\n" + "5" * 170  # 600 chars kept
+    assert messages == [
+        {"role": "user", "content": "MEMORY"},
+        {"role": "user", "content": "Task: Add 2 and 3."},
+        {"role": "assistant", "content": '{"plan": [{"id": 1, "description": "add"}]}'},
+        {"role": "user", "content": report},
+    ]
+    assert episode.context() == f"Overall task: Add 2 and 3.\nResults so far:\n{report}\n"
+    program = Task(id="p", question="q", family="f", suite="s", answer_kind="program", entry_point="add")
+    coded = ProgramEpisode(agent, program, trace)
+    coded.candidates.append(
+        Candidate(cycle=1, step_id=1, code="def add(a, b):\n    return a + b", passed=1, total=1)
+    )
+    assert coded.conversation("")[-1]["content"].endswith(
+        "\nCode of step 1 (passes all 1 visible examples):\n```python\ndef add(a, b):\n    return a + b\n```"
+    )
+    call = ToolCall(server="math", name="calculate", arguments={"expression": "2+3"}, error="boom")
+    assert call.to_messages() == [
+        {"role": "assistant", "content": '{"name": "calculate", "arguments": {"expression": "2+3"}}'},
+        {"role": "user", "content": "Result of calculate: ERROR: boom"},
+    ]
