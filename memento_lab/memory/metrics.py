@@ -12,7 +12,7 @@ import numpy as np
 from memento_lab.memory.retrieval import DEFAULT_K
 
 
-def _nan_to_none(d: dict[str, Any]) -> dict[str, Any]:
+def nan_to_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
@@ -68,3 +68,6 @@ def ranking_metrics(
         f"p_at_{k}": float(np.mean(pk)) if pk else nan,
         "p_random": float(np.mean(pr)) if pr else nan,
     }
+
+
+_nan_to_none = nan_to_none  # the old private name, still imported by experiments.retriever_report

@@ -36,7 +36,7 @@ from memento_lab.jsonl import atomic_write_text
 from memento_lab.memory.cases import CaseBank
 from memento_lab.memory.encoders import CachedEncoder
 from memento_lab.memory.fit_config import FitConfig
-from memento_lab.memory.metrics import _nan_to_none, binary_metrics, ranking_metrics
+from memento_lab.memory.metrics import binary_metrics, nan_to_none, ranking_metrics
 from memento_lab.memory.pair_data import (
     PairDataModule,
     SplitReport,
@@ -307,4 +307,4 @@ def evaluate(
     out["similarity_auc"] = s_bin["auc"]
     for key in ("wq_auc", "p_at_1", f"p_at_{k}"):
         out[f"similarity_{key}"] = s_rank[key]
-    return _nan_to_none(out)
+    return nan_to_none(out)
