@@ -44,7 +44,7 @@ OLD_SCHEMA = {
 
 async def repro(llms) -> dict:
     """The old layout and the new one on the same question, raw replies shown."""
-    from memento_lab.agent.judges import judge_prompt
+    from memento_lab.tasks.prompts import judge_prompt
 
     fields = {
         "question": "In what country is Moore Park, Toronto?",

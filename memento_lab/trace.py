@@ -29,6 +29,11 @@ retried when the run is resumed. Unusable model output (bad JSON) is an ``ok`` o
 LLMErrorKind = Literal["endpoint_error", "timeout", "model_output"]
 
 
+class CassetteMiss(LookupError):
+    """Replay asked for a request that was never recorded (``memento_lab.agent.cassette``). Kept with the
+    records, below every layer that must recognise it (judges stop on it, runs stop on it)."""
+
+
 class JudgeError(RuntimeError):
     """A judge could not reach a verdict (its endpoint failed, it gave no verdict): the episode's
     status becomes ``judge_error`` instead of a score of 0."""

@@ -1,37 +1,31 @@
-"""What an answer is, per task kind: the schema and instruction the model answers with, the program
-inside a coding answer, and the check of a program against the task's visible examples.
+"""The kinds of answer a task asks for, and what a program answer is: the program inside a coding
+answer and the check of a program against the task's visible examples.
 
     program = extract_program(reply, "add")            # the fenced block defining add(), or None
     script = examples_script(program, task_question)   # program + its docstring examples as doctests
     passed, total = parse_examples_report(tool_output)
 
-The rules each prompt states per kind are data (``prompts/answer_kinds.toml``). Kinds (``AnswerKind``): ``short`` (as few words as possible: reasoning-gym, QA), ``program`` (a
+Kinds (``AnswerKind``): ``short`` (as few words as possible: reasoning-gym, QA), ``program`` (a
 function with an entry point, shown as one fenced block), ``text`` (a few sentences), ``value`` (a
-structured value exactly in the format the task asks for).
+structured value exactly in the format the task asks for). How the agent's prompts ask for each kind
+is data (``agent/prompts/answer_kinds.toml``).
 """
 
 from __future__ import annotations
 
 import doctest
 import re
-from typing import Any
 
-from memento_lab.agent.prompts import answer_rules
 from memento_lab.memory.case import AnswerKind
 from memento_lab.trace import clip_middle
 
 __all__ = [
     "AnswerKind",
-    "answer_rule",
     "clip_middle",
     "defines",
-    "direct_rule",
-    "final_rule",
     "examples_script",
     "extract_code",
     "extract_program",
-    "final_schema",
-    "planner_note",
     "parse_examples_report",
     "program_answer",
     "visible_examples",
@@ -39,37 +33,6 @@ __all__ = [
 
 REPORT = "EXAMPLES PASSED {passed}/{total}"
 _REPORT_RE = re.compile(r"EXAMPLES PASSED (\d+)/(\d+)")
-
-
-def answer_rule(kind: AnswerKind) -> str:
-    """How the planner's ``final_answer`` must look for this kind of task."""
-    return answer_rules(kind)["answer"]
-
-
-def final_rule(kind: AnswerKind) -> str:
-    """How the forced final turn asks for the answer."""
-    return answer_rules(kind)["final"]
-
-
-def direct_rule(kind: AnswerKind) -> str:
-    """How the ``direct`` profile asks for the answer."""
-    return answer_rules(kind)["direct"]
-
-
-def planner_note(kind: AnswerKind) -> str:
-    """What the planner's prompt adds for this kind (a program: one step usually suffices)."""
-    return answer_rules(kind)["planner_note"]
-
-
-def final_schema(kind: AnswerKind) -> dict[str, Any] | None:
-    """The JSON schema of a direct answer, or ``None`` for a program (one fenced code block, checked after)."""
-    if kind == "program":
-        return None
-    return {
-        "type": "object",
-        "properties": {"final_answer": {"type": "string"}},
-        "required": ["final_answer"],
-    }
 
 
 # --------------------------------------------------------------------------- programs

@@ -20,13 +20,9 @@ from typing import Any
 
 from memento_lab import bfcl_data
 from memento_lab.agent.suite_base import EpisodeServers, JudgeContext, Suite, Task, sample_indices
+from memento_lab.tasks.prompts import instruction
 from memento_lab.tasks.registry import SuiteSpec, suite
 from memento_lab.trace import JudgeVerdict, LLMCall, ToolCall
-
-INSTRUCTION = (
-    "You operate the tools listed for this task on behalf of a user. Carry out the user's requests "
-    "below, in order, by calling the tools; the task is judged by the final state of the tools.\n\n"
-)
 
 
 def question_of(entry: dict[str, Any]) -> str:
@@ -35,7 +31,7 @@ def question_of(entry: dict[str, Any]) -> str:
     for i, turn in enumerate(entry["question"], 1):
         text = " ".join(m["content"] for m in turn if m.get("role") == "user").strip()
         turns.append(f"{i}. {text}")
-    return INSTRUCTION + "\n".join(turns)
+    return instruction("bfcl") + "\n".join(turns)
 
 
 def call_string(call: ToolCall, allowed: set[str]) -> str | None:

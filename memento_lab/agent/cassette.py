@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, get_args
 
 from memento_lab.config import CassetteMode
+from memento_lab.trace import CassetteMiss
 
-
-class CassetteMiss(LookupError):
-    """Replay asked for a request that was never recorded."""
+__all__ = ["Cassette", "CassetteMiss", "request_key"]
 
 
 def request_key(kind: str, request: dict[str, Any]) -> str:

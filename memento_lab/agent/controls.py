@@ -25,6 +25,7 @@ import re
 from typing import Any
 
 from memento_lab.agent.suite_base import JudgeContext, Suite, Task
+from memento_lab.tasks.prompts import instruction
 from memento_lab.tasks.registry import SuiteSpec, suite
 from memento_lab.trace import JudgeVerdict, LLMCall
 
@@ -64,10 +65,7 @@ def control_tasks(kind: str, n: int, seed: int) -> list[Task]:
         options = rng.sample(ATTRIBUTES[attribute], len(LETTERS))
         correct = rng.randrange(len(LETTERS))
         listed = " ".join(f"{letter}) {opt}" for letter, opt in zip(LETTERS, options, strict=True))
-        question = (
-            f"In the fictional land of {land}, what is the {attribute}? {listed}. "
-            "Reply with the letter of one option only."
-        )
+        question = instruction("control").format(land=land, attribute=attribute, listed=listed)
         out.append(
             Task(
                 id=f"control:{kind}:s{seed}:{i}",

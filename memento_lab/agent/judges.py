@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from memento_lab.agent.prompts import table
-from memento_lab.trace import JudgeError, JudgeVerdict
+from memento_lab.tasks.prompts import judge_prompt
+from memento_lab.trace import CassetteMiss, JudgeError, JudgeVerdict
 
 Gold = str | Sequence[str]
 _PUNCT = frozenset(string.punctuation)
@@ -113,14 +113,9 @@ class SupportsChat(Protocol):
     ) -> Any: ...
 
 
-# The rubric of Memento's judge (client/no_parametric_cbr.py), restated in prompts/judge.toml: the gold
-# is a list of accepted answers; the prediction need not be verbatim, only mean the same as one of them.
-def judge_prompt() -> tuple[str, str]:
-    """The judge's rubric (``str.format`` fields question, gold, pred) and its retry note."""
-    judge = table("judge")
-    return judge["prompt"], judge["retry_note"]
-
-
+# The rubric of Memento's judge (client/no_parametric_cbr.py) is restated in tasks/prompts/judge.toml
+# (``judge_prompt``): the gold is a list of accepted answers; the prediction need not be verbatim, only
+# mean the same as one of them.
 REASON_CHARS = 200  # a reason of <= 200 characters is < 80 tokens: with the verdict it fits the budget
 
 JUDGE_SCHEMA: dict[str, Any] = {
@@ -171,8 +166,6 @@ async def llm_judge(
     with a note and twice the budget (a different request, so a cassette keeps both); when that
     fails too, ``JudgeError`` is raised: a judge failure is never a score. Each call record is
     appended to ``calls`` when given. A cassette miss in replay is re-raised as it is."""
-    from memento_lab.agent.cassette import CassetteMiss
-
     if pred is None or not pred.strip():
         return _no_answer("llm")
     rubric, retry_note = judge_prompt()

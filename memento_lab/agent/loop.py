@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from memento_lab.agent import answers
+from memento_lab.agent.answers import AnswerKind
 from memento_lab.agent.episode import Episode, as_task, clean_answer
 from memento_lab.agent.program import ProgramEpisode
-from memento_lab.agent.prompts import load_prompt, turn
-from memento_lab.agent.replies import parse_planner_reply, plan_schema
+from memento_lab.agent.prompts import answer_rule, direct_rule, final_rule, load_prompt, planner_note, turn
+from memento_lab.agent.replies import final_schema, parse_planner_reply, plan_schema
 from memento_lab.agent.status import settle
 from memento_lab.agent.suite_base import EpisodeServers, JudgeContext, Task
 from memento_lab.asyncio_compat import run_sync
@@ -117,13 +117,13 @@ class Agent:
         """A role prompt of this agent (``prompts/<name>.txt``)."""
         return load_prompt(name)
 
-    def planner_prompt_for(self, kind: answers.AnswerKind) -> str:
+    def planner_prompt_for(self, kind: AnswerKind) -> str:
         toolbox = self.current_tools()  # the episode's own tools when its suite brings them (BFCL)
         names = [t["function"]["name"] for t in toolbox.openai_tools()] if toolbox else self.tool_names
         prompt = load_prompt("planner").format(
-            tools=", ".join(names) or "none", answer_rule=answers.answer_rule(kind)
+            tools=", ".join(names) or "none", answer_rule=answer_rule(kind)
         )
-        return prompt + answers.planner_note(kind)
+        return prompt + planner_note(kind)
 
     # ------------------------------------------------------------------ the loop
     async def arun(
@@ -247,7 +247,7 @@ class Agent:
         JSON ``final_answer``, or for a program one fenced block that must define the entry point."""
         kind = episode.task.answer_kind
         system = load_prompt("direct").format(
-            cases=turn("direct_cases") if memory_block else "", direct_rule=answers.direct_rule(kind)
+            cases=turn("direct_cases") if memory_block else "", direct_rule=direct_rule(kind)
         )
         messages = [{"role": "system", "content": system}]
         if memory_block:
@@ -255,7 +255,7 @@ class Agent:
         messages.append({"role": "user", "content": turn("task").format(question=episode.question)})
         result = await self.llms.planner.chat(
             messages,
-            json_schema=answers.final_schema(kind),
+            json_schema=final_schema(kind),
             temperature=self.config.temperature,
             max_tokens=episode.planner_tokens,
             schema_name="final_answer",
@@ -276,7 +276,7 @@ class Agent:
         for cycle in range(cfg.max_cycles + 1):
             messages = [system, *episode.conversation(memory_block)]
             if cycle == cfg.max_cycles:  # budget spent: force an answer
-                rule = answers.final_rule(episode.task.answer_kind)
+                rule = final_rule(episode.task.answer_kind)
                 messages.append({"role": "user", "content": load_prompt("final").format(final_rule=rule)})
                 result = await episode.forced_final(messages)
                 answer = clean_answer(result.answer)

@@ -1,5 +1,5 @@
-"""The shapes of the planner's and executor's replies: the plan schema, the ``respond`` pseudo-tool,
-and the tolerant parse of a planner reply (schema output or free text)."""
+"""The shapes of the planner's and executor's replies: the plan schema, the direct answer's schema, the
+``respond`` pseudo-tool, and the tolerant parse of a planner reply (schema output or free text)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,17 @@ def plan_schema(*, allow_final: bool, max_steps: int) -> dict[str, Any]:
         "type": "object",
         "properties": {"plan": plan, "final_answer": final},
         "required": ["plan", "final_answer"],
+    }
+
+
+def final_schema(kind: str) -> dict[str, Any] | None:
+    """The JSON schema of a direct answer, or ``None`` for a program (one fenced code block, checked after)."""
+    if kind == "program":
+        return None
+    return {
+        "type": "object",
+        "properties": {"final_answer": {"type": "string"}},
+        "required": ["final_answer"],
     }
 
 

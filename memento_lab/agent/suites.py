@@ -52,6 +52,7 @@ from memento_lab.agent.qa_suites import (
     load_jsonl_tasks,
 )
 from memento_lab.agent.suite_base import JudgeContext, Suite, Task, gold_answers, sample_indices
+from memento_lab.tasks.prompts import instruction
 from memento_lab.tasks.registry import SuiteSpec, suite
 from memento_lab.tasks.registry import load_suite as load_suite  # where callers have found it
 from memento_lab.trace import JudgeVerdict, LLMCall
@@ -160,10 +161,6 @@ class ReasoningGymSuite(Suite):
 
 
 # --------------------------------------------------------------------------- HumanEval
-HUMANEVAL_INSTRUCTION = (
-    "Complete the following Python function. Reply with the whole function (imports included) "
-    "in one ```python code block.\n\n```python\n{prompt}```"
-)
 
 
 def humaneval_program(prompt: str, answer: str, entry_point: str) -> str:
@@ -213,7 +210,7 @@ class HumanEvalSuite(Suite):
             out.append(
                 Task(
                     id=f"humaneval:{i}",
-                    question=HUMANEVAL_INSTRUCTION.format(prompt=p["prompt"]),
+                    question=instruction("humaneval").format(prompt=p["prompt"]),
                     answer=p["prompt"] + p["canonical_solution"],
                     family="humaneval",
                     suite="humaneval",

@@ -1,6 +1,6 @@
 """The agent's prompts, as data: one ``.txt`` file per role prompt, the short messages of a turn in
-``turns.toml``, the answer rules of each answer kind in ``answer_kinds.toml`` and the LLM judge's
-rubric in ``judge.toml``.
+``turns.toml`` and the answer rules of each answer kind in ``answer_kinds.toml`` (the judges' and
+suites' prompts are in ``memento_lab/tasks/prompts``).
 
     load_prompt("planner")              # a role prompt (str.format fields in braces)
     turn("step")                        # a turn's message template
@@ -9,21 +9,19 @@ rubric in ``judge.toml``.
 
 from __future__ import annotations
 
-import functools
-import tomllib
-from importlib import resources
 from typing import Any
+
+from memento_lab.prompt_files import read_prompt, read_table
 
 
 def load_prompt(name: str) -> str:
     """The role prompt ``<name>.txt`` shipped with the package."""
-    return resources.files(__name__).joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    return read_prompt(__name__, f"{name}.txt")
 
 
-@functools.cache
 def table(name: str) -> dict[str, Any]:
-    """The prompt table ``<name>.toml`` (read once)."""
-    return tomllib.loads(resources.files(__name__).joinpath(f"{name}.toml").read_text(encoding="utf-8"))
+    """The prompt table ``<name>.toml``."""
+    return read_table(__name__, f"{name}.toml")
 
 
 def turn(name: str) -> str:
@@ -35,3 +33,23 @@ def answer_rules(kind: str) -> dict[str, str]:
     """How each prompt asks for an answer of ``kind`` (``answer_kinds.toml``): ``answer`` (the planner's
     rule), ``final`` (the forced final turn), ``direct`` (the direct profile), ``planner_note``."""
     return dict(table("answer_kinds")[kind])
+
+
+def answer_rule(kind: str) -> str:
+    """How the planner's ``final_answer`` must look for this kind of task."""
+    return answer_rules(kind)["answer"]
+
+
+def final_rule(kind: str) -> str:
+    """How the forced final turn asks for the answer."""
+    return answer_rules(kind)["final"]
+
+
+def direct_rule(kind: str) -> str:
+    """How the ``direct`` profile asks for the answer."""
+    return answer_rules(kind)["direct"]
+
+
+def planner_note(kind: str) -> str:
+    """What the planner's prompt adds for this kind (a program: one step usually suffices)."""
+    return answer_rules(kind)["planner_note"]
