@@ -8,8 +8,7 @@ only when used)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from memento_lab.exports import lazy
 
 __version__ = "0.1.0"
 
@@ -36,6 +35,8 @@ _EXPORTS = {
     "leakage_report": "memento_lab.memory.dedupe",
     "Memory": "memento_lab.memory.memory",
     "open_memory": "memento_lab.memory.memory",
+    "FitConfig": "memento_lab.memory.fit_config",
+    "fit": "memento_lab.memory.training",
     # records and settings
     "Trace": "memento_lab.trace",
     "read_traces": "memento_lab.trace",
@@ -46,6 +47,10 @@ _EXPORTS = {
     "open_session": "memento_lab.agent.session",
     "ServerSpec": "memento_lab.agent.tool_servers",
     "load_suite": "memento_lab.tasks",
+    "suite": "memento_lab.tasks",
+    "suite_kinds": "memento_lab.tasks",
+    "Task": "memento_lab.agent.suite_base",
+    "Suite": "memento_lab.agent.suite_base",
     "ExperimentConfig": "memento_lab.experiments.config",
     "ResultRow": "memento_lab.experiments.config",
     "run_experiment": "memento_lab.experiments.run",
@@ -58,9 +63,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'memento_lab' has no attribute {name!r}")
+__getattr__ = lazy(__name__, _EXPORTS)

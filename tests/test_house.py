@@ -44,3 +44,11 @@ def test_importing_every_module_changes_no_global_state() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) > 60  # every module was imported
+
+
+def test_every_public_name_of_the_package_resolves() -> None:
+    import memento_lab
+
+    missing = [name for name in memento_lab.__all__ if getattr(memento_lab, name, None) is None]
+    assert not missing
+    assert memento_lab.FitConfig().epochs == 20 and memento_lab.load_suite("control:positive", n=1).tasks()
