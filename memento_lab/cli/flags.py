@@ -4,7 +4,7 @@
     config = build(FitConfig, given(args, FitConfig), source="command line")
 
 ``ExperimentConfig`` (``memento-lab run``) and ``FitConfig`` (``memento-lab retriever train``) both
-get their flags here. A flag's help is the field's description (or ``help[name]``) and its default.
+get their flags here. A flag's help is the field's description (then ``help[name]``) and its default.
 """
 
 from __future__ import annotations
@@ -49,9 +49,8 @@ def add_flags(
             continue
         flags = (f"--{name.replace('_', '-')}", *short.get(name, ()))
         default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
-        help_ = f"{help.get(name) or field.description or ''} (default: {default!r})".strip().replace(
-            "%", "%%"
-        )
+        described = "; ".join(t for t in (field.description, help.get(name)) if t)
+        help_ = f"{described} (default: {default!r})".strip().replace("%", "%%")
         if field.annotation is bool:
             p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
             continue

@@ -97,9 +97,15 @@ class _Registry:
             self.kinds[kind.name] = kind
 
     def load_builtin(self, name: str) -> None:
+        """Import the module that declares a built-in kind; its kinds are taken from the factories it
+        holds (marked by ``@suite``), so they are found even if it was imported before this registry."""
         module = BUILTIN.get(name)
-        if module is not None and name not in self.kinds:
-            importlib.import_module(module)
+        if module is None or name in self.kinds:
+            return
+        for obj in list(vars(importlib.import_module(module)).values()):
+            kind = getattr(obj, "__suite_kind__", None)
+            if isinstance(kind, SuiteKind) and kind.name not in self.kinds:
+                self.add(kind)
 
     def load_entry_points(self) -> None:
         """Register the kinds other packages declare (group ``memento_lab.suites``), once."""
@@ -132,16 +138,16 @@ def suite(
     (default: the factory's docstring), ``variants`` the ``+VARIANT`` suffixes the kind accepts."""
 
     def register(factory: SuiteFactory) -> SuiteFactory:
-        _REGISTRY.add(
-            SuiteKind(
-                name=name.strip().lower(),
-                factory=factory,
-                forms=tuple(forms) or (f"{name}:ARG",),
-                summary=summary or (inspect.getdoc(factory) or "").split("\n")[0],
-                variants=tuple(variants),
-                origin=f"{factory.__module__}:{factory.__qualname__}",
-            )
+        kind = SuiteKind(
+            name=name.strip().lower(),
+            factory=factory,
+            forms=tuple(forms) or (f"{name}:ARG",),
+            summary=summary or (inspect.getdoc(factory) or "").split("\n")[0],
+            variants=tuple(variants),
+            origin=f"{factory.__module__}:{factory.__qualname__}",
         )
+        _REGISTRY.add(kind)
+        factory.__suite_kind__ = kind  # type: ignore[attr-defined]  # how the registry finds it again
         return factory
 
     return register
@@ -178,7 +184,7 @@ def kind_names() -> list[str]:
 
 def spec_help() -> str:
     """The one-line help of a ``--suite`` option (no suite is imported to write it)."""
-    return f"a suite spec KIND[:ARG], KIND one of {' | '.join(kind_names())} (`memento-lab list suites`: every form)"
+    return f"a spec KIND[:ARG], KIND one of {' | '.join(kind_names())} (`memento-lab list suites` shows every form)"
 
 
 def spec_forms() -> list[str]:
