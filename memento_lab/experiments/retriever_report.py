@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from memento_lab.memory.cases import CaseBank
-from memento_lab.memory.metrics import _nan_to_none, ranking_metrics
+from memento_lab.memory.metrics import nan_to_none, ranking_metrics
 from memento_lab.memory.offpolicy import OffPolicyEstimate, ips_estimate, slate_propensities
 from memento_lab.memory.pairs import NO_CASE, PairLog, RetrievalPair
 from memento_lab.memory.retrieval import DEFAULT_K, Retriever
@@ -45,7 +45,7 @@ def logged_ranking(pairs: list[RetrievalPair], target: str = "delta", k: int = D
                 [plist[i].query for i in scored], y[scored], np.array([plist[i].score for i in scored]), k
             )
         )
-    return _nan_to_none(out)
+    return nan_to_none(out)
 
 
 def off_policy(

@@ -112,7 +112,7 @@ def _resolve_config(
             f"suite {config.suite!r}: its tasks have fingerprint {fingerprint}, the config asks for "
             f"{config.tasks_fingerprint} (the task contents are not the ones the config names)"
         )
-    config = config.model_copy(update={**getattr(suite, "forces", {}), "tasks_fingerprint": fingerprint})
+    config = config.model_copy(update={**suite.forces, "tasks_fingerprint": fingerprint})
     config_path = out / "config.json"
     if config_path.exists():
         stored = ExperimentConfig.model_validate_json(config_path.read_text())

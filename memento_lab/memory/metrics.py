@@ -68,6 +68,3 @@ def ranking_metrics(
         f"p_at_{k}": float(np.mean(pk)) if pk else nan,
         "p_random": float(np.mean(pr)) if pr else nan,
     }
-
-
-_nan_to_none = nan_to_none  # the old private name, still imported by experiments.retriever_report
