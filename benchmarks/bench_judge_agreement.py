@@ -21,10 +21,10 @@ import json
 import time
 from pathlib import Path
 
-from memento_lab.agent.cassette import Cassette
-from memento_lab.agent.judges import JUDGE_SCHEMA, cheap_first, judge_agreement
-from memento_lab.agent.llm import open_llms
-from memento_lab.agent.suites import load_suite
+from memento_lab.agent.models.cassette import Cassette
+from memento_lab.agent.models.llm import open_llms
+from memento_lab.tasks.judges import JUDGE_SCHEMA, cheap_first, judge_agreement
+from memento_lab.tasks.suites import load_suite
 from memento_lab.trace import JudgeError, JudgeVerdict
 
 ASK = "Answer the question with the answer only (a name, number, date or short phrase).\nQuestion: {q}"

@@ -15,12 +15,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def lazy(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
-    """A ``__getattr__`` for ``package`` that imports each exported name from its module on first use."""
+def lazy(package: str, exports: Mapping[str, str], *, rest: str | None = None) -> Callable[[str], Any]:
+    """A ``__getattr__`` for ``package`` that imports each exported name from its module on first use;
+    any other public name from ``rest`` (the module that had the package's path before it was one)."""
 
     def __getattr__(name: str) -> Any:
         if name in exports:
             return getattr(importlib.import_module(exports[name]), name)
+        if rest is not None and not name.startswith("__"):
+            value = getattr(importlib.import_module(rest), name, None)
+            if value is not None:
+                return value
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__

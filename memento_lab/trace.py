@@ -30,7 +30,7 @@ LLMErrorKind = Literal["endpoint_error", "timeout", "model_output"]
 
 
 class CassetteMiss(LookupError):
-    """Replay asked for a request that was never recorded (``memento_lab.agent.cassette``). Kept with the
+    """Replay asked for a request that was never recorded (``memento_lab.agent.models.cassette``). Kept with the
     records, below every layer that must recognise it (judges stop on it, runs stop on it)."""
 
 

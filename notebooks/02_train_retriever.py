@@ -43,13 +43,13 @@ import polars as pl
 from IPython.display import Markdown, display
 
 from memento_lab.jsonl import atomic_write_bytes
-from memento_lab.memory.cases import CaseBank
-from memento_lab.memory.encoders import bank_encoder
-from memento_lab.memory.pair_data import split_by_query
-from memento_lab.memory.parametric import ParametricRetriever
-from memento_lab.memory.retrieval import SimilarityRetriever
+from memento_lab.memory.bank.bank import CaseBank
+from memento_lab.memory.bank.encoders import bank_encoder
+from memento_lab.memory.learned.pair_data import split_by_query
+from memento_lab.memory.learned.parametric import ParametricRetriever
+from memento_lab.memory.learned.training import FitConfig, fit
+from memento_lab.memory.retrieval.retrievers import SimilarityRetriever
 from memento_lab.memory.sources import training_pairs
-from memento_lab.memory.training import FitConfig, fit
 from memento_lab.views import plots, retrieval_plots, widgets
 
 plots.use_notebook_renderer()

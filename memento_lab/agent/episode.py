@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memento_lab.agent.plans import RESPOND_TOOL
 from memento_lab.agent.prompts import turn
-from memento_lab.agent.replies import RESPOND_TOOL
-from memento_lab.agent.suite_base import Task
+from memento_lab.tasks.base import Task
 from memento_lab.trace import ExecStep, Message, PlanStep, Trace
 
 if TYPE_CHECKING:
-    from memento_lab.agent.llm import ChatResult
     from memento_lab.agent.loop import Agent
+    from memento_lab.agent.models.llm import ChatResult
 
 
 def as_task(task: Task | str) -> Task:

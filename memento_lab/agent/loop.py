@@ -32,23 +32,23 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from memento_lab.agent.answers import AnswerKind
 from memento_lab.agent.episode import Episode, as_task, clean_answer
+from memento_lab.agent.plans import final_schema, parse_planner_reply, plan_schema
 from memento_lab.agent.program import ProgramEpisode
 from memento_lab.agent.prompts import answer_rule, direct_rule, final_rule, load_prompt, planner_note, turn
-from memento_lab.agent.replies import final_schema, parse_planner_reply, plan_schema
 from memento_lab.agent.status import settle
-from memento_lab.agent.suite_base import EpisodeServers, JudgeContext, Task
 from memento_lab.asyncio_compat import run_sync
-from memento_lab.memory.memory import Memory
-from memento_lab.memory.render import CaseStyle, render_memory
+from memento_lab.memory.read_write import Memory
+from memento_lab.memory.retrieval.render import CaseStyle, render_memory
+from memento_lab.tasks.answers import AnswerKind
+from memento_lab.tasks.base import EpisodeServers, JudgeContext, Task
 from memento_lab.trace import PlanCycle, ToolCall, Trace
 
 if TYPE_CHECKING:
-    from memento_lab.agent.cassette import Cassette
-    from memento_lab.agent.llm import LLMs
-    from memento_lab.agent.mcp_client import ToolBox
-    from memento_lab.agent.suites import Suite
+    from memento_lab.agent.models.cassette import Cassette
+    from memento_lab.agent.models.llm import LLMs
+    from memento_lab.agent.tools.mcp_client import ToolBox
+    from memento_lab.tasks.suites import Suite
 
 __all__ = ["Agent", "AgentConfig", "load_prompt", "open_episode_tools"]
 
@@ -61,7 +61,7 @@ async def open_episode_tools(
 ) -> AsyncIterator[ToolBox]:
     """The servers a suite declared for one episode, started fresh, recording into ``cassette`` (else
     that of ``base``, the run's toolbox, whose settings they share)."""
-    from memento_lab.agent.mcp_client import ToolBox
+    from memento_lab.agent.tools.mcp_client import ToolBox
 
     async with ToolBox(
         list(servers.servers),

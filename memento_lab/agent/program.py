@@ -20,15 +20,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from memento_lab.agent import answers
 from memento_lab.agent.episode import Episode, clean_answer
 from memento_lab.agent.prompts import turn
+from memento_lab.tasks import answers
 from memento_lab.trace import ExecStep, Message, PlanStep, ToolCall, clip_middle
 
 if TYPE_CHECKING:
-    from memento_lab.agent.llm import ChatResult
     from memento_lab.agent.loop import Agent
-    from memento_lab.agent.suite_base import Task
+    from memento_lab.agent.models.llm import ChatResult
+    from memento_lab.tasks.base import Task
     from memento_lab.trace import Trace
 
 CODE_TOOL = "run_python"  # the code server's tool: programs are run and checked with it

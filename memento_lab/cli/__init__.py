@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from memento_lab.cli.flags import add_flags, build, given
-from memento_lab.memory.fit_config import FitConfig
+from memento_lab.memory.learned.config import FitConfig
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -72,7 +72,7 @@ def add_bank_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _pairs_export(args: argparse.Namespace) -> int:
-    from memento_lab.memory.pairs import PairLog, write_memento_pairs
+    from memento_lab.memory.retrieval.pairs import PairLog, write_memento_pairs
 
     log = PairLog(args.pairs)
     if not log.path.is_file():
@@ -84,8 +84,8 @@ def _pairs_export(args: argparse.Namespace) -> int:
 
 def _open_bank(path: str, *, embed: bool = True, create: bool = False):
     """The bank at ``path``; a missing one is an error unless ``create`` (only ``bank import``)."""
-    from memento_lab.memory.cases import CaseBank
-    from memento_lab.memory.encoders import bank_encoder
+    from memento_lab.memory.bank.bank import CaseBank
+    from memento_lab.memory.bank.encoders import bank_encoder
 
     bank = CaseBank(path, create=create)  # checks before the encoder's cache file makes the folder
     bank.encoder = bank_encoder(path) if embed else None
@@ -93,7 +93,7 @@ def _open_bank(path: str, *, embed: bool = True, create: bool = False):
 
 
 def _bank_import(args: argparse.Namespace) -> int:
-    from memento_lab.memory.formats import import_file
+    from memento_lab.memory.bank.formats import import_file
 
     result = import_file(args.path, args.format, strict=not args.lenient)
     bank = _open_bank(args.out, embed=not args.no_embed, create=True)
@@ -117,8 +117,8 @@ def _bank_import(args: argparse.Namespace) -> int:
 def _bank_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from memento_lab.memory.cases import is_bank
-    from memento_lab.memory.formats import export_cases
+    from memento_lab.memory.bank.bank import is_bank
+    from memento_lab.memory.bank.formats import export_cases
 
     bank = _open_bank(args.dir, embed=False)
     target = Path(args.out).resolve()
@@ -140,7 +140,7 @@ def _bank_export(args: argparse.Namespace) -> int:
 
 
 def _retrieve(args: argparse.Namespace) -> int:
-    from memento_lab.memory.memory import make_retriever
+    from memento_lab.memory.read_write import make_retriever
 
     _at_least(1, k=args.k)
     _at_least(0, positive=args.positive, negative=args.negative)
@@ -217,7 +217,7 @@ def fit_config_from_args(args: argparse.Namespace) -> FitConfig:
 
 
 def _retriever_train(args: argparse.Namespace) -> int:
-    from memento_lab.memory.training import fit
+    from memento_lab.memory.learned.training import fit
 
     result = fit(args.pairs, fit_config_from_args(args), out=args.out, bank=args.bank)
     if result.rank:  # a DDP worker process: rank 0 reports
@@ -249,7 +249,7 @@ def _fmt(v: Any) -> str:
 
 
 def _retriever_eval(args: argparse.Namespace) -> int:
-    from memento_lab.memory.training import evaluate
+    from memento_lab.memory.learned.training import evaluate
 
     rep = evaluate(args.checkpoint, args.pairs, split=args.split, target=args.target)
     if args.json:

@@ -90,7 +90,7 @@ def add_tool_server_flag(p: argparse.ArgumentParser) -> None:
 
 def tool_server_flags(values: list[str] | None) -> dict[str, Any]:
     """The ``--tool-server NAME=SPEC`` values as name -> spec."""
-    from memento_lab.agent.tool_servers import parse_server_arg
+    from memento_lab.agent.tools.servers import parse_server_arg
 
     return dict(parse_server_arg(v) for v in values or [])
 

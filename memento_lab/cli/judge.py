@@ -52,7 +52,7 @@ class LazyJudge:
 
     async def chat(self, messages: list[dict[str, Any]], **kw: Any) -> Any:
         if self.client is None:
-            from memento_lab.agent.llm import open_llms
+            from memento_lab.agent.models.llm import open_llms
 
             llms = await self.stack.enter_async_context(open_llms(local_model=self.model))
             self.client = llms.judge
@@ -70,8 +70,8 @@ def find_task(suite: Any, task_id: str) -> Any:
 
 
 async def judge_one(args: argparse.Namespace) -> dict[str, Any]:
-    from memento_lab.agent.suite_base import JudgeContext
     from memento_lab.tasks import load_suite
+    from memento_lab.tasks.base import JudgeContext
 
     n = args.n or (10 if args.suite.startswith("reasoning-gym") else 0)
     suite = load_suite(args.suite, n=n, seed=args.seed)

@@ -28,18 +28,18 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from memento_lab.agent.suite_base import Suite
+    from memento_lab.tasks.base import Suite
 
 ENTRY_POINTS = "memento_lab.suites"
 
 # kind -> the module that declares it (imported only when the kind is asked for)
 BUILTIN: dict[str, str] = {
-    "reasoning-gym": "memento_lab.agent.suites",
-    "humaneval": "memento_lab.agent.suites",
-    "deepresearcher": "memento_lab.agent.suites",
-    "jsonl": "memento_lab.agent.suites",
-    "control": "memento_lab.agent.controls",
-    "bfcl": "memento_lab.agent.bfcl",
+    "reasoning-gym": "memento_lab.tasks.suites",
+    "humaneval": "memento_lab.tasks.suites",
+    "deepresearcher": "memento_lab.tasks.suites",
+    "jsonl": "memento_lab.tasks.suites",
+    "control": "memento_lab.tasks.controls",
+    "bfcl": "memento_lab.tasks.bfcl",
 }
 
 

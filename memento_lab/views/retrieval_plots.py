@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from memento_lab.memory.pairs import RetrievalPair
+from memento_lab.memory.retrieval.pairs import RetrievalPair
 from memento_lab.views.plots import color
 
 
@@ -25,7 +25,7 @@ def pairs_frame(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path) -> pl
     task's mean reward over all rows.
     """
     if isinstance(data, str | Path):
-        from memento_lab.memory.pair_data import load_pairs
+        from memento_lab.memory.learned.pair_data import load_pairs
 
         data = load_pairs(data)
     if not isinstance(data, pl.DataFrame):
