@@ -141,3 +141,37 @@ def test_the_layer_test_sees_a_function_local_upward_import(tmp_path) -> None:
     ((line, name),) = _imports(bad, "memento_lab.memory.bank.bad", False)
     modules = {"memento_lab.agent.loop"}
     assert line == 2 and _layer(_resolve(name, modules)) > _layer("memento_lab.memory.bank.bad")
+
+
+def test_every_moved_module_still_imports_from_its_old_path() -> None:
+    """The modules that moved keep their old paths for one release: every name, with a warning."""
+    import importlib
+    import re
+    import warnings
+
+    aliases = {}
+    for path in (ROOT / "memento_lab").rglob("*.py"):
+        m = re.search(r'^__getattr__ = moved\(__name__, "([\w.]+)"\)', path.read_text(encoding="utf-8"), re.M)
+        if m:
+            aliases[".".join(path.relative_to(ROOT).with_suffix("").parts)] = m.group(1)
+    assert {"memento_lab.agent.suites", "memento_lab.memory.cases", "memento_lab.memory.training"} <= set(
+        aliases
+    )
+    for old, new in aliases.items():
+        target = importlib.import_module(new)
+        name = next(
+            n
+            for n, v in vars(target).items()
+            if not n.startswith("_") and getattr(v, "__module__", "") == new
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(importlib.import_module(old), name)
+        assert value is getattr(target, name), old
+        assert [w.category for w in caught] == [DeprecationWarning] and new in str(caught[0].message), old
+    from memento_lab.memory.cases import CaseBank  # the form notebooks and scripts use
+    from memento_lab.memory.retrieval import SimilarityRetriever  # a package now, re-exporting
+    from memento_lab.sandbox import run_python
+
+    assert CaseBank.__module__ == "memento_lab.memory.bank.bank" and callable(run_python)
+    assert SimilarityRetriever.__module__ == "memento_lab.memory.retrieval.retrievers"

@@ -1,0 +1,5 @@
+"""Moved to ``memento_lab.memory.retrieval.render``; this old path still works, with a DeprecationWarning, until the next release."""
+
+from memento_lab.exports import moved
+
+__getattr__ = moved(__name__, "memento_lab.memory.retrieval.render")
