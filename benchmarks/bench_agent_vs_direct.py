@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from memento_lab.agent.loop import AgentConfig
 from memento_lab.agent.session import open_session
-from memento_lab.agent.suites import load_suite
+from memento_lab.tasks.suites import load_suite
 from memento_lab.trace import Trace, write_traces
 
 PROFILES = ("direct", "planner-executor")

@@ -33,9 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memento_lab.memory import index as ann
-from memento_lab.memory.cases import Case, CaseBank, label_for
-from memento_lab.memory.retrieval import SimilarityRetriever
+from memento_lab.memory.bank import index as ann
+from memento_lab.memory.bank.bank import Case, CaseBank, label_for
+from memento_lab.memory.retrieval.retrievers import SimilarityRetriever
 from memento_lab.trace import PlanStep
 
 DIM = 384

@@ -21,10 +21,10 @@ import json
 import time
 from pathlib import Path
 
-from memento_lab.agent.cassette import Cassette
-from memento_lab.agent.judges import JUDGE_SCHEMA, cheap_first, judge_agreement
-from memento_lab.agent.llm import open_llms
-from memento_lab.agent.suites import load_suite
+from memento_lab.agent.models.cassette import Cassette
+from memento_lab.agent.models.llm import open_llms
+from memento_lab.tasks.judges import JUDGE_SCHEMA, cheap_first, judge_agreement
+from memento_lab.tasks.suites import load_suite
 from memento_lab.trace import JudgeError, JudgeVerdict
 
 ASK = "Answer the question with the answer only (a name, number, date or short phrase).\nQuestion: {q}"
@@ -44,14 +44,14 @@ OLD_SCHEMA = {
 
 async def repro(llms) -> dict:
     """The old layout and the new one on the same question, raw replies shown."""
-    from memento_lab.agent.judges import JUDGE_PROMPT
+    from memento_lab.tasks.prompts import judge_prompt
 
     fields = {
         "question": "In what country is Moore Park, Toronto?",
         "gold": '["Canada", "Dominion of Canada"]',
         "pred": "Canada",
     }
-    new = JUDGE_PROMPT.format(**fields)
+    new = judge_prompt()[0].format(**fields)
     old = new[: new.index("Give the verdict first")] + OLD_TAIL
     out = {}
     for name, prompt, schema in [("old", old, OLD_SCHEMA), ("new", new, JUDGE_SCHEMA)]:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from memento_lab.agent.cassette import Cassette
-from memento_lab.agent.llm import open_llms
+from memento_lab.agent.models.cassette import Cassette
+from memento_lab.agent.models.llm import open_llms
 from memento_lab.config import Settings
 
 QUESTIONS = [

@@ -29,7 +29,7 @@ from loopback import Loopback
 from media_files import SENTENCES, render_text, speech, video_file, wer
 from test_crawl import SITE
 
-from memento_lab.agent.mcp_client import ToolBox
+from memento_lab.agent.tools.mcp_client import ToolBox
 from memento_lab.config import Settings
 
 TEXTS = ["MEMENTO 4217", "INVOICE 9083", "Total 56.40", "Room 12B", "hello world 2026", "ABC-123-XYZ"]

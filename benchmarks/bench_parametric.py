@@ -32,11 +32,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memento_lab.config import shared_seed_dir
-from memento_lab.memory.cases import Case, CaseBank
-from memento_lab.memory.encoders import CachedEncoder, EmbeddingStore, SentenceEncoder, text_hash
-from memento_lab.memory.formats import import_file
-from memento_lab.memory.parametric import ParametricRetriever
-from memento_lab.memory.qnet import RetrieverModule
+from memento_lab.memory.bank.bank import Case, CaseBank
+from memento_lab.memory.bank.encoders import CachedEncoder, EmbeddingStore, SentenceEncoder, text_hash
+from memento_lab.memory.bank.formats import import_file
+from memento_lab.memory.learned.parametric import ParametricRetriever
+from memento_lab.memory.learned.qnet import RetrieverModule
 
 DEMO = Path(__file__).resolve().parent.parent / "memento_lab" / "data" / "demo_memory.jsonl"
 N_SEED = 1278

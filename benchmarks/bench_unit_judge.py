@@ -18,8 +18,8 @@ import time
 
 from tqdm import tqdm
 
-from memento_lab.agent.judges import unit_test_judge
-from memento_lab.sandbox import describe_isolation, run_python
+from memento_lab.sandbox.isolation import describe_isolation, run_python
+from memento_lab.tasks.judges import unit_test_judge
 
 
 def one_sandbox(p: dict) -> bool:

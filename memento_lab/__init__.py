@@ -8,34 +8,35 @@ only when used)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from memento_lab.exports import lazy
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     # memory
-    "Case": "memento_lab.memory.cases",
-    "CaseBank": "memento_lab.memory.cases",
-    "label_for": "memento_lab.memory.cases",
-    "import_file": "memento_lab.memory.formats",
-    "export_memory": "memento_lab.memory.formats",
-    "export_cases": "memento_lab.memory.formats",
-    "write_memento_pairs": "memento_lab.memory.pairs",
-    "RetrievalPair": "memento_lab.memory.pairs",
-    "PairLog": "memento_lab.memory.pairs",
-    "SentenceEncoder": "memento_lab.memory.encoders",
-    "CachedEncoder": "memento_lab.memory.encoders",
-    "bank_encoder": "memento_lab.memory.encoders",
-    "NoMemory": "memento_lab.memory.retrieval",
-    "RandomRetriever": "memento_lab.memory.retrieval",
-    "SimilarityRetriever": "memento_lab.memory.retrieval",
-    "make_retriever": "memento_lab.memory.memory",
-    "find_duplicates": "memento_lab.memory.dedupe",
-    "dedupe": "memento_lab.memory.dedupe",
-    "leakage_report": "memento_lab.memory.dedupe",
-    "Memory": "memento_lab.memory.memory",
-    "open_memory": "memento_lab.memory.memory",
+    "Case": "memento_lab.memory.bank.bank",
+    "CaseBank": "memento_lab.memory.bank.bank",
+    "label_for": "memento_lab.memory.bank.bank",
+    "import_file": "memento_lab.memory.bank.formats",
+    "export_memory": "memento_lab.memory.bank.formats",
+    "export_cases": "memento_lab.memory.bank.formats",
+    "write_memento_pairs": "memento_lab.memory.retrieval.pairs",
+    "RetrievalPair": "memento_lab.memory.retrieval.pairs",
+    "PairLog": "memento_lab.memory.retrieval.pairs",
+    "SentenceEncoder": "memento_lab.memory.bank.encoders",
+    "CachedEncoder": "memento_lab.memory.bank.encoders",
+    "bank_encoder": "memento_lab.memory.bank.encoders",
+    "NoMemory": "memento_lab.memory.retrieval.retrievers",
+    "RandomRetriever": "memento_lab.memory.retrieval.retrievers",
+    "SimilarityRetriever": "memento_lab.memory.retrieval.retrievers",
+    "make_retriever": "memento_lab.memory.read_write",
+    "find_duplicates": "memento_lab.memory.bank.dedupe",
+    "dedupe": "memento_lab.memory.bank.dedupe",
+    "leakage_report": "memento_lab.memory.bank.dedupe",
+    "Memory": "memento_lab.memory.read_write",
+    "open_memory": "memento_lab.memory.read_write",
+    "FitConfig": "memento_lab.memory.learned.config",
+    "fit": "memento_lab.memory.learned.training",
     # records and settings
     "Trace": "memento_lab.trace",
     "read_traces": "memento_lab.trace",
@@ -44,8 +45,12 @@ _EXPORTS = {
     "Agent": "memento_lab.agent.loop",
     "AgentConfig": "memento_lab.agent.loop",
     "open_session": "memento_lab.agent.session",
-    "ServerSpec": "memento_lab.agent.tool_servers",
-    "load_suite": "memento_lab.agent.suites",
+    "ServerSpec": "memento_lab.agent.tools.servers",
+    "load_suite": "memento_lab.tasks",
+    "suite": "memento_lab.tasks",
+    "suite_kinds": "memento_lab.tasks",
+    "Task": "memento_lab.tasks.base",
+    "Suite": "memento_lab.tasks.base",
     "ExperimentConfig": "memento_lab.experiments.config",
     "ResultRow": "memento_lab.experiments.config",
     "run_experiment": "memento_lab.experiments.run",
@@ -58,9 +63,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'memento_lab' has no attribute {name!r}")
+__getattr__ = lazy(__name__, _EXPORTS)

@@ -1,12 +1,12 @@
 """BFCL multi-turn tasks as bfcl-eval ships them: entries, ground truth, function docs, live instances.
 
 Shared by the MCP server (``servers/bfcl.py``, which serves one task's tools) and the suite
-(``memento_lab.agent.bfcl``, which checks the final state). Everything is read from the
+(``memento_lab.tasks.bfcl``, which checks the final state). Everything is read from the
 ``bfcl-eval`` wheel (installed with ``--no-deps`` plus ``mpmath``); nothing is downloaded.
 
 Subsets: ``base`` and ``long_context`` (the same kind of tasks over long states). ``miss_param``
 and ``miss_func`` are left out: they hold back a parameter or a function until a later turn, and
-an episode that sees every turn at once (``memento_lab.agent.bfcl``) would make them trivial.
+an episode that sees every turn at once (``memento_lab.tasks.bfcl``) would make them trivial.
 """
 
 from __future__ import annotations

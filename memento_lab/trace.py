@@ -1,11 +1,13 @@
 """Plain typed records of one episode: what was retrieved, planned, executed, called and judged.
 
 Every layer writes into these; widgets, dataframes and the runner read them. They serialise to
-one JSON object per line (``Trace.to_jsonl`` / ``read_traces``).
+one JSON object per line (``Trace.to_jsonl`` / ``read_traces``). The parts of an episode the models
+see again render their own messages (``PlanCycle``, ``ExecStep``, ``ToolCall``: ``to_messages``).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,14 +29,32 @@ retried when the run is resumed. Unusable model output (bad JSON) is an ``ok`` o
 LLMErrorKind = Literal["endpoint_error", "timeout", "model_output"]
 
 
+class CassetteMiss(LookupError):
+    """Replay asked for a request that was never recorded (``memento_lab.agent.models.cassette``). Kept with the
+    records, below every layer that must recognise it (judges stop on it, runs stop on it)."""
+
+
 class JudgeError(RuntimeError):
     """A judge could not reach a verdict (its endpoint failed, it gave no verdict): the episode's
     status becomes ``judge_error`` instead of a score of 0."""
 
 
+Message = dict[str, str]  # one chat message: {"role", "content"}
+
+
 def now() -> float:
     """Wall-clock timestamp (seconds since the epoch) used in every record."""
     return time.time()
+
+
+def clip_middle(text: str, n: int) -> str:
+    """``text`` kept within ``n`` characters: its head and tail with the middle elided (errors and
+    results are usually at the ends)."""
+    if len(text) <= n:
+        return text
+    head = max(n * 2 // 3, 0)
+    tail = max(n - head - 30, 0)
+    return f"{text[:head]}\n…[{len(text) - head - tail} characters elided]…\n{text[len(text) - tail :]}"
 
 
 class Usage(BaseModel):
@@ -89,6 +109,14 @@ class ToolCall(BaseModel):
     def ok(self) -> bool:
         return self.error is None
 
+    def to_messages(self, result_chars: int = 2000) -> list[Message]:
+        """The call as the executor asked for it, and its outcome (clipped to ``result_chars``)."""
+        outcome = f"ERROR: {self.error}" if self.error else (self.result or "")
+        return [
+            {"role": "assistant", "content": json.dumps({"name": self.name, "arguments": self.arguments})},
+            {"role": "user", "content": f"Result of {self.name}: {clip_middle(outcome, result_chars)}"},
+        ]
+
 
 class PlanStep(BaseModel):
     """One step of a planner's JSON plan ``{"plan": [{"id", "description"}]}``."""
@@ -107,6 +135,13 @@ class PlanCycle(BaseModel):
     error: str | None = None
     llm: LLMCall | None = None
 
+    def to_messages(self) -> list[Message]:
+        """The turn as the planner sees it in later turns: its plan (a turn whose reply could not be
+        read, or that answered without a plan, leaves nothing)."""
+        if self.error is not None or (self.final_answer is not None and not self.plan):
+            return []
+        return [{"role": "assistant", "content": json.dumps({"plan": [s.model_dump() for s in self.plan]})}]
+
 
 class ExecStep(BaseModel):
     """The executor working on one plan step with tools."""
@@ -119,6 +154,13 @@ class ExecStep(BaseModel):
     error: str | None = None
     llm_calls: list[LLMCall] = Field(default_factory=list)
     duration_s: float = 0.0
+
+    def report(self, result_chars: int = 600) -> str:
+        """What the planner and later steps see of the step: its result (else its error), clipped."""
+        return f"Result of step {self.step_id}: {clip_middle(self.result or self.error or '', result_chars)}"
+
+    def to_messages(self, result_chars: int = 600) -> list[Message]:
+        return [{"role": "user", "content": self.report(result_chars)}]
 
 
 class RetrievedCase(BaseModel):
@@ -163,6 +205,9 @@ class Trace(BaseModel):
     bank_size: int | None = None  # live cases in the bank when the episode retrieved
     memory_tokens: int = 0  # prompt tokens of the memory block shown to the model
     retrieved: list[RetrievedCase] = Field(default_factory=list)
+    stop_propensity: float | None = (
+        None  # the retriever abstained after ``retrieved``: its stop's probability
+    )
     cycles: list[PlanCycle] = Field(default_factory=list)
     steps: list[ExecStep] = Field(default_factory=list)
     final_answer: str | None = None

@@ -33,12 +33,12 @@ import polars as pl
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
-from memento_lab.agent.suites import load_suite
-from memento_lab.memory.cases import CaseBank
-from memento_lab.memory.dedupe import dedupe, leakage_report
-from memento_lab.memory.encoders import bank_encoder
-from memento_lab.memory.retrieval import SimilarityRetriever
+from memento_lab.memory.bank.bank import CaseBank
+from memento_lab.memory.bank.dedupe import dedupe, leakage_report
+from memento_lab.memory.bank.encoders import bank_encoder
+from memento_lab.memory.retrieval.retrievers import SimilarityRetriever
 from memento_lab.memory.sources import case_sources
+from memento_lab.tasks.suites import load_suite
 from memento_lab.views import plots, widgets
 
 plots.use_notebook_renderer()

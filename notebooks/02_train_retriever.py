@@ -43,13 +43,13 @@ import polars as pl
 from IPython.display import Markdown, display
 
 from memento_lab.jsonl import atomic_write_bytes
-from memento_lab.memory.cases import CaseBank
-from memento_lab.memory.encoders import bank_encoder
-from memento_lab.memory.pair_data import split_by_query
-from memento_lab.memory.parametric import ParametricRetriever
-from memento_lab.memory.retrieval import SimilarityRetriever
+from memento_lab.memory.bank.bank import CaseBank
+from memento_lab.memory.bank.encoders import bank_encoder
+from memento_lab.memory.learned.pair_data import split_by_query
+from memento_lab.memory.learned.parametric import ParametricRetriever
+from memento_lab.memory.learned.training import FitConfig, fit
+from memento_lab.memory.retrieval.retrievers import SimilarityRetriever
 from memento_lab.memory.sources import training_pairs
-from memento_lab.memory.training import fit
 from memento_lab.views import plots, retrieval_plots, widgets
 
 plots.use_notebook_renderer()
@@ -90,10 +90,7 @@ print(
 
 # %%
 ckpt_dir = run / "checkpoints" / "retriever"
-result = fit(
-    all_pairs,
-    out=ckpt_dir,
-    bank=bank_dir,
+config = FitConfig(  # the whole training run in one object (also: memento-lab retriever train --help)
     target=target,
     freeze_encoder=freeze_encoder,
     train_layers=train_layers,
@@ -101,8 +98,8 @@ result = fit(
     batch_size=batch_size,
     accelerator=accelerator,
     seed=seed,
-    progress=True,
 )
+result = fit(all_pairs, config, out=ckpt_dir, bank=bank_dir)
 print(f"trained {result.epochs} epochs in {result.seconds} s -> {result.best_checkpoint}")
 display(pl.DataFrame([result.split.model_dump()]))
 

@@ -51,7 +51,7 @@ from memento_lab.experiments.config import ExperimentConfig
 from memento_lab.experiments.report import build_report
 from memento_lab.experiments.results import load_results, summarize
 from memento_lab.experiments.sweep import run_sweep
-from memento_lab.memory.pairs import PairLog
+from memento_lab.memory.retrieval.pairs import PairLog
 from memento_lab.views import plots, retrieval_plots
 
 plots.use_notebook_renderer()

@@ -1,6 +1,6 @@
 """MCP tool servers for the executor, each runnable as ``python -m servers.<module>`` over stdio.
 
-    code         servers.code         run Python in a bubblewrap sandbox (memento_lab.sandbox)
+    code         servers.code         run Python in a bubblewrap sandbox (memento_lab.sandbox.isolation)
     search       servers.search       BM25 over Wikipedia summaries offline, SearxNG when configured
     documents    servers.documents    read txt/md/html/pdf/csv/xlsx from the workspace
     math         servers.math_server  exact arithmetic and algebra (sympy)
@@ -9,7 +9,7 @@
 
 Shared by all: the workspace root (``MEMENTO_WORKSPACE``; each call works in the episode folder its
 ``_meta`` names, see ``memento_lab.workspace``) and the server log level
-(``MEMENTO_SERVER_LOG_LEVEL``, default WARNING). Clients: ``memento_lab.agent.mcp_client.ToolBox``.
+(``MEMENTO_SERVER_LOG_LEVEL``, default WARNING). Clients: ``memento_lab.agent.tools.mcp_client.ToolBox``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MCP server ``code``: run Python in the sandbox of ``memento_lab.sandbox``.
+"""MCP server ``code``: run Python in the sandbox of ``memento_lab.sandbox.isolation``.
 
     python -m servers.code          # stdio; workspace from MEMENTO_WORKSPACE (else a temp dir)
 
@@ -16,7 +16,7 @@ import os
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from memento_lab.sandbox import (
+from memento_lab.sandbox.isolation import (
     SandboxResult,
     bwrap_origin,
     describe_signal,

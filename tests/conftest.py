@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def encoder():
     """The real packaged MiniLM encoder (no download)."""
-    from memento_lab.memory.encoders import SentenceEncoder
+    from memento_lab.memory.bank.encoders import SentenceEncoder
 
     return SentenceEncoder()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memento_lab.agent.llm import ChatResult
+from memento_lab.agent.models.llm import ChatResult
 from memento_lab.trace import LLMCall
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from memento_lab.experiments.config import ResultRow
 from memento_lab.jsonl import read_jsonl
-from memento_lab.memory.cases import CaseBank
+from memento_lab.memory.bank.bank import CaseBank
 
 ROOT = Path(__file__).resolve().parent.parent
 

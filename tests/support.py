@@ -11,8 +11,8 @@ from mcp import Client
 
 from memento_lab.config import Settings
 from memento_lab.experiments.config import ExperimentConfig
-from memento_lab.memory.cases import Case, CaseBank
-from memento_lab.memory.pairs import RetrievalPair
+from memento_lab.memory.bank.bank import Case, CaseBank
+from memento_lab.memory.retrieval.pairs import RetrievalPair
 
 QUESTIONS = {"What is the code word of Zeta?": "amber", "What is the code word of Omega?": "basalt"}
 

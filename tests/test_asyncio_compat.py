@@ -22,7 +22,7 @@ PLAN_WITH_ANSWER = '{"plan": [], "final_answer": "forty-two"}'
 
 SYNC_IN_LOOP = """
 import asyncio, sys
-from memento_lab.agent.llm import open_llms
+from memento_lab.agent.models.llm import open_llms
 from memento_lab.agent.loop import Agent
 from memento_lab.asyncio_compat import run_sync
 from memento_lab.config import Settings
@@ -87,7 +87,7 @@ def test_agent_run_in_a_papermill_cell(tmp_path: Path) -> None:
         nbformat.v4.new_code_cell(
             textwrap.dedent(
                 """
-                from memento_lab.agent.llm import open_llms
+                from memento_lab.agent.models.llm import open_llms
                 from memento_lab.agent.loop import Agent
                 from memento_lab.config import Settings
 

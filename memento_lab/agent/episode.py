@@ -1,114 +1,37 @@
-"""The work of one episode: what it is about (question, answer kind, entry point) and the programs
-it produced, each checked on the task's visible examples, so the final answer can be the work.
+"""One task's episode: how its steps run and how its answer is chosen, for an answer in words.
 
-    episode = Episode(question, kind="program", entry_point="add")
-    candidate, check = await check_program(toolbox_call, episode, code, cycle=0, step_id=1)
-    best = choose_program(episode.candidates, planner_pick("step 1", episode.candidates))
+    episode = Episode(agent, task, trace)        # ProgramEpisode (program.py) when the task wants a program
+    es = await episode.execute(step, cycle)     # the executor's work on one plan step
+    answer = await episode.answer(final, cycle) # the planner's final answer, as the episode's answer
+
+The agent loop (``loop.py``) drives the planner's cycles and asks the episode for everything that
+depends on the kind of answer: token budgets, the executor's turn, what the planner sees of a step,
+when a step ends the episode, the forced final turn and the direct profile's answer. ``Episode`` is
+an answer in words (short, text, value): the executor works with tools in a tool-calling loop.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memento_lab.agent import answers
-from memento_lab.agent.answers import AnswerKind
-from memento_lab.trace import ToolCall
+from memento_lab.agent.plans import RESPOND_TOOL
+from memento_lab.agent.prompts import turn
+from memento_lab.tasks.base import Task
+from memento_lab.trace import ExecStep, Message, PlanStep, Trace
 
 if TYPE_CHECKING:
-    from memento_lab.agent.suite_base import Task
-
-CODE_TOOL = "run_python"  # the code server's tool: programs are run and checked with it
-CallTool = Callable[[str, dict[str, Any]], Awaitable[ToolCall]]
+    from memento_lab.agent.loop import Agent
+    from memento_lab.agent.models.llm import ChatResult
 
 
-@dataclass
-class Candidate:
-    """A program the episode produced (by a step, or the planner's own) and how it did on the
-    task's visible examples (``total`` 0: the task shows none, or they could not be run)."""
-
-    cycle: int
-    step_id: int  # 0: written by the planner
-    code: str
-    passed: int = 0
-    total: int = 0
-
-    @property
-    def status(self) -> str:
-        if not self.total:
-            return "not checked: the task shows no runnable examples"
-        if self.passed == self.total:
-            return f"passes all {self.total} visible examples"
-        return f"FAILS visible examples: {self.passed}/{self.total} pass"
-
-    @property
-    def score(self) -> float:
-        return self.passed / self.total if self.total else 0.0
-
-
-def choose_program(candidates: list[Candidate], preferred: Candidate | None) -> Candidate | None:
-    """The program to answer with: the planner's choice unless another candidate passes strictly
-    more of the visible examples; without a choice, the best (latest on ties)."""
-    if not candidates:
-        return preferred
-    best = max(reversed(candidates), key=lambda c: c.score)  # reversed: the latest wins ties
-    if preferred is None or best.score > preferred.score:
-        return best
-    return preferred
-
-
-def planner_pick(final: str | None, candidates: list[Candidate]) -> Candidate | None:
-    """The candidate a planner's ``"step N"`` answer names (the latest step with that id)."""
-    m = re.fullmatch(r"\W*(?:the\s+)?(?:code\s+(?:of|from)\s+)?step\s*(\d+)\W*", final or "", flags=re.I)
-    if not m:
-        return None
-    step = int(m.group(1))
-    return next((c for c in reversed(candidates) if c.step_id == step), None)
-
-
-@dataclass
-class Episode:
-    """What one episode is about, and the programs it produced so far."""
-
-    question: str
-    kind: AnswerKind = "short"
-    entry_point: str | None = None
-    candidates: list[Candidate] = field(default_factory=list)
-
-    @property
-    def program(self) -> bool:
-        return self.kind == "program" and self.entry_point is not None
-
-    def step_code(self, cycle: int, step_id: int) -> Candidate | None:
-        """The latest program of one step."""
-        return next((c for c in reversed(self.candidates) if (c.cycle, c.step_id) == (cycle, step_id)), None)
-
-
-async def check_program(
-    call_tool: CallTool | None, episode: Episode, code: str, *, cycle: int, step_id: int
-) -> tuple[Candidate, ToolCall | None]:
-    """``code`` as a candidate, with the task's visible examples run on it through the code tool
-    (``call_tool`` ``None``: no code tool, nothing is run)."""
-    candidate = Candidate(cycle=cycle, step_id=step_id, code=code)
-    script = answers.examples_script(code, episode.question)
-    if script is None or call_tool is None:
-        return candidate, None
-    check = await call_tool(CODE_TOOL, {"code": script})
-    counts = answers.parse_examples_report(check.result or check.error)
-    total = len(answers.visible_examples(episode.question))
-    candidate.passed, candidate.total = counts if counts else (0, total)
-    return candidate, check
-
-
-def task_fields(task: Task | str) -> tuple[str, str, str | None]:
-    """(id, question, gold answer) of a suite task, or of a bare question (an ad-hoc id, no answer)."""
-    if isinstance(task, str):
-        return "adhoc:" + hashlib.sha256(task.encode()).hexdigest()[:12], task, None
-    return task.id, task.question, task.answer
+def as_task(task: Task | str) -> Task:
+    """A suite's task as it is, a bare question as an ad-hoc task (``Task.of_question``)."""
+    return Task.of_question(task) if isinstance(task, str) else task
 
 
 def clean_answer(answer: Any) -> str | None:
@@ -125,3 +48,111 @@ def with_attachments(question: str, files: Sequence[str]) -> str:
     if not files:
         return question
     return f"{question}\n\nAttached files (in your workspace): {', '.join(Path(f).name for f in files)}"
+
+
+class Episode:
+    """An episode whose answer is words (short, text or value)."""
+
+    def __init__(self, agent: Agent, task: Task, trace: Trace):
+        self.agent, self.task, self.trace = agent, task, trace
+        self.config = agent.config
+        self.question = with_attachments(task.question, task.files)  # the task as the models see it
+
+    # ------------------------------------------------------------------ the planner's side
+    @property
+    def planner_tokens(self) -> int:
+        return self.config.planner_max_tokens
+
+    @property
+    def max_steps(self) -> int:
+        """Plan steps executed per cycle."""
+        return self.config.max_steps
+
+    async def forced_final(self, messages: list[Message]) -> ChatResult:
+        """The planner's last turn, when the cycles are spent: a constrained final answer."""
+        return await self.agent.llms.planner.final_answer(messages)
+
+    def report(self, step: ExecStep) -> str:
+        """What the planner and later steps see of an executed step."""
+        return step.report(self.config.step_result_chars)
+
+    def conversation(self, memory_block: str) -> list[Message]:
+        """The planner's view of the episode so far, rendered from its records: the memory block, the
+        task, then each cycle's plan followed by the reports of its steps."""
+        messages: list[Message] = [{"role": "user", "content": memory_block}] if memory_block else []
+        messages.append({"role": "user", "content": turn("task").format(question=self.question)})
+        for cycle in self.trace.cycles:
+            messages.extend(cycle.to_messages())
+            messages.extend(
+                {"role": "user", "content": self.report(s)}
+                for s in self.trace.steps
+                if s.cycle == cycle.index
+            )
+        return messages
+
+    def after_step(self, step: ExecStep) -> tuple[bool, str | None]:
+        """Whether the cycle ends after ``step`` and, if the step settled it, the episode's answer."""
+        return False, None
+
+    async def answer(self, final: str | None, cycle: int) -> str | None:
+        """The episode's answer from the planner's final answer (``cycle``: the planner turn that gave it)."""
+        return final
+
+    async def out_of_cycles(self) -> str | None:
+        """The answer when the cycles ended without a final answer."""
+        return None
+
+    # ------------------------------------------------------------------ the executor's side
+    def context(self) -> str:
+        """What the executor knows of the episode: the task, and the reports of the steps so far."""
+        done = [self.report(s) for s in self.trace.steps]
+        results = turn("results_so_far").format(results="\n".join(done)) if done else ""
+        return turn("overall_task").format(question=self.question) + results
+
+    async def execute(self, step: PlanStep, cycle: int) -> ExecStep:
+        """The executor carries out one plan step with the tools: a tool-calling loop with a budget,
+        ended by the pseudo-tool ``respond`` (else a forced report of the step's result)."""
+        cfg, executor = self.config, self.agent.llms.executor
+        t0 = time.perf_counter()
+        es = ExecStep(cycle=cycle, step_id=step.id, description=step.description)
+        messages: list[Message] = [
+            {"role": "system", "content": self.agent.executor_prompt},
+            {
+                "role": "user",
+                "content": turn("step").format(context=self.context(), description=step.description),
+            },
+        ]
+        toolbox = self.agent.current_tools()
+        tools = [*(toolbox.openai_tools() if toolbox else []), RESPOND_TOOL]
+        seen: set[str] = set()
+        for _ in range(cfg.max_tool_calls):
+            result = await executor.call_tool(messages, tools)
+            es.llm_calls.append(result.call)
+            if result.error or not result.tool_calls:
+                es.error = result.error or "the executor made no tool call"
+                break
+            call = result.tool_calls[0]
+            if call.name == "respond":
+                es.result = str(call.arguments.get("result", "")).strip()
+                break
+            key = json.dumps([call.name, call.arguments], sort_keys=True)
+            if key in seen:  # small models repeat a call instead of answering: make it answer
+                break
+            seen.add(key)
+            tc = await self.agent.call_tool(call.name, call.arguments)
+            es.tool_calls.append(tc)
+            messages.extend(tc.to_messages(cfg.tool_result_chars))
+        if not es.result:
+            messages.append({"role": "user", "content": turn("report_step")})
+            result = await executor.final_answer(messages)
+            es.llm_calls.append(result.call)
+            es.result = clean_answer(result.answer) or ""
+            if result.error and not es.result:
+                es.error = result.error
+        es.duration_s = time.perf_counter() - t0
+        return es
+
+    # ------------------------------------------------------------------ the direct profile
+    def direct_answer(self, result: ChatResult) -> tuple[str | None, str | None]:
+        """(answer, error) of the direct profile's one reply (a JSON ``final_answer``)."""
+        return clean_answer((result.parsed or {}).get("final_answer")), result.error

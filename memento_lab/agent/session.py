@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memento_lab.agent.cassette import Cassette
-from memento_lab.agent.llm import LLMs, open_llms
 from memento_lab.agent.loop import Agent, AgentConfig
-from memento_lab.agent.mcp_client import ToolBox
-from memento_lab.agent.suites import JudgeContext
-from memento_lab.agent.tool_servers import ServerSpec, resolve_servers
+from memento_lab.agent.models.cassette import Cassette
+from memento_lab.agent.models.llm import LLMs, open_llms
+from memento_lab.agent.tools.mcp_client import ToolBox
+from memento_lab.agent.tools.servers import ServerSpec, resolve_servers
 from memento_lab.config import CassetteMode, Settings
+from memento_lab.tasks.suites import JudgeContext
 
 if TYPE_CHECKING:
-    from memento_lab.agent.suites import Suite
-    from memento_lab.memory.memory import Memory
+    from memento_lab.memory.read_write import Memory
+    from memento_lab.tasks.suites import Suite
 
 CASSETTE_FILE = "cassette.sqlite"
 

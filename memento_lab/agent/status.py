@@ -8,7 +8,7 @@ episode ends; anything that raises (a cassette miss, a ``JudgeError``) is mapped
 
 from __future__ import annotations
 
-from memento_lab.agent.cassette import CassetteMiss
+from memento_lab.agent.models.cassette import CassetteMiss
 from memento_lab.trace import EpisodeStatus, JudgeError, Trace
 
 

@@ -12,6 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from memento_lab.cli.flags import add_flags, build, given
+from memento_lab.memory.learned.config import FitConfig
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -69,7 +72,7 @@ def add_bank_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _pairs_export(args: argparse.Namespace) -> int:
-    from memento_lab.memory.pairs import PairLog, write_memento_pairs
+    from memento_lab.memory.retrieval.pairs import PairLog, write_memento_pairs
 
     log = PairLog(args.pairs)
     if not log.path.is_file():
@@ -81,8 +84,8 @@ def _pairs_export(args: argparse.Namespace) -> int:
 
 def _open_bank(path: str, *, embed: bool = True, create: bool = False):
     """The bank at ``path``; a missing one is an error unless ``create`` (only ``bank import``)."""
-    from memento_lab.memory.cases import CaseBank
-    from memento_lab.memory.encoders import bank_encoder
+    from memento_lab.memory.bank.bank import CaseBank
+    from memento_lab.memory.bank.encoders import bank_encoder
 
     bank = CaseBank(path, create=create)  # checks before the encoder's cache file makes the folder
     bank.encoder = bank_encoder(path) if embed else None
@@ -90,7 +93,7 @@ def _open_bank(path: str, *, embed: bool = True, create: bool = False):
 
 
 def _bank_import(args: argparse.Namespace) -> int:
-    from memento_lab.memory.formats import import_file
+    from memento_lab.memory.bank.formats import import_file
 
     result = import_file(args.path, args.format, strict=not args.lenient)
     bank = _open_bank(args.out, embed=not args.no_embed, create=True)
@@ -114,8 +117,8 @@ def _bank_import(args: argparse.Namespace) -> int:
 def _bank_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from memento_lab.memory.cases import is_bank
-    from memento_lab.memory.formats import export_cases
+    from memento_lab.memory.bank.bank import is_bank
+    from memento_lab.memory.bank.formats import export_cases
 
     bank = _open_bank(args.dir, embed=False)
     target = Path(args.out).resolve()
@@ -137,7 +140,7 @@ def _bank_export(args: argparse.Namespace) -> int:
 
 
 def _retrieve(args: argparse.Namespace) -> int:
-    from memento_lab.memory.memory import make_retriever
+    from memento_lab.memory.read_write import make_retriever
 
     _at_least(1, k=args.k)
     _at_least(0, positive=args.positive, negative=args.negative)
@@ -177,29 +180,10 @@ def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", required=True)
     p.add_argument("--bank", default=None, help="bank folder: its embedding cache and case plans")
     p.add_argument("--out", default="checkpoints/retriever")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--freeze-encoder", dest="freeze", action="store_true", default=True, help="head only (default)"
-    )
-    mode.add_argument("--fine-tune", dest="freeze", action="store_false", help="fine-tune the encoder too")
-    p.add_argument("--train-layers", type=int, default=0, help="with --fine-tune: top N layers (0 = all)")
-    p.add_argument("--target", default="helped", choices=["helped", "reward", "advantage", "delta"])
-    p.add_argument("--case-text", default="question", choices=["question", "question+plan"])
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--accelerator", default="auto")
-    p.add_argument("--devices", default="auto")
-    p.add_argument("--strategy", default="auto", help="e.g. ddp (multi-GPU / multi-node)")
-    p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--config", default=None, help="a TOML file of FitConfig fields (flags override it)")
+    add_flags(p, FitConfig)
     p.add_argument(
-        "--logger",
-        default="csv",
-        choices=["csv", "tensorboard", "mlflow", "wandb"],
-        help="where the curves go: csv (default), tensorboard, mlflow (OUT/mlruns) or wandb (offline, OUT/wandb)",
+        "--fine-tune", dest="freeze_encoder", action="store_false", default=None, help="= --no-freeze-encoder"
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_retriever_train)
@@ -223,30 +207,19 @@ def add_retriever_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_retriever_report)
 
 
-def _retriever_train(args: argparse.Namespace) -> int:
-    from memento_lab.memory.training import fit
+def fit_config_from_args(args: argparse.Namespace) -> FitConfig:
+    """The FitConfig of ``retriever train``: a ``--config`` file's fields, overridden by the flags."""
+    from memento_lab.cli.experiments import read_toml
 
-    devices: Any = int(args.devices) if str(args.devices).isdigit() else args.devices
-    result = fit(
-        args.pairs,
-        out=args.out,
-        bank=args.bank,
-        target=args.target,
-        freeze_encoder=args.freeze,
-        train_layers=args.train_layers,
-        case_text=args.case_text,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        accelerator=args.accelerator,
-        devices=devices,
-        strategy=args.strategy,
-        num_nodes=args.num_nodes,
-        progress=not args.no_progress,
-        logger=args.logger,
-    )
+    values = read_toml(args.config) if args.config else {}
+    values.update(given(args, FitConfig))
+    return build(FitConfig, values, source=args.config or "command line")
+
+
+def _retriever_train(args: argparse.Namespace) -> int:
+    from memento_lab.memory.learned.training import fit
+
+    result = fit(args.pairs, fit_config_from_args(args), out=args.out, bank=args.bank)
     if result.rank:  # a DDP worker process: rank 0 reports
         return 0
     if args.json:
@@ -265,7 +238,8 @@ def _retriever_train(args: argparse.Namespace) -> int:
         )
     print(f"  mixed-label val queries: {lr_.get('n_mixed_queries')} of {lr_.get('n_queries')}")
     print(
-        f"best: {result.best_checkpoint}\nlast: {result.last_checkpoint}\nlogs ({args.logger}): {result.metrics_csv or result.logs}  ({result.seconds} s)"
+        f"best: {result.best_checkpoint}\nlast: {result.last_checkpoint}\n"
+        f"logs ({result.config.logger if result.config else 'csv'}): {result.metrics_csv or result.logs}  ({result.seconds} s)"
     )
     return 0
 
@@ -275,7 +249,7 @@ def _fmt(v: Any) -> str:
 
 
 def _retriever_eval(args: argparse.Namespace) -> int:
-    from memento_lab.memory.training import evaluate
+    from memento_lab.memory.learned.training import evaluate
 
     rep = evaluate(args.checkpoint, args.pairs, split=args.split, target=args.target)
     if args.json:
@@ -317,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     from memento_lab.cli.agent import add_llm_commands, add_tools_commands
     from memento_lab.cli.experiments import add_run_commands
     from memento_lab.cli.judge import add_judge_commands
+    from memento_lab.cli.listing import add_list_commands
 
     for add in (
         add_bank_commands,
@@ -325,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_retriever_commands,
         add_run_commands,
         add_judge_commands,
+        add_list_commands,
     ):
         add(sub)
     return parser

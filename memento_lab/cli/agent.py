@@ -9,9 +9,9 @@ from typing import Any
 
 import anyio
 
-from memento_lab.agent.llm import open_llms
-from memento_lab.agent.mcp_client import ToolBox, available_servers
-from memento_lab.agent.tool_servers import ServerSpec, resolve_servers
+from memento_lab.agent.models.llm import open_llms
+from memento_lab.agent.tools.mcp_client import ToolBox, available_servers
+from memento_lab.agent.tools.servers import ServerSpec, resolve_servers
 from memento_lab.config import Settings
 from memento_lab.trace import ToolCall
 
@@ -113,7 +113,7 @@ def cli_llm_smoke(args: Any) -> int:
 
 def cli_llm_models(args: Any) -> int:
     """``memento-lab llm models``: the packaged models with pins, checksums and licences."""
-    from memento_lab.agent.local_model import provenance
+    from memento_lab.agent.models.local_model import provenance
 
     rows = provenance()
     if getattr(args, "json", False):
@@ -177,7 +177,7 @@ def cli_tools_list(args: argparse.Namespace) -> int:
         for n in names:
             print(f"  {n:{width}s} {(described[n].splitlines() or [''])[0][:100]}")
         if server == "code":
-            from memento_lab.sandbox import describe_isolation
+            from memento_lab.sandbox.isolation import describe_isolation
 
             print(f"  (sandbox: {describe_isolation()})")
     return 0

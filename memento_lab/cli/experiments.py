@@ -19,13 +19,11 @@ import asyncio
 import json
 import sys
 import tomllib
-import types
-import typing
 from typing import Any
 
-from pydantic import ValidationError
-
+from memento_lab.cli.flags import add_flags, build, given
 from memento_lab.experiments.config import ExperimentConfig, RunResult
+from memento_lab.tasks.registry import spec_help
 
 SHORT = {"k": ("-k",)}
 TABLES = {"tool_servers"}  # fields given as TOML tables ([tool_servers.NAME]) and by their own flag
@@ -35,33 +33,11 @@ TOOL_SERVER_HELP = (
 )
 
 
-def _flag_type(annotation: Any) -> tuple[Any, list[str] | None]:
-    """(parser, choices) for a field annotation (Optional and Literal unwrapped)."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType) and len(args) == 1:
-        return _flag_type(args[0])
-    if origin is typing.Literal:
-        return str, [str(a) for a in typing.get_args(annotation)]
-    if origin is list:
-        return (lambda s: [x for x in s.split(",") if x]), None
-    return (annotation if annotation in (int, float, str) else str), None
-
-
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per ExperimentConfig field, default unset (so a --config file's value stands)."""
     add_tool_server_flag(p)
-    for name, field in ExperimentConfig.model_fields.items():
-        if name in TABLES:
-            continue
-        flags = (f"--{name.replace('_', '-')}", *SHORT.get(name, ()))
-        default = _field_default(field)
-        help_ = f"{field.description} (default: {default!r})".replace("%", "%%")
-        if field.annotation is bool:
-            p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_)
-            continue
-        parse, choices = _flag_type(field.annotation)
-        p.add_argument(*flags, dest=name, type=parse, choices=choices, default=None, help=help_)
+    # the registry knows every suite kind; tables (tool_servers) have their own flag
+    add_flags(p, ExperimentConfig, help={"suite": spec_help()}, short=SHORT, skip=TABLES)
 
 
 def _field_default(field: Any) -> Any:
@@ -96,17 +72,7 @@ def read_toml(path: str) -> dict[str, Any]:
 
 def build_config(values: dict[str, Any], *, source: str) -> ExperimentConfig:
     """An ExperimentConfig from plain values; an unknown or bad field is named with its source."""
-    unknown = sorted(set(values) - set(ExperimentConfig.model_fields))
-    if unknown:
-        raise ValueError(
-            f"{source}: unknown field(s) {unknown}; fields: {', '.join(ExperimentConfig.model_fields)}"
-        )
-    try:
-        return ExperimentConfig(**values)
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(x) for x in first["loc"])
-        raise ValueError(f"{source}: field {field!r}: {first['msg']} (got {first.get('input')!r})") from None
+    return build(ExperimentConfig, values, source=source)
 
 
 def add_tool_server_flag(p: argparse.ArgumentParser) -> None:
@@ -124,7 +90,7 @@ def add_tool_server_flag(p: argparse.ArgumentParser) -> None:
 
 def tool_server_flags(values: list[str] | None) -> dict[str, Any]:
     """The ``--tool-server NAME=SPEC`` values as name -> spec."""
-    from memento_lab.agent.tool_servers import parse_server_arg
+    from memento_lab.agent.tools.servers import parse_server_arg
 
     return dict(parse_server_arg(v) for v in values or [])
 
@@ -140,13 +106,7 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     if args.config:
         values = config_file_values(args.config)
         source = args.config
-    values.update(
-        {
-            k: getattr(args, k)
-            for k in ExperimentConfig.model_fields
-            if k not in TABLES and getattr(args, k) is not None
-        }
-    )
+    values.update(given(args, ExperimentConfig, skip=TABLES))
     flagged = tool_server_flags(getattr(args, "tool_servers", None))
     if flagged:  # a flag replaces the file's server of the same name
         values["tool_servers"] = {**values.get("tool_servers", {}), **flagged}

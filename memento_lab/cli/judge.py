@@ -17,14 +17,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from memento_lab.tasks.registry import spec_help
 from memento_lab.trace import JudgeError
 
 
 def add_judge_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("judge", help="score one answer to one task with the suite's judges (every verdict)")
-    p.add_argument(
-        "--suite", required=True, help="a suite spec, e.g. deepresearcher | humaneval | jsonl:FILE"
-    )
+    p.add_argument("--suite", required=True, help=spec_help())
     p.add_argument(
         "--task", required=True, help="the task id (HumanEval also takes its own ids, HumanEval/0)"
     )
@@ -53,7 +52,7 @@ class LazyJudge:
 
     async def chat(self, messages: list[dict[str, Any]], **kw: Any) -> Any:
         if self.client is None:
-            from memento_lab.agent.llm import open_llms
+            from memento_lab.agent.models.llm import open_llms
 
             llms = await self.stack.enter_async_context(open_llms(local_model=self.model))
             self.client = llms.judge
@@ -71,7 +70,8 @@ def find_task(suite: Any, task_id: str) -> Any:
 
 
 async def judge_one(args: argparse.Namespace) -> dict[str, Any]:
-    from memento_lab.agent.suites import JudgeContext, load_suite
+    from memento_lab.tasks import load_suite
+    from memento_lab.tasks.base import JudgeContext
 
     n = args.n or (10 if args.suite.startswith("reasoning-gym") else 0)
     suite = load_suite(args.suite, n=n, seed=args.seed)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from memento_lab.agent.tool_servers import ToolServers
+from memento_lab.agent.tools.servers import ToolServers
 from memento_lab.config import CassetteMode, default_cassette_mode
 from memento_lab.trace import EpisodeStatus
 

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from memento_lab.agent.suite_base import Task
+from memento_lab.tasks.base import Task
 
 WHERE_READ = frozenset({"file"})  # metadata saying where a task was read from, not what it is
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from memento_lab.experiments.config import ExperimentConfig
-from memento_lab.memory.memory import Memory
-from memento_lab.memory.pairs import RetrievalPair
+from memento_lab.memory.read_write import Memory
+from memento_lab.memory.retrieval.pairs import RetrievalPair
 from memento_lab.trace import Trace
 
 ONLINE_CKPT = Path("retriever") / "online.ckpt"
@@ -25,7 +25,7 @@ def retriever_options(config: ExperimentConfig, out: Path) -> tuple[str | None, 
         return config.checkpoint, {"min_score": config.min_score}
     if config.memory != "parametric":
         return config.checkpoint, {}
-    from memento_lab.memory.parametric import RetrievalConfig, UpdateConfig
+    from memento_lab.memory.learned.parametric import RetrievalConfig, UpdateConfig
 
     state = out / ONLINE_CKPT
     checkpoint = str(state) if config.online_update and state.exists() else config.checkpoint
@@ -43,7 +43,7 @@ def attach_online(memory: Memory, config: ExperimentConfig, out: Path) -> None:
     """Give a parametric retriever the run's pair log (replay) and its state file (online updates)."""
     if config.memory != "parametric" or not config.online_update or memory.pairs is None:
         return  # (and torch is not imported for a run that does not need it)
-    from memento_lab.memory.parametric import ParametricRetriever
+    from memento_lab.memory.learned.parametric import ParametricRetriever
 
     if isinstance(memory.retriever, ParametricRetriever):
         memory.retriever.attach(memory.pairs, out / ONLINE_CKPT)

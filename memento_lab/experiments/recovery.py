@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from memento_lab.experiments.config import ResultRow
 from memento_lab.experiments.results import latest_rows
 from memento_lab.jsonl import atomic_write_bytes
-from memento_lab.memory.cases import CaseBank
+from memento_lab.memory.bank.bank import CaseBank
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]  # (task id, iteration)

@@ -30,9 +30,9 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field
 
-from memento_lab.agent.judges import judge_agreement
 from memento_lab.experiments import stats
 from memento_lab.experiments.results import TASK, load_results, run_configs
+from memento_lab.tasks.judges import judge_agreement
 
 
 class Arm(BaseModel):
@@ -370,7 +370,7 @@ def _errors(df: pl.DataFrame) -> list[RunErrors]:
 
 
 def _baselines(runs: Sequence[str | Path]) -> dict[str, float]:
-    from memento_lab.agent.suites import load_suite, trivial_baseline
+    from memento_lab.tasks.suites import load_suite, trivial_baseline
 
     out: dict[str, float] = {}
     seen: set[tuple[str, int, int]] = set()

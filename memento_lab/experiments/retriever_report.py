@@ -16,17 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from memento_lab.memory.cases import CaseBank
-from memento_lab.memory.metrics import _nan_to_none, ranking_metrics
-from memento_lab.memory.offpolicy import OffPolicyEstimate, ips_estimate, slate_propensities
-from memento_lab.memory.pairs import NO_CASE, PairLog, RetrievalPair
-from memento_lab.memory.retrieval import DEFAULT_K, Retriever
+from memento_lab.memory.bank.bank import CaseBank
+from memento_lab.memory.learned.metrics import nan_to_none, ranking_metrics
+from memento_lab.memory.retrieval.offpolicy import OffPolicyEstimate, ips_estimate, slate_propensities
+from memento_lab.memory.retrieval.pairs import NO_CASE, PairLog, RetrievalPair
+from memento_lab.memory.retrieval.retrievers import DEFAULT_K, Retriever
 from memento_lab.trace import read_traces
 
 
 def case_pairs(pairs: list[RetrievalPair], target: str) -> tuple[list[RetrievalPair], np.ndarray]:
     """The pairs of shown cases (not the "no memory" option) that have a value for ``target``."""
-    from memento_lab.memory.pair_data import pair_targets
+    from memento_lab.memory.learned.pair_data import pair_targets
 
     pairs = [p for p in pairs if p.case_id != NO_CASE]
     y = pair_targets(pairs, target) if pairs else np.zeros(0, dtype=np.float32)
@@ -45,7 +45,7 @@ def logged_ranking(pairs: list[RetrievalPair], target: str = "delta", k: int = D
                 [plist[i].query for i in scored], y[scored], np.array([plist[i].score for i in scored]), k
             )
         )
-    return _nan_to_none(out)
+    return nan_to_none(out)
 
 
 def off_policy(
@@ -98,9 +98,9 @@ def retriever_report(
     out: dict[str, Any] = {"run": str(run), "logged": logged_ranking(pairs, target, k)}
     if checkpoint is None:
         return out
-    from memento_lab.memory.encoders import bank_encoder
-    from memento_lab.memory.parametric import ParametricRetriever
-    from memento_lab.memory.training import evaluate
+    from memento_lab.memory.bank.encoders import bank_encoder
+    from memento_lab.memory.learned.parametric import ParametricRetriever
+    from memento_lab.memory.learned.training import evaluate
 
     plist, _ = case_pairs(pairs, target)
     out["learned"] = evaluate(checkpoint, plist, split="all", target=target, k=k) if plist else None

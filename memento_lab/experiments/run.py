@@ -46,10 +46,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from memento_lab.agent.cassette import CassetteMiss
 from memento_lab.agent.loop import AgentConfig
+from memento_lab.agent.models.cassette import CassetteMiss
 from memento_lab.agent.session import CASSETTE_FILE, Session, open_session
-from memento_lab.agent.suites import Suite, Task, load_suite
 from memento_lab.config import Settings
 from memento_lab.experiments.config import ExperimentConfig, ResultRow, RunResult
 from memento_lab.experiments.fingerprint import task_hash, tasks_fingerprint
@@ -64,9 +63,10 @@ from memento_lab.experiments.recovery import roll_back
 from memento_lab.experiments.results import finished, latest_rows, models_of, read_rows, write_results_parquet
 from memento_lab.experiments.run_lock import run_lock
 from memento_lab.jsonl import append_jsonl, atomic_write_text
-from memento_lab.memory.memory import Memory, counterfactual_pair, open_memory
 from memento_lab.memory.policies import make_policy
+from memento_lab.memory.read_write import Memory, counterfactual_pair, open_memory
 from memento_lab.provenance import code_version
+from memento_lab.tasks.suites import Suite, Task, load_suite
 from memento_lab.trace import Counterfactual, Trace, write_traces
 
 RUN_INFO = "run.json"
@@ -112,7 +112,7 @@ def _resolve_config(
             f"suite {config.suite!r}: its tasks have fingerprint {fingerprint}, the config asks for "
             f"{config.tasks_fingerprint} (the task contents are not the ones the config names)"
         )
-    config = config.model_copy(update={**getattr(suite, "forces", {}), "tasks_fingerprint": fingerprint})
+    config = config.model_copy(update={**suite.forces, "tasks_fingerprint": fingerprint})
     config_path = out / "config.json"
     if config_path.exists():
         stored = ExperimentConfig.model_validate_json(config_path.read_text())
@@ -159,7 +159,7 @@ def _record_run_info(out: Path, session: Session, config: ExperimentConfig) -> N
 
 def _check_leakage(memory: Memory, tasks: list[Task], config: ExperimentConfig, out: Path) -> None:
     """Eval questions already in the bank, not counting the cases this run wrote itself (resume)."""
-    from memento_lab.memory.dedupe import leakage_report
+    from memento_lab.memory.bank.dedupe import leakage_report
 
     outside = [c for c in memory.bank.cases() if c.source.run_id != config.run_id]
     if config.leakage == "off" or not outside:

@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from memento_lab.memory.cases import Case, CaseBank
-from memento_lab.memory.pairs import RetrievalPair
+from memento_lab.memory.bank.bank import Case, CaseBank
+from memento_lab.memory.retrieval.pairs import RetrievalPair
 
 POLICIES = ("keep-all", "lru", "utility", "merge-duplicates", "one-per-task")
 PolicyName = Literal["keep-all", "lru", "utility", "merge-duplicates", "one-per-task"]
@@ -118,7 +118,7 @@ class MergeDuplicates(BankPolicy):
         self.threshold = threshold
 
     def select(self, cases: list[Case], pairs: Sequence[RetrievalPair], bank: CaseBank) -> list[str]:
-        from memento_lab.memory.dedupe import find_duplicates
+        from memento_lab.memory.bank.dedupe import find_duplicates
 
         if bank.encoder is None or len(cases) < 2:
             return []

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from memento_lab.config import shared_seed_dir
 from memento_lab.jsonl import FormatError
-from memento_lab.memory.cases import Case, CaseBank
-from memento_lab.memory.formats import import_file
-from memento_lab.memory.pairs import RetrievalPair, pairs_from_bank
-from memento_lab.memory.retrieval import SimilarityRetriever
+from memento_lab.memory.bank.bank import Case, CaseBank
+from memento_lab.memory.bank.formats import import_file
+from memento_lab.memory.retrieval.pairs import RetrievalPair, pairs_from_bank
+from memento_lab.memory.retrieval.retrievers import SimilarityRetriever
 
 
 @dataclass
@@ -65,7 +65,7 @@ def training_pairs(source: str, bank: CaseBank, *, k: int = 4) -> tuple[str, lis
     """(kind, pairs) to train the retriever on: ``auto`` | ``seed`` (the original training_data.jsonl) |
     ``bank`` (every case as a query with its ``k`` most similar cases, labelled by the query's outcome) |
     a pair file (original format or a workbench pair log) | a run folder (its ``pairs.jsonl``)."""
-    from memento_lab.memory.pair_data import load_pairs  # lazy: torch loads only when training
+    from memento_lab.memory.learned.pair_data import load_pairs  # lazy: torch loads only when training
 
     seed_dir = shared_seed_dir()
     kind = ("seed" if seed_dir else "bank") if source == "auto" else source

@@ -84,7 +84,7 @@ def load_dashboard(paths: Sequence[str | Path], *, title: str | None = None) -> 
     """Read the runs under ``paths`` (run folders or folders of runs) and their report."""
     from memento_lab.experiments.report import build_report
     from memento_lab.experiments.results import load_results
-    from memento_lab.memory.pairs import PairLog
+    from memento_lab.memory.retrieval.pairs import PairLog
 
     folders = run_folders(paths)
     if not folders:

@@ -30,7 +30,8 @@ def use_notebook_renderer() -> str:
     return NOTEBOOK_RENDERER
 
 
-def _color(i: int) -> str:
+def color(i: int) -> str:
+    """The i-th colour of the figures' palette (cycling)."""
     return COLORS[i % len(COLORS)]
 
 
@@ -116,7 +117,7 @@ def learning_curves(
     if df.is_empty():
         raise ValueError("no result rows to plot")
     groups = sorted(df[by].unique().to_list(), key=str)
-    color_of = {g: _color(i) for i, g in enumerate(groups)}
+    color_of = {g: color(i) for i, g in enumerate(groups)}
     iterations = sorted(df["iteration"].unique().to_list())
     if not facet_family:
         fig = go.Figure(
@@ -177,7 +178,7 @@ def k_sweep(df: pl.DataFrame, *, by: str = "memory") -> go.Figure:
                 y=part["accuracy"].to_list(),
                 mode="lines+markers",
                 name=str(key),
-                line={"color": _color(i)},
+                line={"color": color(i)},
                 error_y={
                     "type": "data",
                     "array": (part["ci_high"] - part["accuracy"]).to_list(),
@@ -217,7 +218,7 @@ def memory_costs(costs: Sequence[Any]) -> go.Figure:
                     x=[x],
                     y=[row["accuracy"]],
                     mode="markers",
-                    marker={"size": 12, "color": _color(i)},
+                    marker={"size": 12, "color": color(i)},
                     name=str(row["label"]),
                     legendgroup=str(row["label"]),
                     showlegend=col == 1,

@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from memento_lab.memory.pairs import RetrievalPair
-from memento_lab.views.plots import _color
+from memento_lab.memory.retrieval.pairs import RetrievalPair
+from memento_lab.views.plots import color
 
 
 def pairs_frame(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path) -> pl.DataFrame:
@@ -25,7 +25,7 @@ def pairs_frame(data: pl.DataFrame | Sequence[RetrievalPair] | str | Path) -> pl
     task's mean reward over all rows.
     """
     if isinstance(data, str | Path):
-        from memento_lab.memory.pair_data import load_pairs
+        from memento_lab.memory.learned.pair_data import load_pairs
 
         data = load_pairs(data)
     if not isinstance(data, pl.DataFrame):
@@ -211,10 +211,10 @@ def training_curves(metrics_csv: str | Path) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     epochs = m["epoch"].to_list()
     styles = {
-        "train_loss": ("train loss", False, {"color": _color(0)}),
-        "val_loss": ("val loss", False, {"color": _color(1)}),
-        "val_auc": ("val AUC", True, {"color": _color(2), "dash": "dot"}),
-        "val_wq_auc": ("val within-query AUC", True, {"color": _color(3), "dash": "dot"}),
+        "train_loss": ("train loss", False, {"color": color(0)}),
+        "val_loss": ("val loss", False, {"color": color(1)}),
+        "val_auc": ("val AUC", True, {"color": color(2), "dash": "dot"}),
+        "val_wq_auc": ("val within-query AUC", True, {"color": color(3), "dash": "dot"}),
     }
     for col, (name, right, line) in styles.items():
         if col in m.columns and m[col].drop_nulls().len():
@@ -286,7 +286,7 @@ def retriever_comparison(result: Any) -> go.Figure:
                 x=names,
                 y=values,
                 name=name,
-                marker_color=_color(i) if name != "chance" else "#bbbbbb",
+                marker_color=color(i) if name != "chance" else "#bbbbbb",
                 text=[None if v is None else f"{v:.3f}" for v in values],
                 textposition="outside",
             )

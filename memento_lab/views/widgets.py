@@ -20,8 +20,8 @@ from typing import Any, cast
 
 import ipywidgets as widgets
 
-from memento_lab.memory.cases import Case, CaseBank
-from memento_lab.memory.retrieval import Retrieved, Retriever
+from memento_lab.memory.bank.bank import Case, CaseBank
+from memento_lab.memory.retrieval.retrievers import Retrieved, Retriever
 from memento_lab.trace import LLMCall, Trace
 
 ERROR_STYLE = "color:#b00020;font-weight:bold"

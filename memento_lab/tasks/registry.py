@@ -1,0 +1,211 @@
+"""The suite registry: every kind of suite by name, read by ``load_suite``, the CLI's help and
+``memento-lab list suites``.
+
+A kind is a factory declared with ``@suite``; a spec string ``KIND[+VARIANT]:ARG`` names one::
+
+    @suite("my-kind", forms=("my-kind:PATH",), summary="my own tasks")
+    def my_kind(spec: SuiteSpec, *, n: int, seed: int) -> Suite:
+        return MySuite(spec.arg, n=n, seed=seed)
+
+    load_suite("my-kind:tasks.csv", n=5)
+
+Lazy, with no import side effects: importing ``memento_lab`` registers and imports no suite. The
+registry imports the module of a built-in kind (``BUILTIN``) when that kind is asked for, every
+built-in module when the whole list is read, and the entry points of the group
+``memento_lab.suites`` (how another package adds kinds: ``my-kind = "my_pkg.suites:my_kind"``, a
+decorated factory or a plain one) when a name is not built in or the list is read. A notebook
+registers its own kinds with the same decorator; re-running the cell replaces the kind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from memento_lab.tasks.base import Suite
+
+ENTRY_POINTS = "memento_lab.suites"
+
+# kind -> the module that declares it (imported only when the kind is asked for)
+BUILTIN: dict[str, str] = {
+    "reasoning-gym": "memento_lab.tasks.suites",
+    "humaneval": "memento_lab.tasks.suites",
+    "deepresearcher": "memento_lab.tasks.suites",
+    "jsonl": "memento_lab.tasks.suites",
+    "control": "memento_lab.tasks.controls",
+    "bfcl": "memento_lab.tasks.bfcl",
+}
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A parsed spec string: ``jsonl+llm:tasks.jsonl`` -> kind ``jsonl``, variant ``llm``, arg ``tasks.jsonl``."""
+
+    text: str
+    kind: str
+    variant: str = ""
+    arg: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> SuiteSpec:
+        head, _, arg = text.partition(":")
+        kind, _, variant = head.strip().lower().partition("+")
+        return cls(text=text, kind=kind, variant=variant, arg=arg.strip())
+
+
+SuiteFactory = Callable[..., "Suite"]  # (spec: SuiteSpec, *, n: int, seed: int) -> Suite
+
+
+@dataclass(frozen=True)
+class SuiteKind:
+    """One registered kind: its factory, the spec forms it accepts and a one-line summary."""
+
+    name: str
+    factory: SuiteFactory
+    forms: tuple[str, ...]
+    summary: str
+    variants: tuple[str, ...] = ()  # accepted ``+VARIANT`` suffixes (none: the kind takes no variant)
+    origin: str = ""  # where it is declared: module:function, or the entry point
+
+    def load(self, spec: SuiteSpec, *, n: int, seed: int) -> Suite:
+        if spec.variant and spec.variant not in self.variants:
+            accepted = f"choose one of {', '.join(self.variants)}" if self.variants else "it takes none"
+            raise ValueError(f"suite {spec.text!r}: unknown {self.name} variant {spec.variant!r}; {accepted}")
+        return self.factory(spec, n=n, seed=seed)
+
+
+class _Registry:
+    """The kinds known in this process (one instance: ``_REGISTRY``)."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, SuiteKind] = {}
+        self.broken: dict[str, str] = {}  # entry point -> why it failed to load (raised when asked for)
+        self.entry_points_loaded = False
+        self.lock = threading.RLock()
+
+    def add(self, kind: SuiteKind) -> None:
+        with self.lock:
+            old = self.kinds.get(kind.name)
+            if old is not None and old.origin != kind.origin:
+                raise ValueError(f"suite kind {kind.name!r} is already registered by {old.origin}")
+            self.kinds[kind.name] = kind
+
+    def load_builtin(self, name: str) -> None:
+        """Import the module that declares a built-in kind; its kinds are taken from the factories it
+        holds (marked by ``@suite``), so they are found even if it was imported before this registry."""
+        module = BUILTIN.get(name)
+        if module is None or name in self.kinds:
+            return
+        for obj in list(vars(importlib.import_module(module)).values()):
+            kind = getattr(obj, "__suite_kind__", None)
+            if isinstance(kind, SuiteKind) and kind.name not in self.kinds:
+                self.add(kind)
+
+    def load_entry_points(self) -> None:
+        """Register the kinds other packages declare (group ``memento_lab.suites``), once."""
+        with self.lock:
+            if self.entry_points_loaded:
+                return
+            self.entry_points_loaded = True
+            for ep in entry_points(group=ENTRY_POINTS):
+                name = ep.name.strip().lower()
+                try:
+                    factory = ep.load()  # a decorated factory registers itself here
+                except Exception as e:  # one broken package must not hide every other kind
+                    self.broken[name] = (
+                        f"suite entry point {ep.name} = {ep.value!r} failed to load: {type(e).__name__}: {e}"
+                    )
+                    continue
+                if name not in self.kinds:
+                    suite(name, summary=f"from {ep.value}")(factory)
+
+
+_REGISTRY = _Registry()
+
+
+def suite(
+    name: str, *, forms: tuple[str, ...] = (), summary: str = "", variants: tuple[str, ...] = ()
+) -> Callable[[SuiteFactory], SuiteFactory]:
+    """Declare a suite kind: ``factory(spec: SuiteSpec, *, n, seed) -> Suite`` under ``name``.
+
+    ``forms`` are the spec forms shown in help and errors (default ``NAME:ARG``), ``summary`` one line
+    (default: the factory's docstring), ``variants`` the ``+VARIANT`` suffixes the kind accepts."""
+
+    def register(factory: SuiteFactory) -> SuiteFactory:
+        kind = SuiteKind(
+            name=name.strip().lower(),
+            factory=factory,
+            forms=tuple(forms) or (f"{name}:ARG",),
+            summary=summary or (inspect.getdoc(factory) or "").split("\n")[0],
+            variants=tuple(variants),
+            origin=f"{factory.__module__}:{factory.__qualname__}",
+        )
+        _REGISTRY.add(kind)
+        factory.__suite_kind__ = kind  # type: ignore[attr-defined]  # how the registry finds it again
+        return factory
+
+    return register
+
+
+def suite_kind(name: str) -> SuiteKind:
+    """The kind called ``name`` (built in, registered, or from an entry point); an unknown name
+    raises a ValueError listing the valid forms."""
+    name = name.strip().lower()
+    _REGISTRY.load_builtin(name)
+    if name not in _REGISTRY.kinds:
+        _REGISTRY.load_entry_points()
+    if name in _REGISTRY.broken and name not in _REGISTRY.kinds:
+        raise ImportError(_REGISTRY.broken[name])
+    if name not in _REGISTRY.kinds:
+        raise ValueError(f"unknown suite kind {name!r}; valid forms: " + "; ".join(spec_forms()))
+    return _REGISTRY.kinds[name]
+
+
+def suite_kinds() -> list[SuiteKind]:
+    """Every kind, built-in ones first (in ``BUILTIN`` order), then the rest by name."""
+    for name in BUILTIN:
+        _REGISTRY.load_builtin(name)
+    _REGISTRY.load_entry_points()
+    order = {name: i for i, name in enumerate(BUILTIN)}
+    return sorted(_REGISTRY.kinds.values(), key=lambda k: (order.get(k.name, len(order)), k.name))
+
+
+def kind_names() -> list[str]:
+    """Every kind's name, importing no suite: built-in, registered here, and named by entry points."""
+    named = [ep.name.strip().lower() for ep in entry_points(group=ENTRY_POINTS)]
+    return list(dict.fromkeys([*BUILTIN, *_REGISTRY.kinds, *named]))
+
+
+def spec_help() -> str:
+    """The one-line help of a ``--suite`` option (no suite is imported to write it)."""
+    return f"a spec KIND[:ARG], KIND one of {' | '.join(kind_names())} (`memento-lab list suites` shows every form)"
+
+
+def spec_forms() -> list[str]:
+    """Every spec form of every kind (what help and errors show)."""
+    return [form for kind in suite_kinds() for form in kind.forms]
+
+
+def load_suite(spec: str, *, n: int = 10, seed: int = 0) -> Suite:
+    """A suite from a spec string ``KIND[+VARIANT]:ARG`` (``memento-lab list suites`` shows the
+    forms); ``n`` tasks per family (or per subset) where the kind samples, ``seed`` which ones."""
+    parsed = SuiteSpec.parse(spec)
+    return suite_kind(parsed.kind).load(parsed, n=n, seed=seed)
+
+
+def describe() -> list[dict[str, Any]]:
+    """The kinds as plain rows (name, forms, summary, where declared), then entry points that failed."""
+    rows = [
+        {"kind": k.name, "forms": list(k.forms), "summary": k.summary, "origin": k.origin}
+        for k in suite_kinds()
+    ]
+    broken = [
+        {"kind": n, "forms": [], "summary": "", "origin": "", "error": e} for n, e in _REGISTRY.broken.items()
+    ]
+    return rows + broken
