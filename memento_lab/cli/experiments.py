@@ -27,6 +27,7 @@ from memento_lab.tasks.registry import spec_help
 
 SHORT = {"k": ("-k",)}
 TABLES = {"tool_servers"}  # fields given as TOML tables ([tool_servers.NAME]) and by their own flag
+TABLE_OR_FLAG = {"suite"}  # fields that are a TOML table or a flag's string ([suite] or --suite)
 TOOL_SERVER_HELP = (
     "One server per flag (repeatable): NAME='COMMAND ARGS' (stdio), NAME=http://HOST:PORT/mcp "
     "(streamable HTTP) or NAME='{JSON spec}'"
@@ -97,7 +98,9 @@ def tool_server_flags(values: list[str] | None) -> dict[str, Any]:
 
 def config_file_values(path: str) -> dict[str, Any]:
     """A run's TOML as config values: its fields, without other tables (e.g. a sweep's [sweep])."""
-    return {k: v for k, v in read_toml(path).items() if not isinstance(v, dict) or k in TABLES}
+    return {
+        k: v for k, v in read_toml(path).items() if not isinstance(v, dict) or k in TABLES | TABLE_OR_FLAG
+    }
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from memento_lab.agent.tools.servers import ToolServers
 from memento_lab.config import CassetteMode, default_cassette_mode
@@ -21,7 +21,8 @@ class ExperimentConfig(BaseModel):
     suite: str = Field(
         "reasoning-gym:spell_backward,chain_sum",
         description="the tasks: reasoning-gym:FAM1,FAM2 | humaneval[:0-20] | deepresearcher | jsonl:FILE | "
-        "jsonl+llm:FILE | bfcl:base | control:positive | control:negative",
+        "jsonl+llm:FILE | table:FILE?question=COL&answer=COL | bfcl:base | control:positive | control:negative | "
+        "your own (memento-lab list suites)",
     )
     n: int = Field(
         4, description="tasks per family or source (humaneval without a slice: n problems; jsonl: every line)"
@@ -122,6 +123,16 @@ class ExperimentConfig(BaseModel):
         None,
         description="set by the run: a hash of the tasks' contents; given, the run refuses other contents",
     )
+
+    @field_validator("suite", mode="before")
+    @classmethod
+    def _suite_table(cls, value: Any) -> Any:
+        """A ``[suite]`` TOML table (kind, path, options) becomes its spec string (``registry.spec_text``)."""
+        if isinstance(value, dict):
+            from memento_lab.tasks.registry import spec_text
+
+            return spec_text(value)
+        return value
 
     def mismatch(self, stored: ExperimentConfig) -> list[str]:
         """The fields in which this config may not resume a run stored with ``stored`` (see

@@ -1,15 +1,14 @@
-"""Question/answer suites: your own JSONL tasks (optionally with attached files and answer kinds) and
-the DeepResearcher questions of the Memento seed data. Cheap judges first; the LLM judge only where
+"""Question/answer suites: the suite judged by string judges or the LLM (``QASuite``; your own tables
+build on it in ``table_suite``) and the DeepResearcher questions of the Memento seed data. Cheap judges first; the LLM judge only where
 exact match cannot settle it (see ``judges.cheap_first``)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 from memento_lab.jsonl import FormatError, read_jsonl
-from memento_lab.tasks.answers import AnswerKind
 from memento_lab.tasks.base import JudgeContext, Suite, Task, gold_answers, sample_indices
 from memento_lab.tasks.judges import cheap_first
 from memento_lab.trace import JudgeVerdict, LLMCall
@@ -47,55 +46,14 @@ class QASuite(Suite):
 
 
 def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
-    """``{"id"?, "question", "answer", "family"?, "file"?/"files"?}`` lines; a bad line is a FormatError
-    naming file and line. Attached files are relative to the task file's folder and must exist."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"task file {path} does not exist")
-    out, seen = [], set()
-    for line, obj in read_jsonl(path):
-        for field in ("question", "answer"):
-            if field not in obj or obj[field] is None:
-                raise FormatError(path, line, "missing", field=field)
-        if not isinstance(obj["question"], str) or not obj["question"].strip():
-            raise FormatError(path, line, "must be a non-empty string", field="question")
-        if not isinstance(obj["answer"], str | int | float):
-            raise FormatError(
-                path, line, f"must be a string or number, got {type(obj['answer']).__name__}", field="answer"
-            )
-        kind = obj.get("answer_kind", "short")
-        if kind not in get_args(AnswerKind):
-            raise FormatError(
-                path, line, f"must be one of {', '.join(get_args(AnswerKind))}", field="answer_kind"
-            )
-        if kind == "program" and not obj.get("entry_point"):
-            raise FormatError(
-                path, line, "a program answer needs the function name to call", field="entry_point"
-            )
-        tid = str(obj.get("id", f"{path.stem}:{line}"))
-        if tid in seen:
-            raise FormatError(path, line, f"duplicate id {tid!r}", field="id")
-        seen.add(tid)
-        files = _task_files(obj, path, line)
-        out.append(
-            Task(
-                id=tid,
-                question=obj["question"],
-                answer=str(obj["answer"]),
-                family=str(obj.get("family") or path.stem),
-                suite=suite,
-                answer_kind=kind,
-                entry_point=obj.get("entry_point"),
-                metadata={"file": str(path), "line": line},
-                files=files,
-            )
-        )
-    if not out:
-        raise FormatError(path, None, "contains no tasks")
-    return out
+    """``{"id"?, "question", "answer", "family"?, "file"?/"files"?, "answer_kind"?, "entry_point"?}``
+    lines as tasks (the ``jsonl`` kind: a table read with the default mapping, ``table_suite``)."""
+    from memento_lab.tasks.table_suite import TableMapping, load_table_tasks
+
+    return load_table_tasks(str(path), TableMapping(format="jsonl"), suite=suite)
 
 
-def _task_files(obj: dict[str, Any], path: Path, line: int) -> list[str]:
+def task_files(obj: dict[str, Any], path: Path, line: int) -> list[str]:
     """A line's optional ``"file"`` (a string) or ``"files"`` (a list), relative to the task file's folder."""
     out = []
     for field in ("file", "files"):

@@ -1,7 +1,8 @@
 """The suite registry: every kind of suite by name, read by ``load_suite``, the CLI's help and
 ``memento-lab list suites``.
 
-A kind is a factory declared with ``@suite``; a spec string ``KIND[+VARIANT]:ARG`` names one::
+A kind is a factory declared with ``@suite``; a spec string ``KIND[+VARIANT]:ARG[?NAME=VALUE&...]``
+names one (the options after ``?`` are URL-encoded; a kind declares the ones it takes)::
 
     @suite("my-kind", forms=("my-kind:PATH",), summary="my own tasks")
     def my_kind(spec: SuiteSpec, *, n: int, seed: int) -> Suite:
@@ -22,10 +23,11 @@ from __future__ import annotations
 import importlib
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
 
 if TYPE_CHECKING:
     from memento_lab.tasks.base import Suite
@@ -37,7 +39,8 @@ BUILTIN: dict[str, str] = {
     "reasoning-gym": "memento_lab.tasks.suites",
     "humaneval": "memento_lab.tasks.suites",
     "deepresearcher": "memento_lab.tasks.suites",
-    "jsonl": "memento_lab.tasks.suites",
+    "table": "memento_lab.tasks.table_suite",
+    "jsonl": "memento_lab.tasks.table_suite",
     "control": "memento_lab.tasks.controls",
     "bfcl": "memento_lab.tasks.bfcl",
 }
@@ -45,18 +48,58 @@ BUILTIN: dict[str, str] = {
 
 @dataclass(frozen=True)
 class SuiteSpec:
-    """A parsed spec string: ``jsonl+llm:tasks.jsonl`` -> kind ``jsonl``, variant ``llm``, arg ``tasks.jsonl``."""
+    """A parsed spec string: ``jsonl+llm:tasks.jsonl`` -> kind ``jsonl``, variant ``llm``, arg
+    ``tasks.jsonl``; ``table:qa.csv?question=prompt`` -> arg ``qa.csv``, options ``{"question": "prompt"}``."""
 
     text: str
     kind: str
     variant: str = ""
     arg: str = ""
+    options: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> SuiteSpec:
-        head, _, arg = text.partition(":")
+        head, _, rest = text.partition(":")
         kind, _, variant = head.strip().lower().partition("+")
-        return cls(text=text, kind=kind, variant=variant, arg=arg.strip())
+        arg, query_mark, query = rest.partition("?")
+        options: dict[str, str] = {}
+        if query_mark:
+            try:
+                pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+            except ValueError:
+                raise ValueError(
+                    f"suite {text!r}: options after '?' must be NAME=VALUE joined by '&'"
+                ) from None
+            for name, value in pairs:
+                if name in options:
+                    raise ValueError(f"suite {text!r}: option {name!r} is given twice")
+                options[name] = value
+        return cls(text=text, kind=kind, variant=variant, arg=arg.strip(), options=tuple(options.items()))
+
+    @property
+    def option(self) -> dict[str, str]:
+        """The options as a dict (name -> value)."""
+        return dict(self.options)
+
+
+def spec_text(table: Mapping[str, Any]) -> str:
+    """The spec string of a suite given as a TOML table: ``kind`` (default ``table``), optional
+    ``variant``, ``path`` (or ``arg``), every other key an option (sorted, URL-encoded)::
+
+        {"path": "qa.csv", "question": "prompt", "judge": "f1"} -> "table:qa.csv?judge=f1&question=prompt"
+    """
+    rest = {str(k): v for k, v in table.items()}
+    kind = str(rest.pop("kind", "table"))
+    variant = rest.pop("variant", "")
+    if "path" in rest and "arg" in rest:
+        raise ValueError("suite table: give `path` or `arg`, not both")
+    arg = str(rest.pop("path", rest.pop("arg", "")))
+    bad = sorted(k for k, v in rest.items() if not isinstance(v, str | int | float | bool))
+    if bad:
+        raise ValueError(f"suite table: options {bad} must be strings or numbers")
+    values = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in sorted(rest.items())}
+    query = urlencode(values, safe=":/,.") if values else ""
+    return f"{kind}{'+' + variant if variant else ''}:{arg}" + (f"?{query}" if query else "")
 
 
 SuiteFactory = Callable[..., "Suite"]  # (spec: SuiteSpec, *, n: int, seed: int) -> Suite
@@ -72,11 +115,16 @@ class SuiteKind:
     summary: str
     variants: tuple[str, ...] = ()  # accepted ``+VARIANT`` suffixes (none: the kind takes no variant)
     origin: str = ""  # where it is declared: module:function, or the entry point
+    options: tuple[str, ...] = ()  # accepted ``?NAME=VALUE`` options (none: the kind takes no options)
 
     def load(self, spec: SuiteSpec, *, n: int, seed: int) -> Suite:
         if spec.variant and spec.variant not in self.variants:
             accepted = f"choose one of {', '.join(self.variants)}" if self.variants else "it takes none"
             raise ValueError(f"suite {spec.text!r}: unknown {self.name} variant {spec.variant!r}; {accepted}")
+        unknown = [name for name, _ in spec.options if name not in self.options]
+        if unknown:
+            accepted = f"options: {', '.join(self.options)}" if self.options else "it takes no options"
+            raise ValueError(f"suite {spec.text!r}: unknown {self.name} option(s) {unknown}; {accepted}")
         return self.factory(spec, n=n, seed=seed)
 
 
@@ -130,12 +178,18 @@ _REGISTRY = _Registry()
 
 
 def suite(
-    name: str, *, forms: tuple[str, ...] = (), summary: str = "", variants: tuple[str, ...] = ()
+    name: str,
+    *,
+    forms: tuple[str, ...] = (),
+    summary: str = "",
+    variants: tuple[str, ...] = (),
+    options: tuple[str, ...] = (),
 ) -> Callable[[SuiteFactory], SuiteFactory]:
     """Declare a suite kind: ``factory(spec: SuiteSpec, *, n, seed) -> Suite`` under ``name``.
 
     ``forms`` are the spec forms shown in help and errors (default ``NAME:ARG``), ``summary`` one line
-    (default: the factory's docstring), ``variants`` the ``+VARIANT`` suffixes the kind accepts."""
+    (default: the factory's docstring), ``variants`` the ``+VARIANT`` suffixes the kind accepts,
+    ``options`` the ``?NAME=VALUE`` options (``spec.option``)."""
 
     def register(factory: SuiteFactory) -> SuiteFactory:
         kind = SuiteKind(
@@ -145,6 +199,7 @@ def suite(
             summary=summary or (inspect.getdoc(factory) or "").split("\n")[0],
             variants=tuple(variants),
             origin=f"{factory.__module__}:{factory.__qualname__}",
+            options=tuple(options),
         )
         _REGISTRY.add(kind)
         factory.__suite_kind__ = kind  # type: ignore[attr-defined]  # how the registry finds it again

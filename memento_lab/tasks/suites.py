@@ -19,10 +19,10 @@ Specs (``load_suite``):
 - ``bfcl:base`` (``long_context``; several joined by commas) — BFCL multi-turn tasks on stateful
   tools served over MCP (``memento_lab.tasks.bfcl``), ``n`` per subset; reward = bfcl-eval's own
   final-state check.
-- ``jsonl:PATH`` (or ``jsonl+JUDGE:PATH``, JUDGE one of em, f1, pm, llm) — your own
-  ``{"id"?, "question", "answer", "family"?, "file"?/"files"?, "answer_kind"?, "entry_point"?}``
-  lines; reward = normalised exact match by default (``llm``: cheap judges first, as for
-  DeepResearcher). Attached files (relative to the task file) land in ``Task.files``.
+- ``table:PATH?question=COL&answer=COL&judge=JUDGE`` and ``jsonl[+JUDGE]:PATH`` — your own tasks
+  from a CSV, JSONL, Parquet file or a Hugging Face dataset, columns mapped to task fields; reward =
+  normalised exact match by default, F1, PM, the LLM judge (cheap judges first, as for
+  DeepResearcher) or your own function (``memento_lab.tasks.table_suite``).
 
 Every task says what kind of answer it wants (``Task.answer_kind``): reasoning-gym, DeepResearcher
 and jsonl tasks a ``short`` one (jsonl lines may say ``text`` or ``value``), HumanEval a ``program``
@@ -47,12 +47,7 @@ from memento_lab.tasks.answers import defines, extract_code
 from memento_lab.tasks.base import JudgeContext, Suite, Task, gold_answers, sample_indices
 from memento_lab.tasks.judges import exact_match, f1, llm_audit, unit_test_judge
 from memento_lab.tasks.prompts import instruction
-from memento_lab.tasks.qa import (
-    DeepResearcherSuite,
-    QASuite,
-    load_deepresearcher,
-    load_jsonl_tasks,
-)
+from memento_lab.tasks.qa import DeepResearcherSuite, load_deepresearcher
 from memento_lab.tasks.registry import SuiteSpec, suite
 from memento_lab.tasks.registry import load_suite as load_suite  # where callers have found it
 from memento_lab.trace import JudgeVerdict, LLMCall
@@ -278,18 +273,6 @@ def humaneval(spec: SuiteSpec, *, n: int, seed: int) -> HumanEvalSuite:
 )
 def deepresearcher(spec: SuiteSpec, *, n: int, seed: int) -> DeepResearcherSuite:
     return DeepResearcherSuite(load_deepresearcher(spec.arg or None, n=n, seed=seed), name=spec.text)
-
-
-@suite(
-    "jsonl",
-    forms=("jsonl:PATH or jsonl+JUDGE:PATH (JUDGE: em, f1, pm, llm)",),
-    summary="your own question/answer lines (attached files, answer kinds); reward = exact match or JUDGE",
-    variants=QASuite.JUDGES,
-)
-def jsonl(spec: SuiteSpec, *, n: int, seed: int) -> QASuite:
-    if not spec.arg:
-        raise ValueError(f"jsonl needs a path, e.g. jsonl:tasks.jsonl; got {spec.text!r}")
-    return QASuite(spec.text, load_jsonl_tasks(spec.arg), judge=spec.variant or "em")
 
 
 def _sync_scorer(task: Task) -> Callable[[Task, str | None], float]:

@@ -260,7 +260,8 @@ async def test_jsonl_suite_exact_match_primary(tmp_path: Path):
         (['{"question": "q", "answer": "a"}', "{not json"], 2, "not valid JSON"),
         (['{"question": "q", "answer": "a"}', '{"question": "q2"}'], 2, "field 'answer'"),
         (['{"answer": "a"}'], 1, "field 'question'"),
-        (['{"question": "q", "answer": ["a"]}'], 1, "string or number"),
+        (['{"question": "q", "answer": {"a": 1}}'], 1, "string or number"),
+        (['{"question": "q", "answer": "  "}'], 1, "is empty"),
         (
             ['{"id": 1, "question": "q", "answer": "a"}', '{"id": 1, "question": "r", "answer": "b"}'],
             2,
