@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,7 @@ def sweep_configs(
     configs = []
     for m, k, s, o, *values in itertools.product(memories, ks or [base.k], seeds, orders, *extra.values()):
         fields = dict(zip(extra, values, strict=True))
-        name = _run_name(m, k, s, o) + "".join(f"-{key}={value}" for key, value in fields.items())
+        name = _run_name(m, k, s, o) + "".join(f"-{key}={_name_part(value)}" for key, value in fields.items())
         update = {
             "memory": m,
             "k": k,
@@ -95,3 +97,13 @@ def sweep_configs(
 
 def _run_name(memory: str, k: int, seed: int, order: int) -> str:
     return f"{memory}-k{k}-s{seed}-o{order}"
+
+
+def _name_part(value: Any) -> str:
+    """A swept value in a folder name: as it is when short and plain, else a readable part and a hash
+    (a suite spec holds slashes, '?' and '&': it must not make sub-folders, and two specs never share one)."""
+    text = str(value)
+    if re.fullmatch(r"[\w.,+=-]{1,40}", text):
+        return text
+    plain = re.sub(r"[^\w.,+=-]+", "_", text.rsplit("/", 1)[-1])[:24]
+    return f"{plain}~{hashlib.sha256(text.encode()).hexdigest()[:8]}"
