@@ -3,7 +3,8 @@
 - ``base``: ``Task``, ``Suite`` (its tasks, its judges' verdicts, the run options it ``forces``, the
   tool servers an episode needs), ``JudgeContext``, ``Judgement``
 - ``registry``: suite kinds by name (``@suite``, entry points ``memento_lab.suites``), ``load_suite``
-- ``suites`` (reasoning-gym, HumanEval, baselines), ``qa`` (JSONL, DeepResearcher), ``controls``, ``bfcl``
+- ``suites`` (reasoning-gym, HumanEval, baselines), ``qa`` (question/answer, DeepResearcher), ``controls``, ``bfcl``
+- ``table_suite`` + ``tables``: your own tasks from CSV, JSONL, Parquet, datasets (``judge_functions``: your judge)
 - ``judges``: string judges, Memento's LLM judge, the sandboxed unit-test judge (``unit_harness``), agreement
 - ``answers``: the kinds of answer, and what a program answer is and how it is checked
 - ``prompts/``: the judge's rubric and the suites' instructions, as files
@@ -31,6 +32,8 @@ _EXPORTS = {
     "Judgement": "memento_lab.tasks.base",
     "EpisodeServers": "memento_lab.tasks.base",
     "trivial_baseline": "memento_lab.tasks.suites",
+    "QASuite": "memento_lab.tasks.qa",
+    "TableSuite": "memento_lab.tasks.table_suite",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy(__name__, _EXPORTS)
