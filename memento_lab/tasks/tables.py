@@ -133,13 +133,9 @@ def _read_hf(source: str, *, split: str | None, subset: str | None) -> Table:
     """A ``save_to_disk`` folder, or a dataset name from the local Hugging Face cache (never fetched)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read before datasets is first imported
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    try:
-        import datasets
-    except ImportError as e:
-        raise ImportError(
-            f"{source}: reading a Hugging Face dataset needs the `datasets` package: "
-            "pip install 'memento-lab[datasets]'"
-        ) from e
+    from memento_lab.extras import require
+
+    datasets: Any = require("datasets", extra="datasets", what=f"{source}: reading a Hugging Face dataset")
     path = Path(source)
     if path.is_dir():
         if subset:
