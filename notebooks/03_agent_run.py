@@ -21,7 +21,7 @@
 out_dir = "data/runs/notebooks"
 smoke = False
 model = "qwen2.5-coder-1.5b"  # packaged model name or GGUF path (unset: MEMENTO_LOCAL_MODEL); endpoints win
-suite = "reasoning-gym:spell_backward"  # the tasks: reasoning-gym:FAM1,FAM2 | humaneval[:0-20] | deepresearcher | jsonl:FILE | jsonl+llm:FILE | table:FILE?question=COL&answer=COL | bfcl:base | control:positive | control:negative | your own (memento-lab list suites)
+suite = "reasoning-gym:spell_backward"  # the tasks: reasoning-gym:FAM1,FAM2 | humaneval[:0-20] | deepresearcher | jsonl:FILE | jsonl+llm:FILE | table:FILE?OPTIONS | bfcl:base | control:positive | control:negative | your own (memento-lab list suites)
 n_tasks = 4
 memory = "similarity"  # how past cases are retrieved (parametric: the learned retriever Q)
 k = 4  # cases shown per episode: the top K (unless k_positive / k_negative are set)

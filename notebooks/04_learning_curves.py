@@ -22,7 +22,7 @@
 out_dir = "data/runs/notebooks"
 smoke = False
 model = "qwen2.5-coder-1.5b"  # packaged model name or GGUF path (unset: MEMENTO_LOCAL_MODEL); endpoints win
-suite = "reasoning-gym:spell_backward"  # the tasks: reasoning-gym:FAM1,FAM2 | humaneval[:0-20] | deepresearcher | jsonl:FILE | jsonl+llm:FILE | table:FILE?question=COL&answer=COL | bfcl:base | control:positive | control:negative | your own (memento-lab list suites)
+suite = "reasoning-gym:spell_backward"  # the tasks: reasoning-gym:FAM1,FAM2 | humaneval[:0-20] | deepresearcher | jsonl:FILE | jsonl+llm:FILE | table:FILE?OPTIONS | bfcl:base | control:positive | control:negative | your own (memento-lab list suites)
 n = 3  # tasks per family or source (humaneval without a slice: n problems; jsonl: every line)
 iterations = 2  # epochs over the task stream (memory carries over)
 memories = "none,similarity,parametric"  # parametric runs only when notebook 02 left a checkpoint

@@ -21,7 +21,7 @@ class ExperimentConfig(BaseModel):
     suite: str = Field(
         "reasoning-gym:spell_backward,chain_sum",
         description="the tasks: reasoning-gym:FAM1,FAM2 | humaneval[:0-20] | deepresearcher | jsonl:FILE | "
-        "jsonl+llm:FILE | table:FILE?question=COL&answer=COL | bfcl:base | control:positive | control:negative | "
+        "jsonl+llm:FILE | table:FILE?OPTIONS | bfcl:base | control:positive | control:negative | "
         "your own (memento-lab list suites)",
     )
     n: int = Field(
