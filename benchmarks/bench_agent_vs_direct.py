@@ -99,9 +99,9 @@ def _done(path: Path) -> dict[str, Trace]:
 
 
 async def bench(
-    spec: str, *, n: int, model: str | None, out: Path, profiles: list[str], agent: dict[str, Any]
+    spec: str, *, n: int, seed: int, model: str | None, out: Path, profiles: list[str], agent: dict[str, Any]
 ) -> dict[str, Any]:
-    suite = load_suite(spec, n=n)
+    suite = load_suite(spec, n=n, seed=seed)
     tasks = suite.tasks()
     files = {p: out / f"traces-{p}.jsonl" for p in profiles}
     traces = {p: _done(files[p]) for p in profiles}
@@ -167,6 +167,7 @@ def main() -> None:
         help=f"suite spec, repeatable (default: {' and '.join(DEFAULT_SUITES)}); plain 'humaneval' is {DEFAULT_SLICE}",
     )
     ap.add_argument("--n", type=int, default=12, help="tasks per family (reasoning-gym)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the reasoning-gym sample")
     ap.add_argument("--profiles", default=",".join(("direct", "direct-instant", "planner-executor")))
     ap.add_argument(
         "--model", default=None, help="embedded model name or GGUF path (default: the configured one)"
@@ -195,7 +196,9 @@ def main() -> None:
         spec = DEFAULT_SLICE if spec.strip() == "humaneval" else spec
         folder = out / spec.replace(":", "_").replace(",", "+")
         result = asyncio.run(
-            bench(spec, n=args.n, model=args.model, out=folder, profiles=profiles, agent=agent)
+            bench(
+                spec, n=args.n, seed=args.seed, model=args.model, out=folder, profiles=profiles, agent=agent
+            )
         )
         print(json.dumps(result, indent=2) if args.json else table(result), flush=True)
 

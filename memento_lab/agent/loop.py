@@ -218,12 +218,14 @@ class Agent:
         slate = self.memory.read(task.question).without(drop_case_ids)
         trace.retrieved, trace.stop_propensity = [r.to_trace() for r in slate], slate.stop
         trace.bank_version, trace.bank_size = self.memory.bank.version, len(self.memory.bank)
+        direct = self.config.profile != "planner-executor"  # the model alone: past cases with outcomes
         memory_block, trace.memory_tokens, shown = await render_memory(
             slate,
-            load_prompt("memory"),
+            load_prompt("memory_direct" if direct else "memory"),
             style=self.config.memory_style,
             max_tokens=self.config.memory_tokens,
             count=self.llms.planner.count_tokens,
+            outcomes=direct,
         )
         if len(shown) < len(slate):  # the budget left some out: the trace shows what was seen
             trace.retrieved = [r.to_trace() for r in shown]
