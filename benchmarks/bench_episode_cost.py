@@ -1,8 +1,9 @@
-"""What memory costs per episode: seconds and tokens for direct and planner-executor answering, with no
-memory and with K retrieved cases at two memory-block budgets, measured in one run on one model.
+"""What memory costs per episode: seconds and tokens for each agent profile (direct, which reasons
+before its final answer; direct-instant; planner-executor), with no memory and with K retrieved cases
+at two memory-block budgets, measured in one run on one model.
 
     python benchmarks/bench_episode_cost.py --json                       # embedded default model
-    python benchmarks/bench_episode_cost.py --model qwen2.5-coder-0.5b --n 2
+    python benchmarks/bench_episode_cost.py --model qwen2.5-coder-0.5b --n 2 --profiles direct
 
 Each arm is a two-iteration run over the same tasks (iteration 0 fills the bank, iteration 1 is
 measured, so every memory arm retrieves from a bank of the same size); all arms share one model
@@ -26,10 +27,12 @@ from memento_lab.experiments.config import ExperimentConfig
 from memento_lab.experiments.results import load_results
 from memento_lab.experiments.run import run_experiment
 
+PROFILES = ("direct", "direct-instant", "planner-executor")
 
-def arms(budgets: list[int], k: int) -> list[dict[str, Any]]:
+
+def arms(budgets: list[int], k: int, profiles: list[str]) -> list[dict[str, Any]]:
     out = []
-    for profile in ("direct", "planner-executor"):
+    for profile in profiles:
         out.append({"agent": profile, "memory": "none", "k": k, "memory_tokens": None})
         out.extend({"agent": profile, "memory": "similarity", "k": k, "memory_tokens": b} for b in budgets)
     return out
@@ -58,7 +61,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     results: list[dict[str, Any]] = []
     async with open_session(out, tools=base.tools, model=args.model, cassette_path=None) as session:
-        for arm in arms(args.budgets, args.k):
+        for arm in arms(args.budgets, args.k, args.profiles.split(",")):
             name = f"{arm['agent']}-{arm['memory']}-{arm['memory_tokens'] or 'all'}"
             cfg = base.model_copy(update={**arm, "out": str(out / name)})
             await run_experiment(cfg, session=session, progress=not args.json)
@@ -86,6 +89,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--budgets", type=int, nargs=2, default=[150, 400], help="two memory-block token budgets"
     )
+    parser.add_argument("--profiles", default=",".join(PROFILES), help="agent profiles, comma-separated")
     parser.add_argument("--model", default=None, help="embedded model (default: the configured default)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--json", action="store_true")
@@ -98,5 +102,6 @@ if __name__ == "__main__":
         for r in report["arms"]:
             print(
                 f"  {r['arm']:38s} {r['seconds']:6.1f} s ({r['seconds_x']}x)  prompt {r['prompt_tokens']:6.0f} "
-                f"({r['prompt_tokens_x']}x)  memory {r['memory_tokens']:5.0f}  cache {r['cache_share']}  acc {r['accuracy']}"
+                f"({r['prompt_tokens_x']}x)  completion {r['completion_tokens']:5.0f}  memory {r['memory_tokens']:5.0f}  "
+                f"cache {r['cache_share']}  acc {r['accuracy']}"
             )

@@ -134,6 +134,7 @@ class PlanCycle(BaseModel):
     raw: str = ""
     error: str | None = None
     llm: LLMCall | None = None
+    sample: int = 0  # which of the episode's sampled attempts (self-consistency) the turn belongs to
 
     def to_messages(self) -> list[Message]:
         """The turn as the planner sees it in later turns: its plan (a turn whose reply could not be
@@ -154,6 +155,7 @@ class ExecStep(BaseModel):
     error: str | None = None
     llm_calls: list[LLMCall] = Field(default_factory=list)
     duration_s: float = 0.0
+    sample: int = 0  # which of the episode's sampled attempts the step belongs to
 
     def report(self, result_chars: int = 600) -> str:
         """What the planner and later steps see of the step: its result (else its error), clipped."""
@@ -191,8 +193,24 @@ class Counterfactual(BaseModel):
     reward_without: float
 
 
+class Vote(BaseModel):
+    """Self-consistency: the answers of an episode's sampled attempts and the one it answers with.
+
+    ``rule``: ``majority`` (the most frequent normalised answer; ties go to the answer whose first
+    sample came first; unusable replies do not vote) or ``examples`` (programs: the first sample whose
+    program passes every visible example, else the one passing most, the earliest on ties)."""
+
+    answers: list[str | None]
+    keys: list[str | None]  # the normalised answers that were counted (None: no usable answer)
+    scores: list[float | None] = Field(default_factory=list)  # programs: share of visible examples passed
+    counts: dict[str, int] = Field(default_factory=dict)  # normalised answer -> votes
+    chosen: int  # the sample whose answer is the episode's
+    rule: Literal["majority", "examples"] = "majority"
+
+
 class Trace(BaseModel):
-    """Everything that happened in one episode."""
+    """Everything that happened in one episode (with ``samples`` > 1: every sampled attempt, each turn
+    and step tagged with its ``sample``, and the ``vote`` between them)."""
 
     task_id: str
     question: str
@@ -222,6 +240,17 @@ class Trace(BaseModel):
     started_at: float = Field(default_factory=now)
     latency_s: float = 0.0
     counterfactual: Counterfactual | None = None
+    vote: Vote | None = None  # self-consistency: how the sampled attempts' answers were voted
+
+    @property
+    def chosen_sample(self) -> int:
+        """The attempt the episode answers with (0 when it made one)."""
+        return self.vote.chosen if self.vote is not None else 0
+
+    def attempt(self, sample: int | None = None) -> tuple[list[PlanCycle], list[ExecStep]]:
+        """The planner turns and executed steps of one attempt (default: the chosen one)."""
+        i = self.chosen_sample if sample is None else sample
+        return [c for c in self.cycles if c.sample == i], [s for s in self.steps if s.sample == i]
 
     @property
     def llm_calls(self) -> list[LLMCall]:

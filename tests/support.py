@@ -24,9 +24,10 @@ def tasks_file(tmp_path: Path) -> Path:
 
 
 def answer_of(request: dict) -> str:
-    """The fake model knows the code words: it answers the task named in the prompt."""
+    """The fake model knows the code words: it answers the task named in the prompt (the direct
+    profile's reminder after it left out)."""
     asked = next(m["content"] for m in request["messages"] if m["content"].startswith("Task: "))
-    return QUESTIONS[asked.removeprefix("Task: ")]
+    return QUESTIONS[asked.removeprefix("Task: ").split("\n\n")[0]]
 
 
 def good(request: dict) -> tuple[int, dict, dict]:

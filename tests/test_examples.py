@@ -81,7 +81,7 @@ async def test_example_sweep_config_runs_every_arm(tmp_path, monkeypatch, capsys
     capsys.readouterr()
     assert main(["report", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert {a["label"] for a in report["arms"]} == {f"memory={m}" for m in grid["memories"]}
+    assert {a["label"] for a in report["arms"]} == {f"agent=direct memory={m}" for m in grid["memories"]}
 
 
 @pytest.mark.anyio
@@ -97,7 +97,8 @@ async def test_readme_python_example_runs_as_written(tmp_path, monkeypatch, caps
     printed = capsys.readouterr().out.splitlines()
     assert [line.split(" ", 1)[0] for line in printed[:2]] == ["none", "similarity"]
     assert printed[2:] == [  # the fake answers alike with and without memory: no difference
-        f"memory=similarity - memory=none, iteration {i}: +0.00 [+0.00, +0.00]" for i in (0, 1)
+        f"agent=direct memory=similarity - agent=direct memory=none, iteration {i}: +0.00 [+0.00, +0.00]"
+        for i in (0, 1)
     ]
     assert sorted(p.name for p in (tmp_path / "data" / "runs" / "py").iterdir()) == ["none", "similarity"]
 

@@ -19,14 +19,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memento_lab.agent.direct import NO_FINAL_LINE, answer_directly, final_answer_of
 from memento_lab.agent.plans import RESPOND_TOOL
 from memento_lab.agent.prompts import turn
 from memento_lab.tasks.base import Task
-from memento_lab.trace import ExecStep, Message, PlanStep, Trace
+from memento_lab.trace import ExecStep, Message, PlanStep, Trace, clip_middle
 
 if TYPE_CHECKING:
     from memento_lab.agent.loop import Agent
-    from memento_lab.agent.models.llm import ChatResult
+    from memento_lab.agent.models.llm import ChatResult, LLMs
+
+
+DIRECT_CYCLE = -1  # the cycle of the direct answer the loop starts from (before the planner's first turn)
 
 
 def as_task(task: Task | str) -> Task:
@@ -51,12 +55,16 @@ def with_attachments(question: str, files: Sequence[str]) -> str:
 
 
 class Episode:
-    """An episode whose answer is words (short, text or value)."""
+    """An episode whose answer is words (short, text or value). ``llms``: the models it calls (the
+    agent's, or the same sampling for one attempt of several)."""
 
-    def __init__(self, agent: Agent, task: Task, trace: Trace):
+    def __init__(self, agent: Agent, task: Task, trace: Trace, llms: LLMs | None = None):
         self.agent, self.task, self.trace = agent, task, trace
+        self.llms = llms if llms is not None else agent.llms
         self.config = agent.config
         self.question = with_attachments(task.question, task.files)  # the task as the models see it
+        self.direct: ExecStep | None = None  # the model's direct answer the planner is shown
+        self.direct_reply = ""  # the reply it came in (its reasoning)
 
     # ------------------------------------------------------------------ the planner's side
     @property
@@ -68,9 +76,13 @@ class Episode:
         """Plan steps executed per cycle."""
         return self.config.max_steps
 
+    def direct_tokens(self, profile: str) -> int:
+        """The budget of a direct answer: at once (the planner's), or reasoned first."""
+        return self.planner_tokens if profile == "direct-instant" else self.config.direct_max_tokens
+
     async def forced_final(self, messages: list[Message]) -> ChatResult:
         """The planner's last turn, when the cycles are spent: a constrained final answer."""
-        return await self.agent.llms.planner.final_answer(messages)
+        return await self.llms.planner.final_answer(messages)
 
     def report(self, step: ExecStep) -> str:
         """What the planner and later steps see of an executed step."""
@@ -81,6 +93,10 @@ class Episode:
         task, then each cycle's plan followed by the reports of its steps."""
         messages: list[Message] = [{"role": "user", "content": memory_block}] if memory_block else []
         messages.append({"role": "user", "content": turn("task").format(question=self.question)})
+        if self.direct is not None and self.direct.result:
+            reasoning = clip_middle(self.direct_reply, self.config.step_result_chars)
+            hint = turn("direct_hint").format(answer=self.direct.result, reasoning=reasoning)
+            messages.append({"role": "user", "content": hint})
         for cycle in self.trace.cycles:
             messages.extend(cycle.to_messages())
             messages.extend(
@@ -89,6 +105,36 @@ class Episode:
                 if s.cycle == cycle.index
             )
         return messages
+
+    async def start(self, memory_block: str) -> str | None:
+        """Before the planner's first turn (``start_from_direct``): the model's direct answer, recorded as
+        a step of cycle ``DIRECT_CYCLE`` and shown to the planner, who may keep it at once or plan to
+        do better. An answer returned here ends the episode (a program's: ``program.py``)."""
+        if self.config.start_from_direct:
+            self.direct = await self.answer_alone(memory_block)
+        return None
+
+    async def answer_alone(self, memory_block: str) -> ExecStep:
+        """The direct profile's answer (the same request), as a step of cycle ``DIRECT_CYCLE``."""
+        cycle = await answer_directly(
+            self.llms, self, memory_block, "direct", max_tokens=self.direct_tokens("direct")
+        )
+        es = ExecStep(
+            cycle=DIRECT_CYCLE,
+            step_id=0,
+            description=turn("direct_attempt"),
+            result=cycle.final_answer or "",
+            error=cycle.error,
+            llm_calls=[cycle.llm] if cycle.llm is not None else [],
+        )
+        self.trace.steps.append(es)
+        self.direct_reply = cycle.raw
+        return es
+
+    def may_answer(self, cycle: int) -> bool:
+        """Whether the planner may answer in this turn without a plan: after its first cycle, or at once
+        when it was shown the model's own answer."""
+        return cycle > 0 or (self.direct is not None and bool(self.direct.result))
 
     def after_step(self, step: ExecStep) -> tuple[bool, str | None]:
         """Whether the cycle ends after ``step`` and, if the step settled it, the episode's answer."""
@@ -105,14 +151,14 @@ class Episode:
     # ------------------------------------------------------------------ the executor's side
     def context(self) -> str:
         """What the executor knows of the episode: the task, and the reports of the steps so far."""
-        done = [self.report(s) for s in self.trace.steps]
+        done = [self.report(s) for s in self.trace.steps if s.cycle != DIRECT_CYCLE]
         results = turn("results_so_far").format(results="\n".join(done)) if done else ""
         return turn("overall_task").format(question=self.question) + results
 
     async def execute(self, step: PlanStep, cycle: int) -> ExecStep:
         """The executor carries out one plan step with the tools: a tool-calling loop with a budget,
         ended by the pseudo-tool ``respond`` (else a forced report of the step's result)."""
-        cfg, executor = self.config, self.agent.llms.executor
+        cfg, executor = self.config, self.llms.executor
         t0 = time.perf_counter()
         es = ExecStep(cycle=cycle, step_id=step.id, description=step.description)
         messages: list[Message] = [
@@ -152,7 +198,17 @@ class Episode:
         es.duration_s = time.perf_counter() - t0
         return es
 
-    # ------------------------------------------------------------------ the direct profile
-    def direct_answer(self, result: ChatResult) -> tuple[str | None, str | None]:
-        """(answer, error) of the direct profile's one reply (a JSON ``final_answer``)."""
-        return clean_answer((result.parsed or {}).get("final_answer")), result.error
+    # ------------------------------------------------------------------ the direct profiles
+    def direct_answer(self, result: ChatResult, *, reasoned: bool = False) -> tuple[str | None, str | None]:
+        """(answer, error) of a direct reply: the marked final line of a reasoned one (none: an unusable
+        reply), else its JSON ``final_answer``."""
+        if not reasoned:
+            return clean_answer((result.parsed or {}).get("final_answer")), result.error
+        if result.error:
+            return None, result.error
+        answer = final_answer_of(result.content, self.task.answer_kind)
+        return answer, None if answer is not None else NO_FINAL_LINE
+
+    async def examples_score(self, answer: str | None) -> float | None:
+        """How an answer did on the task's own visible examples (only a program has them): ``None``."""
+        return None

@@ -30,13 +30,15 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from memento_lab.agent.direct import DirectProfile, answer_directly
 from memento_lab.agent.episode import Episode, as_task, clean_answer
-from memento_lab.agent.plans import final_schema, parse_planner_reply, plan_schema
+from memento_lab.agent.plans import parse_planner_reply, plan_schema
 from memento_lab.agent.program import ProgramEpisode
-from memento_lab.agent.prompts import answer_rule, direct_rule, final_rule, load_prompt, planner_note, turn
+from memento_lab.agent.prompts import answer_rule, final_rule, load_prompt, planner_note
 from memento_lab.agent.status import settle
+from memento_lab.agent.voting import vote
 from memento_lab.asyncio_compat import run_sync
 from memento_lab.memory.read_write import Memory
 from memento_lab.memory.retrieval.render import CaseStyle, render_memory
@@ -50,7 +52,10 @@ if TYPE_CHECKING:
     from memento_lab.agent.tools.mcp_client import ToolBox
     from memento_lab.tasks.suites import Suite
 
-__all__ = ["Agent", "AgentConfig", "load_prompt", "open_episode_tools"]
+__all__ = ["PROFILES", "Agent", "AgentConfig", "Profile", "load_prompt", "open_episode_tools"]
+
+Profile = Literal["planner-executor", "direct", "direct-instant"]
+PROFILES: tuple[Profile, ...] = ("planner-executor", "direct", "direct-instant")
 
 _EPISODE_TOOLS: ContextVar[ToolBox | None] = ContextVar("episode_tools", default=None)
 
@@ -85,8 +90,13 @@ class AgentConfig(BaseModel):
     program_chars: int = 3000  # how much of a step's code the planner sees
     program_max_steps: int = 1  # plan steps for a program: one step writes, runs and fixes it
     accept_passing_program: bool = True  # a step's program passing every visible example ends the episode
+    start_from_direct: bool = True  # the loop starts from the model's direct answer (programs: program.py)
     temperature: float = 0.0
-    profile: Literal["planner-executor", "direct"] = "planner-executor"  # direct: answer at once, no executor
+    # direct: the model alone, reasoning then a final answer line; direct-instant: the answer at once
+    profile: Profile = "planner-executor"
+    direct_max_tokens: int = 512  # a reasoned direct answer (its reasoning and final line)
+    samples: int = Field(1, ge=1)  # self-consistency: attempts sampled per episode, majority vote
+    sample_temperature: float = 0.7  # temperature of sampled attempts (and of a program's fix turns)
     memory_style: CaseStyle = "full"  # how a case shows: qa | qa+plan | full (+ step results)
     memory_tokens: int | None = None  # budget of the memory block (None: every retrieved case)
 
@@ -186,15 +196,9 @@ class Agent:
         )
         try:
             # 1. retrieve; 2-3. plan and execute, re-planning with the results (tools work in a fresh
-            # folder); or, profile "direct", answer at once
+            # folder); or, a direct profile, the model alone; with samples > 1, several attempts voted
             memory_block = await self._retrieve(task, trace, drop_case_ids)
-            episode = (ProgramEpisode if task.answer_kind == "program" else Episode)(self, task, trace)
-            toolbox = self.current_tools()
-            with toolbox.episode(task.files) if toolbox else contextlib.nullcontext():
-                if self.config.profile == "direct":
-                    trace.final_answer = await self._answer_directly(episode, memory_block)
-                else:
-                    trace.final_answer = await self._plan_and_execute(episode, memory_block)
+            trace.final_answer = await self._solve(task, trace, memory_block)
         except Exception as e:  # an episode never crashes the run: the failure is its status
             settle(trace, e)
         settle(trace)  # endpoint / tool-server failures are recorded in the calls, not raised
@@ -214,12 +218,14 @@ class Agent:
         slate = self.memory.read(task.question).without(drop_case_ids)
         trace.retrieved, trace.stop_propensity = [r.to_trace() for r in slate], slate.stop
         trace.bank_version, trace.bank_size = self.memory.bank.version, len(self.memory.bank)
+        direct = self.config.profile != "planner-executor"  # the model alone: past cases with outcomes
         memory_block, trace.memory_tokens, shown = await render_memory(
             slate,
-            load_prompt("memory"),
+            load_prompt("memory_direct" if direct else "memory"),
             style=self.config.memory_style,
             max_tokens=self.config.memory_tokens,
             count=self.llms.planner.count_tokens,
+            outcomes=direct,
         )
         if len(shown) < len(slate):  # the budget left some out: the trace shows what was seen
             trace.retrieved = [r.to_trace() for r in shown]
@@ -241,30 +247,52 @@ class Agent:
         ``memento_lab.asyncio_compat.run_sync``. In a notebook prefer ``await agent.arun(task)``."""
         return run_sync(self.arun(task, **kw))
 
-    # ------------------------------------------------------------------ direct baseline
+    # ------------------------------------------------------------------ attempts
+    async def _solve(self, task: Task, trace: Trace, memory_block: str) -> str | None:
+        """The episode's answer: one attempt, or (``samples`` > 1) that many sampled attempts, each
+        recorded with its turns and steps tagged by its index, and their vote (``voting.py``)."""
+        cfg = self.config
+        if cfg.samples <= 1:
+            return (await self._attempt(task, trace, memory_block, self.llms))[0]
+        answers, scores = [], []
+        for i in range(cfg.samples):
+            attempt = Trace(task_id=trace.task_id, question=trace.question)
+            llms = self.llms.sampled(cfg.sample_temperature, seed=i)
+            answer, score = await self._attempt(task, attempt, memory_block, llms, score=True)
+            for cycle in attempt.cycles:
+                cycle.sample = i
+            for step in attempt.steps:
+                step.sample = i
+            trace.cycles.extend(attempt.cycles)
+            trace.steps.extend(attempt.steps)
+            answers.append(answer)
+            scores.append(score)
+        trace.vote = vote(answers, task.answer_kind, scores)
+        return answers[trace.vote.chosen]
+
+    async def _attempt(
+        self, task: Task, trace: Trace, memory_block: str, llms: LLMs, *, score: bool = False
+    ) -> tuple[str | None, float | None]:
+        """One attempt at the task in a fresh tool folder: (answer, with ``score`` how it did on the
+        task's visible examples when it has them)."""
+        episode = (ProgramEpisode if task.answer_kind == "program" else Episode)(self, task, trace, llms)
+        toolbox = self.current_tools()
+        with toolbox.episode(task.files) if toolbox else contextlib.nullcontext():
+            if self.config.profile == "planner-executor":
+                answer = await self._plan_and_execute(episode, memory_block)
+            else:
+                answer = await self._answer_directly(episode, memory_block)
+            return answer, (await episode.examples_score(answer) if score else None)
+
     async def _answer_directly(self, episode: Episode, memory_block: str) -> str | None:
-        """The model answers at once (with the retrieved cases), constrained to the answer kind: a
-        JSON ``final_answer``, or for a program one fenced block that must define the entry point."""
-        kind = episode.task.answer_kind
-        system = load_prompt("direct").format(
-            cases=turn("direct_cases") if memory_block else "", direct_rule=direct_rule(kind)
+        """The model alone (with the retrieved cases): ``direct`` reasons and ends with a final answer
+        line, ``direct-instant`` answers at once in JSON; a program is one fenced block (``direct.py``)."""
+        profile: DirectProfile = "direct-instant" if self.config.profile == "direct-instant" else "direct"
+        cycle = await answer_directly(
+            episode.llms, episode, memory_block, profile, max_tokens=episode.direct_tokens(profile)
         )
-        messages = [{"role": "system", "content": system}]
-        if memory_block:
-            messages.append({"role": "user", "content": memory_block})
-        messages.append({"role": "user", "content": turn("task").format(question=episode.question)})
-        result = await self.llms.planner.chat(
-            messages,
-            json_schema=final_schema(kind),
-            temperature=self.config.temperature,
-            max_tokens=episode.planner_tokens,
-            schema_name="final_answer",
-        )
-        answer, error = episode.direct_answer(result)
-        episode.trace.cycles.append(
-            PlanCycle(index=0, final_answer=answer, raw=result.content, error=error, llm=result.call)
-        )
-        return answer
+        episode.trace.cycles.append(cycle)
+        return cycle.final_answer
 
     # ------------------------------------------------------------------ planner
     async def _plan_and_execute(self, episode: Episode, memory_block: str) -> str | None:
@@ -273,6 +301,9 @@ class Agent:
         cfg, trace = self.config, episode.trace
         # static system prompt (with the tools) first, then memory, then the task: the longest shared prefix
         system = {"role": "system", "content": self.planner_prompt_for(episode.task.answer_kind)}
+        settled = await episode.start(memory_block)
+        if settled is not None:
+            return settled
         for cycle in range(cfg.max_cycles + 1):
             messages = [system, *episode.conversation(memory_block)]
             if cycle == cfg.max_cycles:  # budget spent: force an answer
@@ -290,8 +321,8 @@ class Agent:
                     )
                 )
                 return await episode.answer(answer, cycle)
-            schema = plan_schema(allow_final=cycle > 0, max_steps=episode.max_steps)
-            result = await self.llms.planner.chat(
+            schema = plan_schema(allow_final=episode.may_answer(cycle), max_steps=episode.max_steps)
+            result = await episode.llms.planner.chat(
                 messages, json_schema=schema, temperature=cfg.temperature, max_tokens=episode.planner_tokens
             )
             pc = PlanCycle(index=cycle, raw=result.content, error=result.error, llm=result.call)

@@ -10,6 +10,13 @@ to fix. Every program is kept as a ``Candidate`` with how it did. A step whose p
 visible example ends the episode (``accept_passing_program``); otherwise the planner sees each step's
 code and status and names a step (``"step N"``) or writes its own, and a candidate passing strictly
 more examples wins.
+
+The loop starts from what the model answers alone (``start_from_direct``): the direct profile's
+program, checked on the visible examples, ends the episode when it passes them all (or when there is
+nothing to check it with); otherwise it is the first executor attempt of the first step (the plan is a
+hint for fixing it), fix turns are sampled (a greedy fix repeats the mistake it was shown), and a
+program of the loop replaces it only when it passes strictly more examples: the loop answers no worse
+than the model alone on what can be checked.
 """
 
 from __future__ import annotations
@@ -20,14 +27,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from memento_lab.agent.episode import Episode, clean_answer
+from memento_lab.agent.episode import DIRECT_CYCLE, Episode, clean_answer
 from memento_lab.agent.prompts import turn
 from memento_lab.tasks import answers
 from memento_lab.trace import ExecStep, Message, PlanStep, ToolCall, clip_middle
 
 if TYPE_CHECKING:
     from memento_lab.agent.loop import Agent
-    from memento_lab.agent.models.llm import ChatResult
+    from memento_lab.agent.models.llm import ChatClient, ChatResult, LLMs
     from memento_lab.tasks.base import Task
     from memento_lab.trace import Trace
 
@@ -40,8 +47,8 @@ class Candidate:
     """A program the episode produced (by a step, or the planner's own) and how it did on the
     task's visible examples (``total`` 0: the task shows none, or they could not be run)."""
 
-    cycle: int
-    step_id: int  # 0: written by the planner
+    cycle: int  # DIRECT_CYCLE: the model's direct answer the loop started from
+    step_id: int  # 0: written by the planner (or the direct answer)
     code: str
     passed: int = 0
     total: int = 0
@@ -61,13 +68,14 @@ class Candidate:
 
 def choose_program(candidates: list[Candidate], preferred: Candidate | None) -> Candidate | None:
     """The program to answer with: the planner's choice unless another candidate passes strictly
-    more of the visible examples; without a choice, the best (latest on ties)."""
+    more of the visible examples; without a choice, the best (latest on ties); and the direct answer
+    the loop started from unless the choice passes strictly more than it."""
     if not candidates:
         return preferred
     best = max(reversed(candidates), key=lambda c: c.score)  # reversed: the latest wins ties
-    if preferred is None or best.score > preferred.score:
-        return best
-    return preferred
+    chosen = best if preferred is None or best.score > preferred.score else preferred
+    direct = next((c for c in candidates if c.cycle == DIRECT_CYCLE), None)
+    return direct if direct is not None and direct.score >= chosen.score else chosen
 
 
 def planner_pick(final: str | None, candidates: list[Candidate]) -> Candidate | None:
@@ -98,10 +106,13 @@ async def check_program(
 class ProgramEpisode(Episode):
     """An episode whose answer is a program with an entry point, kept and checked as it is written."""
 
-    def __init__(self, agent: Agent, task: Task, trace: Trace):
-        super().__init__(agent, task, trace)
+    def __init__(self, agent: Agent, task: Task, trace: Trace, llms: LLMs | None = None):
+        super().__init__(agent, task, trace, llms)
         self.entry_point = task.entry_point or ""
         self.candidates: list[Candidate] = []
+        self.direct_start: tuple[ExecStep, Candidate] | None = (
+            None  # a failing direct answer, until a step starts from it
+        )
 
     def step_code(self, cycle: int, step_id: int) -> Candidate | None:
         """The latest program of one step."""
@@ -119,8 +130,41 @@ class ProgramEpisode(Episode):
     def max_steps(self) -> int:
         return self.config.program_max_steps
 
+    def direct_tokens(self, profile: str) -> int:
+        """A program at once, or with the reasoning before it."""
+        return self.planner_tokens + (0 if profile == "direct-instant" else self.config.direct_max_tokens)
+
+    async def start(self, memory_block: str) -> str | None:
+        """The model's direct answer, checked on the visible examples (a step of cycle ``DIRECT_CYCLE``):
+        the episode's answer when it passes them all or nothing can check it; else the first attempt
+        of the first program step."""
+        if not self.config.start_from_direct:
+            return None
+        es = await self.answer_alone(memory_block)
+        kept = await self._keep(es, self.direct_reply) if es.error is None else None
+        if kept is None:
+            return None
+        es.result = turn("program_written").format(entry_point=self.entry_point, status=kept.status)
+        if not kept.total or kept.passed == kept.total:
+            return answers.program_answer(kept.code)
+        self.direct_start = (es, kept)
+        return None
+
+    async def examples_score(self, answer: str | None) -> float | None:
+        """The share of the visible examples the answer's program passes (``None``: nothing to run)."""
+        code = answers.extract_program(answer, self.entry_point)
+        if code is None:
+            return None
+        known = next((c for c in reversed(self.candidates) if c.code.strip() == code.strip()), None)
+        if known is None:
+            es = ExecStep(cycle=self.config.max_cycles, step_id=0, description=turn("answer_check"))
+            known = await self._keep(es, answers.program_answer(code))
+            if es.tool_calls:
+                self.trace.steps.append(es)
+        return known.score if known is not None and known.total else None
+
     async def forced_final(self, messages: list[Message]) -> ChatResult:
-        return await self.agent.llms.planner.final_answer(messages, max_tokens=self.planner_tokens)
+        return await self.llms.planner.final_answer(messages, max_tokens=self.planner_tokens)
 
     def report(self, step: ExecStep) -> str:
         """The step's result and its code, with how the code did on the visible examples."""
@@ -170,8 +214,14 @@ class ProgramEpisode(Episode):
             {"role": "system", "content": self.agent.prompt("executor_program")},
             {"role": "user", "content": ask},
         ]
-        for _ in range(cfg.max_tool_calls):
-            result = await self.agent.llms.executor.chat(
+        fixing = self.direct_start is not None  # the first step starts from the direct answer
+        if self.direct_start is not None:
+            direct_step, direct = self.direct_start
+            messages.append({"role": "assistant", "content": answers.program_answer(direct.code)})
+            messages.append(self._fix_request(direct_step, direct))
+            self.direct_start = None
+        for turn_index in range(cfg.max_tool_calls):
+            result = await self._executor(fixing, turn_index).chat(
                 messages, temperature=cfg.temperature, max_tokens=cfg.program_max_tokens
             )
             es.llm_calls.append(result.call)
@@ -186,6 +236,7 @@ class ProgramEpisode(Episode):
                 )
             elif kept.total and kept.passed < kept.total:
                 messages.append(self._fix_request(es, kept))
+                fixing = True
             else:
                 break
         latest = self.step_code(es.cycle, es.step_id)
@@ -195,6 +246,14 @@ class ProgramEpisode(Episode):
             es.error = f"the executor wrote no function {self.entry_point}()"
         es.duration_s = time.perf_counter() - t0
         return es
+
+    def _executor(self, fixing: bool, turn_index: int) -> ChatClient:
+        """The executor of a turn: a fix turn samples (``sample_temperature``, one seed per turn) when
+        the loop starts from the direct answer and the episode is not sampled already."""
+        executor = self.llms.executor
+        if not fixing or not self.config.start_from_direct or executor.sampling is not None:
+            return executor
+        return executor.sampled(self.config.sample_temperature, seed=turn_index)
 
     def _fix_request(self, es: ExecStep, kept: Candidate) -> Message:
         """The failing examples of the step's program, back to the executor to fix."""
@@ -218,8 +277,8 @@ class ProgramEpisode(Episode):
         return candidate
 
     # ------------------------------------------------------------------ the direct profile
-    def direct_answer(self, result: ChatResult) -> tuple[str | None, str | None]:
-        """One fenced block that must define the entry point (no JSON)."""
+    def direct_answer(self, result: ChatResult, *, reasoned: bool = False) -> tuple[str | None, str | None]:
+        """One fenced block that must define the entry point (no JSON; reasoning before it is left out)."""
         code = answers.extract_program(result.content, self.entry_point)
         answer = answers.program_answer(code) if code else clean_answer(result.content)
         return answer, result.error or (None if code else f"the reply defines no {self.entry_point}()")

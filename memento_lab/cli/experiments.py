@@ -295,6 +295,25 @@ def format_report(rep: Any) -> str:
     for f in rep.forgetting:
         rate = "n/a" if f.rate is None else f"{f.rate:.3f}"
         lines.append(f"forgetting {f.label} [{f.split}]: {f.forgotten}/{f.solved_before_last} (rate {rate})")
+    if rep.costs:
+        lines.append("tokens per arm (every call of an episode, all its attempts when it votes):")
+        for c in rep.costs:
+            lines.append(
+                f"  {c.label:<28} {c.split:<7} {c.episodes:>4} episodes: {c.tokens_per_episode:,.0f} per episode "
+                f"({c.prompt_tokens:,.0f} prompt + {c.completion_tokens:,.0f} completion); total "
+                f"{c.total_prompt_tokens:,} + {c.total_completion_tokens:,}; {c.seconds:.1f} s per episode"
+            )
+    for m in rep.token_matched:
+        vote = (
+            f"; voting {m.voting_label} ({m.voting_tokens_per_episode:,.0f} tokens): acc {m.voting_accuracy:.3f}"
+            if m.voting_label
+            else ""
+        )
+        paired = f", memory - voting {m.diff:+.3f} {_ci(m.ci_low, m.ci_high)}" if m.diff is not None else ""
+        lines.append(
+            f"compute-matched {m.label} [{m.split}]: {m.tokens_per_episode:,.0f} tokens = "
+            f"{m.samples_for_same_tokens:.1f}x its base {m.base_label}{vote}{paired}"
+        )
     lines.append("errors per run (attempts by status; failures are never scored and are retried on resume):")
     for e in rep.errors:
         statuses = ", ".join(f"{k} {v}" for k, v in e.by_status.items())

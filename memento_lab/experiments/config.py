@@ -106,8 +106,18 @@ class ExperimentConfig(BaseModel):
     max_cycles: int = Field(2, description="planner turns that may produce a plan (then a forced answer)")
     max_steps: int = Field(3, description="plan steps executed per cycle")
     max_tool_calls: int = Field(2, description="tool calls per step before the executor must respond")
-    agent: Literal["planner-executor", "direct"] = Field(
-        "planner-executor", description="direct: one answer at once with the retrieved cases (no executor)"
+    agent: Literal["planner-executor", "direct", "direct-instant"] = Field(
+        "planner-executor",
+        description="the profile: planner-executor (the loop) | direct (the model alone: it reasons, then a "
+        "final answer line) | direct-instant (the model alone, answering at once in JSON)",
+    )
+    samples: int = Field(
+        1, ge=1, description="self-consistency: attempts sampled per episode, the majority answer kept"
+    )
+    sample_temperature: float = Field(
+        0.7,
+        ge=0.0,
+        description="temperature of the sampled attempts (samples > 1) and of a program's fix turns",
     )
     protocol: Literal["recall", "transfer"] = Field(
         "recall",

@@ -31,6 +31,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from memento_lab.experiments import stats
+from memento_lab.experiments.matched import TokenMatch, token_matched
 from memento_lab.experiments.results import TASK, load_results, run_configs
 from memento_lab.tasks.judges import judge_agreement
 
@@ -129,7 +130,8 @@ class Cost(BaseModel):
 
     ``reward_per_1k_prompt_tokens``: total reward / total prompt tokens x 1000, with a bootstrap
     interval over tasks. ``reward_per_stored_case``: total reward of a run / cases in its bank at the
-    run's last episode, averaged over runs (what each kept case returned)."""
+    run's last episode, averaged over runs (what each kept case returned). Tokens are every call of
+    the episode (all its attempts when it votes): the arm's whole spend is ``total_*_tokens``."""
 
     arm: str
     label: str
@@ -137,8 +139,11 @@ class Cost(BaseModel):
     episodes: int
     accuracy: float
     seconds: float  # mean per episode
-    prompt_tokens: float
-    completion_tokens: float
+    prompt_tokens: float  # mean per episode
+    completion_tokens: float  # mean per episode
+    tokens_per_episode: float  # prompt + completion, mean per episode
+    total_prompt_tokens: int
+    total_completion_tokens: int
     memory_tokens: float  # mean prompt tokens of the memory block
     cache_share: float | None  # share of prompt tokens the server served from its prompt cache
     bank_size: float | None  # mean live cases when an episode retrieved
@@ -160,6 +165,7 @@ class Report(BaseModel):
     cumulative: list[Cumulative] = Field(default_factory=list)
     errors: list[RunErrors] = Field(default_factory=list)
     costs: list[Cost] = Field(default_factory=list)
+    token_matched: list[TokenMatch] = Field(default_factory=list)  # memory arms against voting (matched.py)
     trivial_baseline: dict[str, float] = Field(default_factory=dict)  # family -> best constant answer
     judges: dict[str, Any] = Field(default_factory=dict)  # agreement of the judges on the scored episodes
 
@@ -334,6 +340,9 @@ def _costs(scored: pl.DataFrame, arms: dict[str, Arm], seed: int) -> list[Cost]:
                 seconds=mean["latency_s"],
                 prompt_tokens=mean["prompt_tokens"],
                 completion_tokens=mean["completion_tokens"],
+                tokens_per_episode=mean["prompt_tokens"] + mean["completion_tokens"],
+                total_prompt_tokens=int(part["prompt_tokens"].sum()),
+                total_completion_tokens=int(part["completion_tokens"].sum()),
                 memory_tokens=mean["memory_tokens"],
                 bank_size=float(sizes.mean()) if not sizes.is_empty() else None,  # type: ignore[arg-type]
                 reward_per_1k_prompt_tokens=ratio,
@@ -406,18 +415,20 @@ def build_report(runs: Sequence[str | Path], *, seed: int = 0) -> Report:
     latest = df.unique(subset=["run_id", "task_id", "iteration"], keep="last", maintain_order=True)
     scored = latest.filter(pl.col("status") == "ok")
     gains, forgets, cumulative = _stream_measures(scored, arms, seed)
+    comparisons, costs = _comparisons(scored, arms, seed), _costs(scored, arms, seed)
     return Report(
         runs=df["run_id"].n_unique(),
         episodes=scored.height,
         arms=sorted(arms.values(), key=lambda a: a.label),
         curves=_points(scored, arms, seed),
         by_family=_points(scored.filter(pl.col("family").is_not_null()), arms, seed, family=True),
-        comparisons=_comparisons(scored, arms, seed),
+        comparisons=comparisons,
         learning_gain=gains,
         forgetting=forgets,
         cumulative=cumulative,
         errors=_errors(df),
-        costs=_costs(scored, arms, seed),
+        costs=costs,
+        token_matched=token_matched(list(arms.values()), costs, comparisons),
         trivial_baseline=_baselines(runs),
         judges=judge_agreement(scored.to_dicts()),
     )

@@ -125,14 +125,23 @@ def _split_by_contents(
 
 
 def _arm_labels(keys: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """arm id -> a readable label: the keys whose values differ between the arms."""
+    """arm id -> a readable label: the agent profile (with its samples when it votes), then the keys
+    whose values differ between the arms."""
     names = list(dict.fromkeys(k for v in keys.values() for k in v))  # some arms have keys others lack
     varying = [k for k in names if len({json.dumps(v.get(k), sort_keys=True) for v in keys.values()}) > 1]
-    varying = varying or ["memory"]
+    varying = [k for k in varying if k not in ("agent", "samples")] or ["memory"]
+
+    def profile(v: dict[str, Any]) -> list[str]:
+        voting = (v.get("samples") or 1) > 1
+        return [f"agent={v.get('agent')}"] * ("agent" in v) + [f"samples={v.get('samples')}"] * voting
+
     return {
         arm: " ".join(
-            f"{k}={v.get(k)}" if not isinstance(v.get(k), dict) else f"{k}={json.dumps(v.get(k))}"
-            for k in varying
+            profile(v)
+            + [
+                f"{k}={v.get(k)}" if not isinstance(v.get(k), dict) else f"{k}={json.dumps(v.get(k))}"
+                for k in varying
+            ]
         )
         for arm, v in keys.items()
     }

@@ -242,6 +242,8 @@ def agent_config(config: ExperimentConfig) -> AgentConfig:
         max_steps=config.max_steps,
         max_tool_calls=config.max_tool_calls,
         profile=config.agent,
+        samples=config.samples,
+        sample_temperature=config.sample_temperature,
         memory_style=config.memory_style,
         memory_tokens=config.memory_tokens,
     )

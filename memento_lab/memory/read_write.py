@@ -131,16 +131,18 @@ class Memory:
 
     def case_of(self, trace: Trace, source: Source, *, answer_kind: AnswerKind = "short") -> Case:
         """The episode as a case: question, reward (labelled by this memory's threshold), the last
-        plan, the answer, the tools used and the step results, and where it came from."""
+        plan, the answer, the tools used and the step results (of the attempt it answered with, when
+        it sampled several), and where it came from."""
+        cycles, steps = trace.attempt()
         return Case.from_episode(
             trace.question,
             trace.reward,
             threshold=self.threshold,
-            plan=next((c.plan for c in reversed(trace.cycles) if c.plan), []),
+            plan=next((c.plan for c in reversed(cycles) if c.plan), []),
             answer=trace.final_answer,
             trajectory=Trajectory(
-                tools_used=[t.name for t in trace.tool_calls],
-                step_results=[s.result for s in trace.steps],
+                tools_used=[t.name for s in steps for t in s.tool_calls],
+                step_results=[s.result for s in steps],
             ),
             source=source,
             metadata={

@@ -152,7 +152,7 @@ async def test_the_loop_fixes_a_failing_program_and_answers_with_it(tmp_path, ac
                 tools=tools,
                 suite=suite,
                 judge_ctx=JudgeContext(workspace=tmp_path),
-                config=AgentConfig(accept_passing_program=accept_passing),
+                config=AgentConfig(accept_passing_program=accept_passing, start_from_direct=False),
             )
             trace = await agent.arun(task, learn=False)
         requests = list(fake.requests)
@@ -176,18 +176,82 @@ async def test_the_loop_fixes_a_failing_program_and_answers_with_it(tmp_path, ac
 
 
 @pytest.mark.anyio
-async def test_direct_profile_answers_at_once_in_the_answer_kind(tmp_path) -> None:
+async def test_the_loop_starts_from_the_direct_answer_and_samples_its_fixes(tmp_path) -> None:
+    """The loop's first attempt is the model's direct answer: the very request of the direct profile
+    (checked on the visible example: it fails), then the planner, then the executor starts from that
+    program with its failure and fixes it in a sampled turn; a direct answer that passes ends the
+    episode before the planner."""
+    from memento_lab.agent.direct import direct_messages
+    from memento_lab.agent.loop import Agent
+    from memento_lab.agent.models.llm import open_llms
+    from memento_lab.agent.program import DIRECT_CYCLE
+    from memento_lab.agent.tools.mcp_client import ToolBox
+    from memento_lab.tasks.suites import JudgeContext
+
+    suite = load_suite("humaneval:2-3")
+    task = suite.tasks()[0]
+    programs = [WRONG, RIGHT, RIGHT]
+
+    def handler(req: dict) -> tuple:
+        if _schema_name(req) == "reply":  # the planner
+            plan = {"plan": [{"id": 1, "description": "Fix truncate_number"}], "final_answer": ""}
+            return 200, completion(json.dumps(plan)), {}
+        return 200, completion(programs.pop(0)), {}
+
+    with FakeOpenAI(handler) as fake:
+        settings = _settings(fake)
+        async with (
+            open_llms(settings) as llms,
+            ToolBox(["code"], workspace=tmp_path, settings=settings) as tools,
+        ):
+            agent = Agent(llms, tools=tools, suite=suite, judge_ctx=JudgeContext(workspace=tmp_path))
+            trace = await agent.arun(task, learn=False)
+            first = len(fake.requests)
+            passing = await agent.arun(task, learn=False)  # the direct answer (RIGHT) passes: no planner
+        requests = list(fake.requests)
+    direct_request = direct_messages("direct", "program", "", task.question)
+    assert requests[0]["messages"] == direct_request and "temperature" in requests[0]
+    assert requests[0]["temperature"] == 0.0 and "seed" not in requests[0]
+    assert [_schema_name(r) for r in requests[:first]] == [None, "reply", None]
+    fix = requests[2]
+    assert fix["messages"][-2] == {"role": "assistant", "content": WRONG}  # the direct answer, as attempt 1
+    assert "Expected:\n    0.5" in fix["messages"][-1]["content"]
+    assert (fix["temperature"], fix["seed"]) == (0.7, 0)  # the fix turn samples
+    direct_step, step = trace.steps
+    assert direct_step.cycle == DIRECT_CYCLE and "FAILS" in direct_step.result
+    assert [parse_examples_report(t.result) for t in direct_step.tool_calls] == [(0, 1)]
+    assert [parse_examples_report(t.result) for t in step.tool_calls] == [(1, 1)]
+    assert trace.reward == 1.0 and "number % 1.0" in (trace.final_answer or "")
+    assert len(requests) == first + 1 and passing.reward == 1.0  # one request: the direct answer
+    assert [s.cycle for s in passing.steps] == [DIRECT_CYCLE] and not passing.cycles
+
+
+def test_a_loop_program_replaces_the_direct_answer_only_when_it_passes_more() -> None:
+    direct = Candidate(cycle=-1, step_id=0, code="direct", passed=1, total=2)
+    same = Candidate(cycle=0, step_id=1, code="same", passed=1, total=2)
+    better = Candidate(cycle=0, step_id=1, code="better", passed=2, total=2)
+    assert choose_program([direct, same], same) is direct and choose_program([direct, same], None) is direct
+    assert choose_program([direct, same, better], same) is better
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("profile", ["direct", "direct-instant"])
+async def test_direct_profiles_answer_in_the_answer_kind(tmp_path, profile) -> None:
+    """direct-instant: a JSON final_answer at once; direct: free reasoning, the answer from its final
+    line; both: a program as one fenced block, no JSON."""
     from memento_lab.agent.loop import Agent, AgentConfig
     from memento_lab.agent.models.llm import open_llms
 
     def handler(req: dict) -> tuple:
         if _schema_name(req) == "final_answer":
             return 200, completion('{"final_answer": "olleh"}'), {}
-        return 200, completion(RIGHT), {}
+        if "```python" in req["messages"][-1]["content"]:
+            return 200, completion("I take the fraction.\n" + RIGHT), {}
+        return 200, completion("h-e-l-l-o reversed is o-l-l-e-h.\n**Final answer:** olleh"), {}
 
     with FakeOpenAI(handler) as fake:
         async with open_llms(_settings(fake)) as llms:
-            agent = Agent(llms, config=AgentConfig(profile="direct"))
+            agent = Agent(llms, config=AgentConfig(profile=profile))
             program = await agent.arun(_task(2), learn=False)
             short = await agent.arun("Spell 'hello' backward.", learn=False)
         requests = list(fake.requests)
@@ -199,5 +263,11 @@ async def test_direct_profile_answers_at_once_in_the_answer_kind(tmp_path) -> No
         program.final_answer
         == "```python\ndef truncate_number(number: float) -> float:\n    return number % 1.0\n```"
     )
-    assert _schema_name(requests[1]) == "final_answer" and short.final_answer == "olleh"
-    assert "few words" in requests[1]["messages"][0]["content"]
+    assert short.final_answer == "olleh" and short.model_output_errors == 0
+    system = requests[1]["messages"][0]["content"]
+    assert "few words" in system
+    if profile == "direct-instant":
+        assert _schema_name(requests[1]) == "final_answer" and requests[1]["max_tokens"] == 384
+    else:
+        assert _schema_name(requests[1]) is None and "Final answer: <answer>" in system
+        assert requests[1]["max_tokens"] == 512 and "step by step" in system

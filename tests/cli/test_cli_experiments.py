@@ -69,7 +69,7 @@ async def test_sweep_from_toml_runs_then_resumes_and_report_reads_it(tmp_path, m
     assert main(["report", str(out), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert {c["a_label"] + " - " + c["b_label"] for c in rep["comparisons"]} == {
-        "memory=random - memory=none"
+        "agent=direct memory=random - agent=direct memory=none"
     }
     assert [c["iteration"] for c in rep["comparisons"]] == [0, 1]
     assert main(["report", str(out)]) == 0

@@ -90,7 +90,7 @@ async def test_counterfactual_probe_sees_the_with_episodes_bank_version_and_neve
         for r in fake.requests
     ]
     for q, other in ((qa, qb), (qb, qa)):
-        with_ep, probe = [text for task, text in asked if task == f"Task: {q}"]
+        with_ep, probe = [text for task, text in asked if task.split("\n\n")[0] == f"Task: {q}"]
         assert "unrelated place" in with_ep  # the with-episode was shown the seed case (its top case)
         # the probe: the bank at the with-episode's version (only the seed case, which is dropped);
         # the live bank would show the other task's case, written meanwhile
@@ -109,7 +109,9 @@ async def test_counterfactual_probe_sees_the_with_episodes_bank_version_and_neve
         texts = [
             json.dumps(r["messages"])
             for r in fake.requests
-            if any(m["content"] == f"Task: {q}" for m in r["messages"])  # memory, then the task
+            if any(
+                m["content"].split("\n\n")[0] == f"Task: {q}" for m in r["messages"]
+            )  # memory, then the task
         ]
         with_ep, probe = texts
         needle = json.dumps(f"Task: {q}")[1:-1]
@@ -150,9 +152,9 @@ async def test_report_never_pools_different_arms_and_pairs_the_same_tasks(tmp_pa
             )
     rep = build_report([runs])
     labels = sorted(a.label for a in rep.arms)
-    assert labels == ["memory=none k=4", "memory=random k=1", "memory=random k=4"]
-    assert {a.label: len(a.runs) for a in rep.arms}["memory=none k=4"] == 2
-    none_vs = [c for c in rep.comparisons if c.b_label == "memory=none k=4"]
+    assert labels == [f"agent=direct memory={m}" for m in ("none k=4", "random k=1", "random k=4")]
+    assert {a.label: len(a.runs) for a in rep.arms}["agent=direct memory=none k=4"] == 2
+    none_vs = [c for c in rep.comparisons if c.b_label == "agent=direct memory=none k=4"]
     assert len(none_vs) == 2 and all(c.tasks == 2 and c.diff == 0.0 and c.p_value == 1.0 for c in none_vs)
     # a single run has an honest interval: here every task is solved, so it is the point 1.0
     assert all((p.ci_low, p.ci_high) == (1.0, 1.0) for p in rep.curves)

@@ -15,16 +15,19 @@ name as a constant, the arguments as that tool's parameters) and parsed tolerant
 ``<tool_call>``-tagged JSON). Either way an unusable reply is a ``ChatResult.error``, never a crash.
 
 Every request goes through a ``Cassette`` (record / replay), keyed by the request itself.
+``llms.sampled(temperature, seed)`` is the same clients sampling: each of their requests carries that
+temperature and seed (self-consistency's attempts: distinct, reproducible requests).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
@@ -102,6 +105,14 @@ class ChatClient:
         self.tool_mode: ToolMode = tool_mode
         self.prices = prices or {}
         self.endpoint = endpoint
+        self.sampling: tuple[float, int] | None = None  # (temperature, seed) every request carries
+
+    def sampled(self, temperature: float, seed: int) -> ChatClient:
+        """This client sampling: every request at ``temperature`` with ``seed`` (a distinct request, so
+        the cassette keeps each attempt, and reproducible on endpoints that honour the seed)."""
+        other = copy.copy(self)
+        other.sampling = (temperature, seed)
+        return other
 
     def where(self) -> str:
         """The call, named in every error: ``POST <base url>/chat/completions (model m)``."""
@@ -193,6 +204,8 @@ class ChatClient:
         self, messages: list[dict[str, Any]], temperature: float, max_tokens: int | None, **extra: Any
     ) -> dict[str, Any]:
         req: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": temperature}
+        if self.sampling is not None:
+            req["temperature"], req["seed"] = self.sampling
         if max_tokens is not None:
             req["max_tokens"] = max_tokens
         req.update({k: v for k, v in extra.items() if v is not None})
@@ -296,6 +309,14 @@ class LLMs:
     judge: ChatClient
     endpoint: str
     local: Any = None  # the LocalServer, when the embedded model serves
+
+    def sampled(self, temperature: float, seed: int) -> LLMs:
+        """The planner and executor sampling at ``temperature`` with ``seed`` (the judge stays as it is)."""
+        return replace(
+            self,
+            planner=self.planner.sampled(temperature, seed),
+            executor=self.executor.sampled(temperature, seed),
+        )
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -31,7 +31,8 @@ def turn(name: str) -> str:
 
 def answer_rules(kind: str) -> dict[str, str]:
     """How each prompt asks for an answer of ``kind`` (``answer_kinds.toml``): ``answer`` (the planner's
-    rule), ``final`` (the forced final turn), ``direct`` (the direct profile), ``planner_note``."""
+    rule), ``final`` (the forced final turn), ``direct`` (the direct profile's final line), ``instant``
+    (the direct-instant profile), ``planner_note``."""
     return dict(table("answer_kinds")[kind])
 
 
@@ -43,11 +44,6 @@ def answer_rule(kind: str) -> str:
 def final_rule(kind: str) -> str:
     """How the forced final turn asks for the answer."""
     return answer_rules(kind)["final"]
-
-
-def direct_rule(kind: str) -> str:
-    """How the ``direct`` profile asks for the answer."""
-    return answer_rules(kind)["direct"]
 
 
 def planner_note(kind: str) -> str:

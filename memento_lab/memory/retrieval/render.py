@@ -3,7 +3,9 @@
     block, tokens = await render_memory(retrieved, template, style="qa", max_tokens=200, count=client.count_tokens)
 
 Styles: ``qa`` (question and answer), ``qa+plan`` (+ the plan), ``full`` (+ the step results; the
-default). Positive cases show as examples, negative ones as warnings ("Wrong answer"). With a
+default). For the planner, positive cases show as examples, negative ones as warnings ("Wrong
+answer"); with ``outcomes`` (the direct profiles' block) every case is a past case in retrieval order,
+labelled with its outcome — solved or failed (with its score when partial) — and the answer given. With a
 budget, cases are added in retrieval order while the block stays within ``max_tokens`` (counted by
 the model's own tokenizer when it has one); a case that does not fit is left out whole, and the
 cases shown are returned so the trace records what the model really saw.
@@ -40,27 +42,37 @@ async def render_memory(
     style: CaseStyle = "full",
     max_tokens: int | None = None,
     count: TokenCounter | None = None,
+    outcomes: bool = False,
 ) -> tuple[str, int, list[Retrieved]]:
     """(memory block, its tokens, the cases it shows): every case, or as many as fit ``max_tokens``."""
     count = count or _estimate
     if not retrieved:
         return "", 0, []
     shown = list(retrieved)
-    block = format_cases(shown, template, style=style)
+    block = format_cases(shown, template, style=style, outcomes=outcomes)
     tokens = await count(block)
     if max_tokens is None or tokens <= max_tokens:
         return block, tokens, shown
     shown, block, tokens = [], "", 0
     for r in retrieved:  # greedy in retrieval order: the best-ranked cases first
-        candidate = format_cases([*shown, r], template, style=style)
+        candidate = format_cases([*shown, r], template, style=style, outcomes=outcomes)
         n = await count(candidate)
         if n <= max_tokens:
             shown, block, tokens = [*shown, r], candidate, n
     return block, tokens, shown
 
 
-def format_cases(retrieved: Sequence[Retrieved], template: str, *, style: CaseStyle = "full") -> str:
-    """The memory block of the planner prompt: positive cases as examples, negative ones as warnings."""
+def format_cases(
+    retrieved: Sequence[Retrieved], template: str, *, style: CaseStyle = "full", outcomes: bool = False
+) -> str:
+    """The memory block: for the planner, positive cases as examples and negative ones as warnings;
+    with ``outcomes``, every case in retrieval order labelled with its outcome (``{cases}``)."""
+    if outcomes:
+        listed = "\n".join(
+            _example(i, r.case, good=r.case.positive, style=style, outcome=True)
+            for i, r in enumerate(retrieved, 1)
+        )
+        return template.format(cases=listed).strip()
     pos = [r.case for r in retrieved if r.case.positive]
     neg = [r.case for r in retrieved if not r.case.positive]
     return template.format(
@@ -71,8 +83,15 @@ def format_cases(retrieved: Sequence[Retrieved], template: str, *, style: CaseSt
     ).strip()
 
 
-def _example(i: int, case: Case, *, good: bool, style: CaseStyle = "full") -> str:
-    lines = [f"Case {i}:", f"Task: {case.question}"]
+def outcome_of(case: Case) -> str:
+    """How a past case ended, as the direct prompt labels it: solved, or failed (with a partial score)."""
+    if case.positive:
+        return "solved"
+    return f"failed, score {case.reward:.2f}" if 0.0 < case.reward < 1.0 else "failed"
+
+
+def _example(i: int, case: Case, *, good: bool, style: CaseStyle = "full", outcome: bool = False) -> str:
+    lines = [f"Case {i} ({outcome_of(case)}):" if outcome else f"Case {i}:", f"Task: {case.question}"]
     if case.plan and style != "qa":
         lines.append("Plan:")
         lines.extend(f"  {s.id}. {s.description}" for s in case.plan)
@@ -82,7 +101,10 @@ def _example(i: int, case: Case, *, good: bool, style: CaseStyle = "full") -> st
     ):  # a program's worth is its code
         lines.append("Step results: " + " | ".join(_clip(r, 120) for r in case.trajectory.step_results))
     if case.answer:
-        lines.append(f"{'Answer' if good else 'Wrong answer'}: {format_answer(case)}")
+        said = "Answer given" if outcome else ("Answer" if good else "Wrong answer")
+        lines.append(f"{said}: {format_answer(case)}")
+    elif outcome:
+        lines.append("Answer given: none")
     return "\n".join(lines) + "\n"
 
 

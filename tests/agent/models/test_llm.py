@@ -177,7 +177,7 @@ async def test_malformed_tool_call_is_a_recorded_step_error_not_a_crash(tmp_path
 
     with FakeOpenAI(handler) as fake:
         async with open_llms(endpoint_settings(fake, tool_mode="schema", planner_model="m")) as llms:
-            agent = Agent(llms, config=AgentConfig(max_cycles=1, max_steps=1))
+            agent = Agent(llms, config=AgentConfig(max_cycles=1, max_steps=1, start_from_direct=False))
             trace = await agent.arun("What is 2 + 3?")
     assert trace.error is None
     assert trace.steps and "malformed tool call" in (trace.steps[0].error or "")

@@ -84,3 +84,18 @@ async def test_count_tokens_asks_the_servers_tokenizer_then_falls_back_to_an_est
             assert await llms.planner.count_tokens("x" * 40) == estimate_tokens("x" * 40) == 10
             assert await llms.planner.count_tokens("y" * 8) == 2  # no second attempt at the route
         assert plain.tokenized == ["x" * 40]
+
+
+@pytest.mark.anyio
+async def test_the_direct_block_lists_past_cases_with_their_outcome_and_answer() -> None:
+    """The direct profiles' block: past cases in retrieval order, each solved or failed (a partial
+    score shown), with the answer that was given; within a budget like the planner's block."""
+    template = load_prompt("memory_direct")
+    hits = [hit(1, reward=0.0), hit(2), hit(3, reward=0.4)]
+    block, tokens, shown = await render_memory(hits, template, style="qa", outcomes=True)
+    assert block.startswith("Past cases:") and "(solved: judged correct" in block
+    assert block.index("Case 1 (failed):") < block.index("Case 2 (solved):") < block.index("Case 3 (failed, score 0.40):")
+    assert "Answer given: 2\n" in block and "Answer given: 4\n" in block and "Wrong answer" not in block
+    assert "plan the current task" not in block and len(shown) == 3 and tokens == estimate_tokens(block)
+    small, _, kept = await render_memory(hits, template, style="qa", outcomes=True, max_tokens=tokens - 1)
+    assert len(kept) == 2 and "Case 3" not in small
