@@ -57,6 +57,7 @@ class Episode:
         self.agent, self.task, self.trace = agent, task, trace
         self.config = agent.config
         self.question = with_attachments(task.question, task.files)  # the task as the models see it
+        self.memory_hint: str | None = None  # how the direct prompt names the memory block (None: cases)
 
     # ------------------------------------------------------------------ the planner's side
     @property

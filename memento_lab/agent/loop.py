@@ -33,13 +33,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from memento_lab.agent.episode import Episode, as_task, clean_answer
+from memento_lab.agent.memory_slot import memory_env, read_memory, write_memory
 from memento_lab.agent.plans import final_schema, parse_planner_reply, plan_schema
 from memento_lab.agent.program import ProgramEpisode
 from memento_lab.agent.prompts import answer_rule, direct_rule, final_rule, load_prompt, planner_note, turn
 from memento_lab.agent.status import settle
 from memento_lab.asyncio_compat import run_sync
+from memento_lab.memory.methods.base import FeedbackSource, MemoryEnv, MemoryMethod
+from memento_lab.memory.methods.cases import as_method
 from memento_lab.memory.read_write import Memory
-from memento_lab.memory.retrieval.render import CaseStyle, render_memory
+from memento_lab.memory.retrieval.render import CaseStyle
 from memento_lab.tasks.answers import AnswerKind
 from memento_lab.tasks.base import EpisodeServers, JudgeContext, Task
 from memento_lab.trace import PlanCycle, ToolCall, Trace
@@ -87,8 +90,11 @@ class AgentConfig(BaseModel):
     accept_passing_program: bool = True  # a step's program passing every visible example ends the episode
     temperature: float = 0.0
     profile: Literal["planner-executor", "direct"] = "planner-executor"  # direct: answer at once, no executor
-    memory_style: CaseStyle = "full"  # how a case shows: qa | qa+plan | full (+ step results)
-    memory_tokens: int | None = None  # budget of the memory block (None: every retrieved case)
+    memory_style: CaseStyle = (
+        "full"  # how a case (a quoted episode) shows: qa | qa+plan | full (+ step results)
+    )
+    memory_tokens: int | None = None  # budget of the memory block (None: everything the memory shows)
+    feedback: FeedbackSource = "judge"  # what memory learns from: the judge's reward, or also the gold answer
 
 
 class Agent:
@@ -99,13 +105,14 @@ class Agent:
         llms: LLMs,
         *,
         tools: ToolBox | None = None,
-        memory: Memory | None = None,
+        memory: MemoryMethod | Memory | None = None,
         suite: Suite | None = None,
         judge_ctx: JudgeContext | None = None,
         config: AgentConfig | None = None,
         run_id: str | None = None,
     ):
-        self.llms, self.tools, self.memory, self.suite = llms, tools, memory, suite
+        self.llms, self.tools, self.suite = llms, tools, suite
+        self.memory = as_method(memory)  # a Memory (case bank) is one memory method
         self.judge_ctx = judge_ctx
         self.config = config or AgentConfig()
         self.run_id = run_id
@@ -131,8 +138,8 @@ class Agent:
     ) -> Trace:
         """Run one episode. ``task`` is a suite ``Task`` or a bare question (then nothing is judged).
 
-        ``learn=False`` leaves memory untouched; ``drop_case_ids`` hides those cases from this
-        episode (the counterfactual probe: what happens without a case that was shown).
+        ``learn=False`` leaves memory untouched; ``drop_case_ids`` hides those memory items (cases)
+        from this episode (the counterfactual probe: what happens without a case that was shown).
         """
         task = as_task(task)
         async with self._episode_tools(task):
@@ -181,14 +188,16 @@ class Agent:
             run_id=self.run_id,
             iteration=iteration,
             memory_mode=self.memory.mode if self.memory else "none",
+            answer_kind=task.answer_kind,
             family=None if task.adhoc else task.family,
             suite=None if task.adhoc else task.suite,
         )
         try:
             # 1. retrieve; 2-3. plan and execute, re-planning with the results (tools work in a fresh
             # folder); or, profile "direct", answer at once
-            memory_block = await self._retrieve(task, trace, drop_case_ids)
+            memory_block, hint = await self._retrieve(task, trace, drop_case_ids)
             episode = (ProgramEpisode if task.answer_kind == "program" else Episode)(self, task, trace)
+            episode.memory_hint = hint
             toolbox = self.current_tools()
             with toolbox.episode(task.files) if toolbox else contextlib.nullcontext():
                 if self.config.profile == "direct":
@@ -202,28 +211,26 @@ class Agent:
         if trace.status == "ok" and self.suite is not None and self._judged(task):
             await self._judge(task, trace)
         trace.latency_s = time.perf_counter() - t0
-        # 5. write (only outcomes of the model: a failed episode never becomes a case)
+        # 5. write, once the first attempt is scored (only outcomes of the model: a failed episode is
+        # never written); a maintenance call that fails leaves memory as it was, the episode unscored
         if learn and trace.status == "ok" and self.memory is not None and self._judged(task):
-            self.memory.write(trace, benchmark=task.suite, family=task.family, answer_kind=task.answer_kind)
+            try:
+                await write_memory(self.memory, trace, self._memory_env(), feedback=self.config.feedback)
+            except Exception as e:
+                settle(trace, e)
         return trace
 
-    async def _retrieve(self, task: Task, trace: Trace, drop_case_ids: Collection[str]) -> str:
-        """The cases shown for the task (recorded in the trace), rendered as the memory block."""
+    def _memory_env(self) -> MemoryEnv:
+        return memory_env(self.llms, max_tokens=self.config.memory_tokens, style=self.config.memory_style)
+
+    async def _retrieve(
+        self, task: Task, trace: Trace, drop_case_ids: Collection[str]
+    ) -> tuple[str, str | None]:
+        """The memory block for the task (what it showed is recorded in the trace) and its hint."""
         if self.memory is None:
-            return ""
-        slate = self.memory.read(task.question).without(drop_case_ids)
-        trace.retrieved, trace.stop_propensity = [r.to_trace() for r in slate], slate.stop
-        trace.bank_version, trace.bank_size = self.memory.bank.version, len(self.memory.bank)
-        memory_block, trace.memory_tokens, shown = await render_memory(
-            slate,
-            load_prompt("memory"),
-            style=self.config.memory_style,
-            max_tokens=self.config.memory_tokens,
-            count=self.llms.planner.count_tokens,
-        )
-        if len(shown) < len(slate):  # the budget left some out: the trace shows what was seen
-            trace.retrieved = [r.to_trace() for r in shown]
-        return memory_block
+            return "", None
+        block = await read_memory(self.memory, task, trace, self._memory_env(), drop=set(drop_case_ids))
+        return block.text, block.hint
 
     async def _judge(self, task: Task, trace: Trace) -> None:
         assert self.suite is not None
@@ -247,7 +254,8 @@ class Agent:
         JSON ``final_answer``, or for a program one fenced block that must define the entry point."""
         kind = episode.task.answer_kind
         system = load_prompt("direct").format(
-            cases=turn("direct_cases") if memory_block else "", direct_rule=direct_rule(kind)
+            cases=(episode.memory_hint or turn("direct_cases")) if memory_block else "",
+            direct_rule=direct_rule(kind),
         )
         messages = [{"role": "system", "content": system}]
         if memory_block:

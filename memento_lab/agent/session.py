@@ -70,7 +70,7 @@ class Session:
         if self.cassette.path != path or self.cassette.mode != mode:
             self.cassette = Cassette(path, mode=mode)
         cassette = self.cassette
-        for client in (self.llms.planner, self.llms.executor, self.llms.judge):
+        for client in self.llms.clients:
             client.cassette = cassette
         if self.tools is not None:
             self.tools.cassette = cassette

@@ -49,7 +49,8 @@ def latest_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
 def models_of(run_info: dict[str, Any]) -> dict[str, Any]:
     """The models of a run (from its run.json): what answers, whatever address serves it."""
     llms = run_info.get("llms") or {}
-    return {k: llms.get(k) for k in ("planner", "executor", "judge", "embedded")}
+    models = {k: llms.get(k) for k in ("planner", "executor", "judge", "embedded")}
+    return {**models, "memory": llms.get("memory") or llms.get("planner")}  # runs before the memory role
 
 
 def finished(out: Path) -> set[tuple[str, int]]:
