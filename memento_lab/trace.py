@@ -203,10 +203,14 @@ class JudgeVerdict(BaseModel):
 
 
 class Counterfactual(BaseModel):
-    """The probe of one shown case: the same task re-run without it (``delta`` = reward - reward_without)."""
+    """The probe of one shown case: the same task re-run without it (``delta`` = reward - reward_without).
+    ``rank``: the dropped case's rank among the ``shown`` ones; ``choice``: how it was chosen (random | top)."""
 
     case_id: str
     reward_without: float
+    rank: int | None = None
+    shown: int | None = None
+    choice: str | None = None
 
 
 class Trace(BaseModel):

@@ -140,9 +140,19 @@ def _arm_labels(keys: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def _measures(cfg: ExperimentConfig, split: str) -> str:
-    """recall: memory may show the very question being scored; transfer: it never does."""
-    if split == "test" or (cfg.protocol == "recall" and cfg.exclude_question):
+    """recall: memory may show the very question being scored; transfer: it never does (the test
+    stream of the transfer protocol, or ``exclude_question`` with a method that can honour it: one
+    whose memory distils several tasks into one item cannot leave a question out)."""
+    from memento_lab.memory.methods.registry import method_spec
+
+    if split == "test":
         return "transfer"
+    if cfg.protocol == "recall" and cfg.exclude_question:
+        try:
+            safe = getattr(method_spec(cfg.memory).factory, "transfer_safe", True)
+        except ValueError:  # a method not registered here: say what the config asked for
+            safe = True
+        return "transfer" if safe else "recall"
     return "recall"
 
 
