@@ -175,8 +175,8 @@ def parse_workflows(reply: str, *, marker: str = "") -> list[tuple[str, str]]:
     name, lines = None, []  # type: ignore[var-annotated]
     for line in [*reply.splitlines(), "## "]:
         if line.startswith("## "):
-            body = "\n".join(lines).strip()
-            if name and body and not (marker and marker.lower() in (name + body).lower()):
+            body = "\n".join(lines).strip("\n").rstrip()
+            if name and body.strip() and not (marker and marker.lower() in (name + body).lower()):
                 out.append((name, f"## {name}\n{body}"))
             name, lines = line[3:].strip(), []
             if name.lower() in ("concrete examples", "summary workflows"):

@@ -200,11 +200,12 @@ class Draft:
         return after
 
     def set_state(self, **values: Any) -> None:
-        """Update the method's bookkeeping item (one ``state`` op)."""
+        """Update the method's bookkeeping item (one ``state`` op; it takes no place in the item order)."""
         if STATE_ID in self._items:
             self.change(STATE_ID, "state", **values)
-        else:
-            self.add(STATE_KIND, id=STATE_ID, data=values, op="state")
+            return
+        item = MemoryItem(id=STATE_ID, kind=STATE_KIND, data=values, created=self.version, updated=self.version)
+        self._record(MemoryOp(op="state", id=STATE_ID, after=item))
 
     # ------------------------------------------------------------------ the model
     async def ask(
