@@ -204,7 +204,9 @@ class Draft:
         if STATE_ID in self._items:
             self.change(STATE_ID, "state", **values)
             return
-        item = MemoryItem(id=STATE_ID, kind=STATE_KIND, data=values, created=self.version, updated=self.version)
+        item = MemoryItem(
+            id=STATE_ID, kind=STATE_KIND, data=values, created=self.version, updated=self.version
+        )
         self._record(MemoryOp(op="state", id=STATE_ID, after=item))
 
     # ------------------------------------------------------------------ the model
