@@ -341,10 +341,38 @@ def format_report(rep: Any) -> str:
         )
     for fam, acc in sorted(rep.trivial_baseline.items()):
         lines.append(f"trivial baseline {fam} (most common answer of the other tasks): {acc:.3f}")
+    lines += price_lines(rep.prices)
     from memento_lab.cli.judge import agreement_lines
 
     lines += agreement_lines(rep.judges)
     return "\n".join(lines)
+
+
+def _paired(d: Any) -> str:
+    return f"{d.diff:+.3f} {_ci(d.ci_low, d.ci_high)}" if d is not None else "n/a"
+
+
+def price_lines(prices: list[Any]) -> list[str]:
+    """What each memory cost (per episode, over the whole split), beside none with voting."""
+    if not prices:
+        return []
+    lines = [
+        "memory prices (per episode, all iterations; paired diff with 95% CI; tokens: maintenance = the "
+        "memory's own calls, read = its block, extra = beyond none):"
+    ]
+    for p in prices:
+        gain = "n/a" if p.gain_per_1m_extra is None else f"{p.gain_per_1m_extra:+.2f}"
+        lines.append(
+            f"  {p.label} [{p.split}] acc {p.accuracy:.3f} {_ci(p.ci_low, p.ci_high)}; vs none "
+            f"{_paired(p.vs_none)}; vs cases {_paired(p.vs_cases)}; maintenance {p.maintenance_calls:.2f} "
+            f"calls {p.maintenance_tokens:.0f} tok; read {p.read_tokens:.0f} tok; extra "
+            f"{'n/a' if p.extra_tokens is None else f'{p.extra_tokens:.0f}'} tok; {p.seconds:.1f} s; "
+            f"acc per 1M extra tok {gain}"
+        )
+        if p.verdict:
+            voting = f" (beside {p.voting}: {_paired(p.voting_vs_none)})" if p.voting else ""
+            lines.append(f"    {p.verdict}{voting}")
+    return lines
 
 
 def _demo(args: argparse.Namespace) -> int:

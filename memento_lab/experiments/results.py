@@ -191,6 +191,23 @@ def load_results(runs: Sequence[str | Path]) -> pl.DataFrame:
     )
 
 
+def task_matrix(part: pl.DataFrame, tasks: list[str], value: str = "reward") -> tuple[np.ndarray, list[str]]:
+    """runs x tasks matrix of ``value`` (nan where missing), columns in ``tasks`` order; and the runs."""
+    runs = sorted(part["run_id"].unique().to_list())
+    m = np.full((len(runs), len(tasks)), np.nan)
+    col = {t: j for j, t in enumerate(tasks)}
+    row = {r: i for i, r in enumerate(runs)}
+    for r, t, v in part.select("run_id", TASK, value).iter_rows():
+        if t in col:
+            m[row[r], col[t]] = float(v)
+    return m, runs
+
+
+def task_ids(part: pl.DataFrame) -> list[str]:
+    """The tasks of a frame (``TASK``: id and contents), sorted."""
+    return sorted(part[TASK].unique().to_list())
+
+
 def scored(df: pl.DataFrame) -> pl.DataFrame:
     """The rows that count: the last attempt of each (run, task, iteration), when it is ok."""
     latest = df.unique(subset=["run_id", "task_id", "iteration"], keep="last", maintain_order=True)
