@@ -15,7 +15,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-NOTEBOOKS = ("01_build_case_bank", "02_train_retriever", "03_agent_run", "04_learning_curves")
+NOTEBOOKS = (
+    "01_build_case_bank",
+    "02_train_retriever",
+    "03_agent_run",
+    "04_learning_curves",
+    "05_memory_zoo",
+)
 
 
 def to_ipynb(name: str, dest: Path) -> Path:

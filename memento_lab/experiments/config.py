@@ -90,7 +90,7 @@ class ExperimentConfig(BaseModel):
     )
     bank_cap: int | None = Field(None, description="lru / utility: at most this many cases stay in the bank")
     memory_tokens: int | None = Field(
-        None, description="token budget of the memory block (unset: every retrieved case)"
+        None, description="token budget of the memory block (unset: everything the memory shows)"
     )
     memory_style: Literal["qa", "qa+plan", "full"] = Field(
         "full", description="how a shown case renders: question + answer, + plan, + step results"

@@ -16,8 +16,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
+import plotly.graph_objects as go
 
+from memento_lab.experiments.pricing import MemoryPrice
 from memento_lab.memory.methods.base import MemoryItem, MemoryMethod, MemoryOp, MemoryWrite
+from memento_lab.views.plots import color
 from memento_lab.views.widgets import esc, html_table
 
 DATA_SHOWN = 4  # data fields of an item shown in the table (count, q, helpful, harmful, ...)
@@ -132,3 +135,39 @@ def zoo_viewer(methods: Mapping[str, MemoryMethod]) -> widgets.Tab:
     tab = widgets.Tab(children=[method_viewer(m) for m in methods.values()])
     tab.titles = tuple(methods)
     return tab
+
+
+def price_figure(prices: Sequence[MemoryPrice], *, split: str = "stream") -> go.Figure:
+    """Accuracy gained over ``none`` (paired, 95% CI) against the extra tokens each arm spends per
+    episode: memories as circles, ``none`` with voting as diamonds. Up and left is better."""
+    fig = go.Figure()
+    points = [p for p in prices if p.split == split and p.vs_none is not None and p.extra_tokens is not None]
+    for i, p in enumerate(points):
+        d = p.vs_none
+        assert d is not None
+        fig.add_trace(
+            go.Scatter(
+                x=[p.extra_tokens],
+                y=[d.diff],
+                error_y={"type": "data", "array": [d.ci_high - d.diff], "arrayminus": [d.diff - d.ci_low]},
+                mode="markers+text",
+                text=[p.label],
+                textposition="top center",
+                marker={"size": 12, "color": color(i), "symbol": "diamond" if p.samples > 1 else "circle"},
+                name=p.label,
+                hovertemplate=(
+                    f"{esc(p.label)}<br>gain %{{y:+.3f}} [{d.ci_low:+.3f}, {d.ci_high:+.3f}]<br>"
+                    f"extra tokens %{{x:.0f}} (maintenance {p.maintenance_tokens:.0f}, read {p.read_tokens:.0f})"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    fig.add_hline(y=0.0, line_dash="dash", line_color="gray")
+    fig.update_layout(
+        title=f"The price of memory ({split}): accuracy gained over none vs extra tokens per episode",
+        xaxis_title="extra tokens per episode beyond none (agent + maintenance)",
+        yaxis_title="accuracy - none (paired, 95% CI)",
+        showlegend=False,
+        template="plotly_white",
+    )
+    return fig

@@ -144,6 +144,13 @@ def memory_method(name: str, *, summary: str = "", keeps: str = "") -> Callable[
     return register
 
 
+def forget_method(name: str) -> None:
+    """Unregister ``name`` (a notebook's or a test's own method); a built-in comes back when asked for."""
+    with _REGISTRY.lock:
+        _REGISTRY.specs.pop(name.strip().lower(), None)
+        _REGISTRY.builtins_loaded = False
+
+
 def method_spec(name: str) -> MethodSpec:
     return _REGISTRY.get(name)
 
