@@ -20,8 +20,8 @@ import plotly.graph_objects as go
 
 from memento_lab.experiments.pricing import MemoryPrice
 from memento_lab.memory.methods.base import MemoryItem, MemoryMethod, MemoryOp, MemoryWrite
+from memento_lab.views.html_parts import esc, html_table
 from memento_lab.views.plots import color
-from memento_lab.views.widgets import esc, html_table
 
 DATA_SHOWN = 4  # data fields of an item shown in the table (count, q, helpful, harmful, ...)
 

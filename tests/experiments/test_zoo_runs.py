@@ -137,3 +137,20 @@ async def test_a_failed_maintenance_call_is_never_scored_and_is_retried(tmp_path
         again = await run_experiment(cfg, settings=endpoint(fake), progress=False)
     assert again.unresolved == 0
     assert load_run_memory(tmp_path / "run").items("workflow")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["expel", "awm-rule"])
+async def test_the_transfer_protocol_never_writes_the_test_stream(tmp_path: Path, name: str) -> None:
+    from memento_lab.experiments.results import load_results
+
+    with FakeOpenAI(zoo_model(), tokenize=tokens) as fake:
+        await run(tmp_path, name, "run", fake=fake, protocol="transfer", test_fraction=0.5)
+    rows = read_rows(tmp_path / "run")
+    train, test = [r for r in rows if r.split == "train"], [r for r in rows if r.split == "test"]
+    assert len(train) == len(test) == 2
+    assert all(r.memory_version_after is None and r.maintenance_calls == 0 for r in test)
+    history = load_run_memory(tmp_path / "run").history()
+    assert [(w.task_id, w.iteration) for w in history] == [(r.task_id, r.iteration) for r in train]
+    measures = load_results([tmp_path / "run"]).select("split", "measures").unique().sort("split").rows()
+    assert measures == [("test", "transfer"), ("train", "recall")]

@@ -44,3 +44,18 @@ def test_html_escapes_and_groups_by_kind() -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "insight: 1" in html and "count=2" in html
     w = MemoryWrite(version=3, task_id="t", ops=[MemoryOp(op="delete", id="a", before=items[0])], reverts=2)
     assert "undoes version 2" in write_html(w) and "delete" in write_html(w)
+
+
+def test_the_trace_viewer_shows_another_memorys_items_and_maintenance() -> None:
+    from memento_lab.trace import LLMCall, ShownItem, Usage
+    from memento_lab.views.widgets import trace_sections
+
+    ep = episode("t1", "q", "a", 1.0)
+    ep.shown = [ShownItem(id="insight-3", kind="insight", score=4.0)]
+    ep.memory_calls = [
+        LLMCall(role="memory", model="m", usage=Usage(prompt_tokens=120, completion_tokens=30))
+    ]
+    ep.memory_ops = {"agree": 1}
+    title, body = trace_sections(ep)[0]
+    assert title == "Memory shown (1 items)" and "insight-3" in body
+    assert "1 call(s), 120+30 tokens" in body and "agree 1" in body
