@@ -266,6 +266,7 @@ class LoggedMethod(MemoryMethod):
         self._version = last if version is None else version
         self.readonly = version is not None and version != last
         self._items = self.log.replay(self._version)
+        self._seq: int | None = None  # the next item's seq, once asked for
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -306,7 +307,10 @@ class LoggedMethod(MemoryMethod):
         return list(self.log.writes[: self._version])
 
     def _next_seq(self) -> int:
-        return 1 + max((op.after.seq for w in self.log.writes for op in w.ops if op.after), default=0)
+        """The seq of the next item added (one more than any item ever had: kept as writes commit)."""
+        if self._seq is None:
+            self._seq = 1 + max((op.after.seq for w in self.log.writes for op in w.ops if op.after), default=0)
+        return self._seq
 
     # ------------------------------------------------------------------ read and write
     async def read(self, task: TaskLike, env: MemoryEnv, *, drop: Collection[str] = ()) -> MemoryBlock:
@@ -351,6 +355,8 @@ class LoggedMethod(MemoryMethod):
         self.log.append(write)
         for op in write.ops:
             op.apply(self._items)
+            if op.after is not None and self._seq is not None:
+                self._seq = max(self._seq, op.after.seq + 1)
         self._version = write.version
 
     def roll_back(self, committed: Mapping[tuple[str, int], Any], run_id: str) -> int:
