@@ -309,7 +309,9 @@ class LoggedMethod(MemoryMethod):
     def _next_seq(self) -> int:
         """The seq of the next item added (one more than any item ever had: kept as writes commit)."""
         if self._seq is None:
-            self._seq = 1 + max((op.after.seq for w in self.log.writes for op in w.ops if op.after), default=0)
+            self._seq = 1 + max(
+                (op.after.seq for w in self.log.writes for op in w.ops if op.after), default=0
+            )
         return self._seq
 
     # ------------------------------------------------------------------ read and write
