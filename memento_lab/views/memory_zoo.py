@@ -106,10 +106,21 @@ def method_summary(method: MemoryMethod) -> dict[str, Any]:
     }
 
 
+def summary_html(summary: Mapping[str, Any]) -> str:
+    """One line: the method, its version, what it holds, its ops so far and what maintenance cost."""
+    held = ", ".join(f"{n} {k}" for k, n in summary["items"].items()) or "nothing"
+    ops = ", ".join(f"{k} {n}" for k, n in summary["ops"].items()) or "none"
+    return (
+        f"<b>{esc(summary['method'])}</b> · version {summary['version']} · holds {esc(held)} · ops so far: "
+        f"{esc(ops)} · {summary['maintenance_calls']} maintenance call(s), "
+        f"{summary['maintenance_tokens']} tokens"
+    )
+
+
 def method_viewer(method: MemoryMethod) -> widgets.VBox:
     """A slider over versions; the items at that version and the write that made it."""
     history = method.history()
-    summary = widgets.HTML(esc(str(method_summary(method))))
+    summary = widgets.HTML(summary_html(method_summary(method)))
     slider = widgets.IntSlider(
         value=method.version, min=0, max=method.version, description="version", continuous_update=False
     )

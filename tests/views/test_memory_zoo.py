@@ -25,7 +25,8 @@ async def test_the_viewer_shows_each_method_and_each_version(tmp_path, encoder) 
     tab = zoo_viewer({"expel": expel})
     assert isinstance(tab, widgets.Tab) and tab.titles == ("expel",)
     summary, slider, accordion = tab.children[0].children
-    assert "insight" in summary.value and slider.max == expel.version == 2 and slider.value == 2
+    assert "holds 1 trajectory, 1 insight" in summary.value and "2 maintenance call(s)" in summary.value
+    assert slider.max == expel.version == 2 and slider.value == 2
     change, held = accordion.children
     assert "Spell the word out first." in held.value and "version 2" in change.value
     slider.value = 1  # back to after the first episode: the trajectory and the first insight
