@@ -39,7 +39,7 @@ class ExperimentConfig(BaseModel):
     memory_options: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="the memory method's own options, KEY=VALUE (e.g. max_num_rules=20 for expel); "
-        "see docs/memory-zoo.md",
+        "METHOD.KEY=VALUE reaches that method alone (a sweep over methods); see docs/memory-zoo.md",
     )
     feedback: Literal["judge", "gold"] = Field(
         "judge",

@@ -154,3 +154,24 @@ async def test_the_transfer_protocol_never_writes_the_test_stream(tmp_path: Path
     assert [(w.task_id, w.iteration) for w in history] == [(r.task_id, r.iteration) for r in train]
     measures = load_results([tmp_path / "run"]).select("split", "measures").unique().sort("split").rows()
     assert measures == [("test", "transfer"), ("train", "recall")]
+
+
+def test_the_zoo_example_sweep_builds_every_method_with_its_own_options(tmp_path: Path) -> None:
+    import tomllib
+
+    from support import ROOT
+
+    from memento_lab.cli.experiments import build_config
+    from memento_lab.experiments.run_memory import open_run_memory
+    from memento_lab.experiments.sweep import sweep_configs
+
+    data = tomllib.loads((ROOT / "examples" / "zoo.toml").read_text())
+    grid = data.pop("sweep")
+    base = build_config({**data, "out": str(tmp_path / "zoo")}, source="examples/zoo.toml")
+    configs = sweep_configs(base, **grid)
+    assert [c.memory for c in configs] == grid["memories"]
+    methods = {c.memory: open_run_memory(c, Path(c.out)).method for c in configs}
+    assert methods["expel"].options.success_every == 4  # type: ignore[attr-defined]
+    assert methods["awm"].options.samples_per_template == 1  # type: ignore[attr-defined]  # not expel's
+    with pytest.raises(ValueError, match="memory 'similarity' takes no memory options"):
+        open_run_memory(configs[1].model_copy(update={"memory_options": {"k": 2}}), tmp_path / "x")

@@ -200,6 +200,11 @@ def open_cases(mode: str, setup: MethodSetup) -> CaseMemory:
     ``open_memory``'s other keyword arguments (pairs, checkpoint, retriever_kw, policy, quotas...)."""
     if setup.folder is None:
         raise ValueError(f"memory {mode!r}: a case memory needs a bank folder (MethodSetup.folder)")
+    if setup.options_for(mode):
+        raise ValueError(
+            f"memory {mode!r} takes no memory options (got {sorted(setup.options_for(mode))}); its settings "
+            "are run fields (k, bank_policy, ...)"
+        )
     memory = open_memory(
         setup.folder,
         mode,

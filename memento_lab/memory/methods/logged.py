@@ -272,7 +272,7 @@ class LoggedMethod(MemoryMethod):
     @classmethod
     def _options(cls, setup: MethodSetup) -> BaseModel:
         try:
-            return cls.Options.model_validate(dict(setup.options))
+            return cls.Options.model_validate(setup.options_for(cls.name))
         except ValidationError as e:
             first = e.errors()[0]
             field = ".".join(str(x) for x in first["loc"]) or "?"

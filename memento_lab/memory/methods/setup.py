@@ -39,6 +39,18 @@ class MethodSetup:
     run_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # what a factory needs beyond these (cases)
 
+    def options_for(self, method: str) -> dict[str, Any]:
+        """The options meant for ``method``: plain keys, and ``METHOD.key`` keys of its own name (a sweep
+        over several methods shares one table: ``expel.success_every = 2`` reaches expel alone)."""
+        own: dict[str, Any] = {}
+        for key, value in self.options.items():
+            name, dot, field_name = key.partition(".")
+            if not dot:
+                own[key] = value
+            elif name.strip().lower() == method:
+                own[field_name] = value
+        return own
+
     @functools.cached_property
     def embedder(self) -> CachedEncoder | Encoder:
         """The encoder (given, else the packaged one cached beside the log, else uncached)."""
