@@ -20,6 +20,7 @@ A subclass implements two methods::
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import time
 from abc import abstractmethod
 from collections.abc import Collection, Mapping
@@ -66,7 +67,13 @@ class OpLog:
             return
         if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
-            repair_torn_tail(path)  # a write that died mid-line never committed
+        if not readonly and path.exists():
+            with path.open("ab") as f:  # under the writers' lock: a line being appended is not torn
+                fcntl.flock(f, fcntl.LOCK_EX)
+                try:
+                    repair_torn_tail(path)  # a write that died mid-line never committed
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
         if path.exists():
             self.writes = [
                 validate_record(MemoryWrite, obj, path, line, what="not a memory write: ")
