@@ -210,6 +210,10 @@ class ACE(LoggedMethod):
     Options = ACEOptions
     transfer_safe = False  # a bullet distilled from a task may carry its answer
 
+    def __init__(self, *args: Any, **kw: Any):
+        super().__init__(*args, **kw)
+        self._budget = self.options.playbook_tokens  # the budget the curator is told (set by each write)
+
     def playbook(self) -> Playbook:
         return playbook_of(self.items("bullet"), self.state)
 

@@ -92,8 +92,12 @@ class _Cheatsheet(LoggedMethod):
     curated: ClassVar[bool] = True  # keeps a cheatsheet
     transfer_safe = False
 
-    def cheatsheet(self, items: dict[str, MemoryItem] | None = None) -> str:
-        item = (items or self._items).get(SHEET_ID)
+    def __init__(self, *args: Any, **kw: Any):
+        super().__init__(*args, **kw)
+        self._words = self.options.sheet_words  # the length asked of the curator (set by each write)
+
+    def cheatsheet(self) -> str:
+        item = self._items.get(SHEET_ID)
         return item.text if item is not None else EMPTY
 
     def pairs(self, task: TaskLike) -> list[MemoryItem]:
