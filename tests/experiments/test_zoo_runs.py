@@ -23,7 +23,25 @@ METHODS = [n for n in method_names() if n != "parametric"]  # parametric needs a
 REPLIES = {  # the memory role's scripted answers, by what its prompt asks for
     "EXISTING RULES": "ADD 1: Check the code word twice.\nAGREE 1: Check the code word twice.",
     "Summary Workflows": "## Look up a code word\n  Step 1: find the name\n  Step 2: answer its code word",
+    "Write each item exactly in this Markdown form": "# Memory Item 1\n## Title Read the name\n"
+    "## Description Code word lookups.\n## Content Find the name in the question, then its code word.",
+    "You keep a CHEATSHEET": "Fine.\n<cheatsheet>\n<memory_item>Find the name, then its code word.</memory_item>\n</cheatsheet>",
+    "Diagnose an agent's attempt": json.dumps(
+        {
+            "reasoning": "r",
+            "key_insight": "read the name",
+            "bullet_tags": [{"id": "ctx-00001", "tag": "helpful"}],
+        }
+    ),
+    "You curate a PLAYBOOK": json.dumps(
+        {
+            "reasoning": "r",
+            "operations": [{"type": "ADD", "section": "others", "content": "Read the name first."}],
+        }
+    ),
 }
+CALLS_MODEL = {"expel", "awm", "reasoningbank", "dc-cu", "dc-rs", "ace"}  # the methods that call their model
+CALLS_AT_READ = {"dc-rs"}  # ... when it reads (DC-RS's curator writes each task's cheatsheet before it)
 
 
 def tokens(text: str) -> list[int]:
@@ -81,10 +99,14 @@ async def test_every_method_runs_against_an_endpoint(tmp_path: Path, name: str) 
     assert method.name == name and method.version >= 4  # every episode written (a policy may add more)
     history = method.history()
     maintenance = sum(w.usage.total_tokens for w in history)
-    assert sum(r.maintenance_prompt_tokens + r.maintenance_completion_tokens for r in rows) == maintenance
-    assert sum(r.maintenance_calls for r in rows) == sum(len(w.calls) for w in history)
-    if name in ("expel", "awm"):  # the methods that call their model here
-        assert maintenance > 0
+    counted = sum(r.maintenance_prompt_tokens + r.maintenance_completion_tokens for r in rows)
+    if name in CALLS_AT_READ:  # the rows count the reads' calls too (the op log keeps the writes')
+        assert counted > maintenance and sum(r.maintenance_calls for r in rows) > 0
+    else:
+        assert counted == maintenance
+        assert sum(r.maintenance_calls for r in rows) == sum(len(w.calls) for w in history)
+    if name in CALLS_MODEL:
+        assert counted > 0
         memory_calls = [b for b in fake.requests if any(m in json.dumps(b) for m in REPLIES)]
         assert len(memory_calls) == sum(r.maintenance_calls for r in rows)
     later = [r for r in rows if r.iteration == 1]
@@ -94,7 +116,9 @@ async def test_every_method_runs_against_an_endpoint(tmp_path: Path, name: str) 
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("name", ["expel", "awm", "awm-rule", "similarity"])
+@pytest.mark.parametrize(
+    "name", ["expel", "awm", "awm-rule", "similarity", "reasoningbank", "dc-cu", "dc-rs", "ace", "memrl"]
+)
 async def test_resume_and_replay_reproduce_the_memory_states(tmp_path: Path, name: str) -> None:
     with FakeOpenAI(zoo_model(), tokenize=tokens) as fake:
         cfg, _ = await run(tmp_path, name, "full", fake=fake, cassette="record")

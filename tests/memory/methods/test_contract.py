@@ -20,6 +20,12 @@ from memento_lab.memory.methods.setup import MethodSetup
 REPLIES: dict[str, str] = {
     "expel": "ADD 1: Count the letters one by one before answering.\nAGREE 1: Count the letters one by one before answering.",
     "awm": "## Count a letter\nTo count {letter} in {word}:\n  Step 1: spell {word}\n  Step 2: count {letter}",
+    "reasoningbank": "# Memory Item 1\n## Title Spell first\n## Description Letter counts.\n## Content Spell the word out, then count.",
+    "dc-cu": "Looks right.\n<cheatsheet>\n<memory_item>Spell the word, then count the letter.</memory_item>\n</cheatsheet>",
+    "dc-rs": "<cheatsheet>\n<memory_item>Spell the word, then count the letter.</memory_item>\n</cheatsheet>",
+    # one JSON object serves the reflector (tags) and the curator (operations)
+    "ace": '{"reasoning": "r", "key_insight": "spell first", "bullet_tags": [{"id": "err-00001", "tag": "helpful"}], '
+    '"operations": [{"type": "ADD", "section": "common_mistakes_to_avoid", "content": "Spell the word before counting."}]}',
 }
 # parametric needs a trained retriever checkpoint: its read and write are Memento's (tests/memory/learned)
 METHODS = [n for n in method_names() if n != "parametric"]
