@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("executor_model", "MEMENTO_EXECUTOR_MODEL")
     )
     judge_model: str | None = Field(None, validation_alias=AliasChoices("judge_model", "MEMENTO_JUDGE_MODEL"))
+    # the memory methods' maintenance calls (unset: the planner's model)
+    memory_model: str | None = Field(
+        None, validation_alias=AliasChoices("memory_model", "MEMENTO_MEMORY_MODEL")
+    )
     # media and crawler tools on the endpoint (servers/endpoint.py); unset = offline or a clear tool error
     vision_model: str | None = Field(
         None, validation_alias=AliasChoices("vision_model", "MEMENTO_VISION_MODEL")

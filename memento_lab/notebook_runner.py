@@ -17,7 +17,13 @@ from memento_lab.notebook_files import notebook_dir, working_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = notebook_dir()  # a checkout's notebooks/, or the copy inside an installed wheel
-NOTEBOOKS = ("01_build_case_bank", "02_train_retriever", "03_agent_run", "04_learning_curves")
+NOTEBOOKS = (
+    "01_build_case_bank",
+    "02_train_retriever",
+    "03_agent_run",
+    "04_learning_curves",
+    "05_memory_zoo",
+)
 
 
 def to_ipynb(name: str, dest: Path) -> Path:

@@ -18,11 +18,19 @@ from pydantic import BaseModel, Field
 from memento_lab.jsonl import FormatError, append_jsonl, read_jsonl, validate_record
 
 EpisodeStatus = Literal[
-    "ok", "endpoint_error", "timeout", "cassette_miss", "tool_server_error", "judge_error", "agent_error"
+    "ok",
+    "endpoint_error",
+    "timeout",
+    "cassette_miss",
+    "tool_server_error",
+    "judge_error",
+    "agent_error",
+    "memory_error",
 ]
 """How an episode ended. Only ``ok`` episodes are outcomes of the model: they are scored, written to
 the bank and the pair log. Every other status is a failure of the instrument (endpoint, timeout,
-cassette, tool server, judge, or an unexpected exception in the agent): counted, never scored, and
+cassette, tool server, judge, a maintenance call of the memory, or an unexpected exception in the
+agent): counted, never scored, and
 retried when the run is resumed. Unusable model output (bad JSON) is an ``ok`` outcome, counted in
 ``Trace.model_output_errors``."""
 
@@ -177,6 +185,16 @@ class RetrievedCase(BaseModel):
     propensity: float | None = None  # probability the retriever's policy had of showing this case
 
 
+class ShownItem(BaseModel):
+    """An item of any memory method shown to the agent: its id, kind, score (when the method ranks)
+    and rank (0 = first). Cases also appear in ``Trace.retrieved``, with their retrieval details."""
+
+    id: str
+    kind: str
+    score: float | None = None
+    rank: int = 0
+
+
 class JudgeVerdict(BaseModel):
     """One judge's score of the final answer (0..1) and whether it counts as correct."""
 
@@ -187,10 +205,14 @@ class JudgeVerdict(BaseModel):
 
 
 class Counterfactual(BaseModel):
-    """The probe of one shown case: the same task re-run without it (``delta`` = reward - reward_without)."""
+    """The probe of one shown case: the same task re-run without it (``delta`` = reward - reward_without).
+    ``rank``: the dropped case's rank among the ``shown`` ones; ``choice``: how it was chosen (random | top)."""
 
     case_id: str
     reward_without: float
+    rank: int | None = None
+    shown: int | None = None
+    choice: str | None = None
 
 
 class Vote(BaseModel):
@@ -219,9 +241,18 @@ class Trace(BaseModel):
     run_id: str | None = None
     iteration: int = 0
     memory_mode: str = "none"
-    bank_version: int | None = None  # the bank version the episode retrieved from
-    bank_size: int | None = None  # live cases in the bank when the episode retrieved
+    answer_kind: str = "short"  # the task's answer kind (how a memory shows the answer)
+    bank_version: int | None = None  # the memory version the episode read (the bank's, for cases)
+    bank_size: int | None = None  # live items (cases) in the memory when the episode read it
     memory_tokens: int = 0  # prompt tokens of the memory block shown to the model
+    shown: list[ShownItem] = Field(default_factory=list)  # the memory items the block showed
+    # maintenance calls of the memory (an extraction, a reflection, a rewrite; read-time ones too):
+    # counted apart from the agent's own calls (``llm_calls`` and ``usage`` leave them out)
+    memory_calls: list[LLMCall] = Field(default_factory=list)
+    memory_ops: dict[str, int] = Field(default_factory=dict)  # the write's ops by kind
+    memory_read_s: float = 0.0
+    memory_write_s: float = 0.0
+    memory_version_after: int | None = None  # the memory's version after this episode's write
     retrieved: list[RetrievedCase] = Field(default_factory=list)
     stop_propensity: float | None = (
         None  # the retriever abstained after ``retrieved``: its stop's probability
@@ -276,8 +307,17 @@ class Trace(BaseModel):
 
     @property
     def usage(self) -> Usage:
+        """The agent's own tokens (planner, executor, judge); the memory's are ``maintenance``."""
         total = Usage()
         for call in self.llm_calls:
+            total = total + call.usage
+        return total
+
+    @property
+    def maintenance(self) -> Usage:
+        """Tokens of the memory's maintenance calls."""
+        total = Usage()
+        for call in self.memory_calls:
             total = total + call.usage
         return total
 

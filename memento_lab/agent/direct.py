@@ -91,9 +91,12 @@ def final_answer_of(reply: str | None, kind: str = "short") -> str | None:
     return _clean(boxed[-1], kind) if boxed else None
 
 
-def direct_messages(profile: DirectProfile, kind: str, memory_block: str, question: str) -> list[Message]:
-    """The direct profile's request: its system prompt (static, so a prefix cache serves it), the past
-    cases when memory shows any, then the task (for ``direct``, with a reminder of the final line)."""
+def direct_messages(
+    profile: DirectProfile, kind: str, memory_block: str, question: str, hint: str | None = None
+) -> list[Message]:
+    """The direct profile's request: its system prompt (static, so a prefix cache serves it), the
+    memory block when memory shows one (``hint``: how the prompt names it; None: past cases), then the
+    task (for ``direct``, with a reminder of the final line)."""
     rules = answer_rules(kind)
     name = (
         "direct_instant"
@@ -101,7 +104,7 @@ def direct_messages(profile: DirectProfile, kind: str, memory_block: str, questi
         else ("direct_program" if kind == "program" else "direct")
     )
     system = load_prompt(name).format(
-        cases=turn("direct_cases") if memory_block else "",
+        cases=(hint or turn("direct_cases")) if memory_block else "",
         direct_rule=rules["instant" if profile == "direct-instant" else "direct"],
     )
     messages: list[Message] = [{"role": "system", "content": system}]
@@ -122,7 +125,7 @@ async def answer_directly(
     kind = episode.task.answer_kind
     instant = profile == "direct-instant"
     result = await llms.planner.chat(
-        direct_messages(profile, kind, memory_block, episode.question),
+        direct_messages(profile, kind, memory_block, episode.question, episode.memory_hint),
         json_schema=final_schema(kind) if instant else None,
         temperature=episode.config.temperature,
         max_tokens=max_tokens,

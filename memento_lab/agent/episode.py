@@ -65,6 +65,7 @@ class Episode:
         self.question = with_attachments(task.question, task.files)  # the task as the models see it
         self.direct: ExecStep | None = None  # the model's direct answer the planner is shown
         self.direct_reply = ""  # the reply it came in (its reasoning)
+        self.memory_hint: str | None = None  # how the direct prompt names the memory block (None: cases)
 
     # ------------------------------------------------------------------ the planner's side
     @property

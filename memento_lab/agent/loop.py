@@ -34,14 +34,17 @@ from pydantic import BaseModel, Field
 
 from memento_lab.agent.direct import DirectProfile, answer_directly
 from memento_lab.agent.episode import Episode, as_task, clean_answer
+from memento_lab.agent.memory_slot import memory_env, read_memory, write_memory
 from memento_lab.agent.plans import parse_planner_reply, plan_schema
 from memento_lab.agent.program import ProgramEpisode
 from memento_lab.agent.prompts import answer_rule, final_rule, load_prompt, planner_note
 from memento_lab.agent.status import settle
 from memento_lab.agent.voting import vote
 from memento_lab.asyncio_compat import run_sync
+from memento_lab.memory.methods.base import FeedbackSource, MemoryEnv, MemoryMethod
+from memento_lab.memory.methods.cases import as_method
 from memento_lab.memory.read_write import Memory
-from memento_lab.memory.retrieval.render import CaseStyle, render_memory
+from memento_lab.memory.retrieval.render import CaseStyle
 from memento_lab.tasks.answers import AnswerKind
 from memento_lab.tasks.base import EpisodeServers, JudgeContext, Task
 from memento_lab.trace import PlanCycle, ToolCall, Trace
@@ -98,7 +101,8 @@ class AgentConfig(BaseModel):
     samples: int = Field(1, ge=1)  # self-consistency: attempts sampled per episode, majority vote
     sample_temperature: float = 0.7  # temperature of sampled attempts (and of a program's fix turns)
     memory_style: CaseStyle = "full"  # how a case shows: qa | qa+plan | full (+ step results)
-    memory_tokens: int | None = None  # budget of the memory block (None: every retrieved case)
+    memory_tokens: int | None = None  # budget of the memory block (None: everything the memory shows)
+    feedback: FeedbackSource = "judge"  # what memory learns from: the judge's reward, or also the gold answer
 
 
 class Agent:
@@ -109,13 +113,14 @@ class Agent:
         llms: LLMs,
         *,
         tools: ToolBox | None = None,
-        memory: Memory | None = None,
+        memory: MemoryMethod | Memory | None = None,
         suite: Suite | None = None,
         judge_ctx: JudgeContext | None = None,
         config: AgentConfig | None = None,
         run_id: str | None = None,
     ):
-        self.llms, self.tools, self.memory, self.suite = llms, tools, memory, suite
+        self.llms, self.tools, self.suite = llms, tools, suite
+        self.memory = as_method(memory)  # a Memory (case bank) is one memory method
         self.judge_ctx = judge_ctx
         self.config = config or AgentConfig()
         self.run_id = run_id
@@ -141,8 +146,8 @@ class Agent:
     ) -> Trace:
         """Run one episode. ``task`` is a suite ``Task`` or a bare question (then nothing is judged).
 
-        ``learn=False`` leaves memory untouched; ``drop_case_ids`` hides those cases from this
-        episode (the counterfactual probe: what happens without a case that was shown).
+        ``learn=False`` leaves memory untouched; ``drop_case_ids`` hides those memory items (cases)
+        from this episode (the counterfactual probe: what happens without a case that was shown).
         """
         task = as_task(task)
         async with self._episode_tools(task):
@@ -191,14 +196,15 @@ class Agent:
             run_id=self.run_id,
             iteration=iteration,
             memory_mode=self.memory.mode if self.memory else "none",
+            answer_kind=task.answer_kind,
             family=None if task.adhoc else task.family,
             suite=None if task.adhoc else task.suite,
         )
         try:
             # 1. retrieve; 2-3. plan and execute, re-planning with the results (tools work in a fresh
             # folder); or, a direct profile, the model alone; with samples > 1, several attempts voted
-            memory_block = await self._retrieve(task, trace, drop_case_ids)
-            trace.final_answer = await self._solve(task, trace, memory_block)
+            memory_block, hint = await self._retrieve(task, trace, drop_case_ids)
+            trace.final_answer = await self._solve(task, trace, memory_block, hint)
         except Exception as e:  # an episode never crashes the run: the failure is its status
             settle(trace, e)
         settle(trace)  # endpoint / tool-server failures are recorded in the calls, not raised
@@ -206,30 +212,32 @@ class Agent:
         if trace.status == "ok" and self.suite is not None and self._judged(task):
             await self._judge(task, trace)
         trace.latency_s = time.perf_counter() - t0
-        # 5. write (only outcomes of the model: a failed episode never becomes a case)
+        # 5. write, once the first attempt is scored (only outcomes of the model: a failed episode is
+        # never written); a maintenance call that fails leaves memory as it was, the episode unscored
         if learn and trace.status == "ok" and self.memory is not None and self._judged(task):
-            self.memory.write(trace, benchmark=task.suite, family=task.family, answer_kind=task.answer_kind)
+            try:
+                await write_memory(self.memory, trace, self._memory_env(), feedback=self.config.feedback)
+            except Exception as e:
+                settle(trace, e)
         return trace
 
-    async def _retrieve(self, task: Task, trace: Trace, drop_case_ids: Collection[str]) -> str:
-        """The cases shown for the task (recorded in the trace), rendered as the memory block."""
-        if self.memory is None:
-            return ""
-        slate = self.memory.read(task.question).without(drop_case_ids)
-        trace.retrieved, trace.stop_propensity = [r.to_trace() for r in slate], slate.stop
-        trace.bank_version, trace.bank_size = self.memory.bank.version, len(self.memory.bank)
-        direct = self.config.profile != "planner-executor"  # the model alone: past cases with outcomes
-        memory_block, trace.memory_tokens, shown = await render_memory(
-            slate,
-            load_prompt("memory_direct" if direct else "memory"),
-            style=self.config.memory_style,
-            max_tokens=self.config.memory_tokens,
-            count=self.llms.planner.count_tokens,
-            outcomes=direct,
+    def _memory_env(self) -> MemoryEnv:
+        cfg = self.config
+        return memory_env(
+            self.llms,
+            max_tokens=cfg.memory_tokens,
+            style=cfg.memory_style,
+            outcomes=cfg.profile != "planner-executor",  # the model alone: past cases with their outcomes
         )
-        if len(shown) < len(slate):  # the budget left some out: the trace shows what was seen
-            trace.retrieved = [r.to_trace() for r in shown]
-        return memory_block
+
+    async def _retrieve(
+        self, task: Task, trace: Trace, drop_case_ids: Collection[str]
+    ) -> tuple[str, str | None]:
+        """The memory block for the task (what it showed is recorded in the trace) and its hint."""
+        if self.memory is None:
+            return "", None
+        block = await read_memory(self.memory, task, trace, self._memory_env(), drop=set(drop_case_ids))
+        return block.text, block.hint
 
     async def _judge(self, task: Task, trace: Trace) -> None:
         assert self.suite is not None
@@ -248,17 +256,17 @@ class Agent:
         return run_sync(self.arun(task, **kw))
 
     # ------------------------------------------------------------------ attempts
-    async def _solve(self, task: Task, trace: Trace, memory_block: str) -> str | None:
+    async def _solve(self, task: Task, trace: Trace, memory_block: str, hint: str | None) -> str | None:
         """The episode's answer: one attempt, or (``samples`` > 1) that many sampled attempts, each
         recorded with its turns and steps tagged by its index, and their vote (``voting.py``)."""
         cfg = self.config
         if cfg.samples <= 1:
-            return (await self._attempt(task, trace, memory_block, self.llms))[0]
+            return (await self._attempt(task, trace, memory_block, hint, self.llms))[0]
         answers, scores = [], []
         for i in range(cfg.samples):
             attempt = Trace(task_id=trace.task_id, question=trace.question)
             llms = self.llms.sampled(cfg.sample_temperature, seed=i)
-            answer, score = await self._attempt(task, attempt, memory_block, llms, score=True)
+            answer, score = await self._attempt(task, attempt, memory_block, hint, llms, score=True)
             for cycle in attempt.cycles:
                 cycle.sample = i
             for step in attempt.steps:
@@ -271,11 +279,19 @@ class Agent:
         return answers[trace.vote.chosen]
 
     async def _attempt(
-        self, task: Task, trace: Trace, memory_block: str, llms: LLMs, *, score: bool = False
+        self,
+        task: Task,
+        trace: Trace,
+        memory_block: str,
+        hint: str | None,
+        llms: LLMs,
+        *,
+        score: bool = False,
     ) -> tuple[str | None, float | None]:
         """One attempt at the task in a fresh tool folder: (answer, with ``score`` how it did on the
         task's visible examples when it has them)."""
         episode = (ProgramEpisode if task.answer_kind == "program" else Episode)(self, task, trace, llms)
+        episode.memory_hint = hint
         toolbox = self.current_tools()
         with toolbox.episode(task.files) if toolbox else contextlib.nullcontext():
             if self.config.profile == "planner-executor":
@@ -285,7 +301,7 @@ class Agent:
             return answer, (await episode.examples_score(answer) if score else None)
 
     async def _answer_directly(self, episode: Episode, memory_block: str) -> str | None:
-        """The model alone (with the retrieved cases): ``direct`` reasons and ends with a final answer
+        """The model alone (with the memory block): ``direct`` reasons and ends with a final answer
         line, ``direct-instant`` answers at once in JSON; a program is one fenced block (``direct.py``)."""
         profile: DirectProfile = "direct-instant" if self.config.profile == "direct-instant" else "direct"
         cycle = await answer_directly(

@@ -29,6 +29,7 @@ from memento_lab.config import CassetteMode, Settings
 from memento_lab.tasks.suites import JudgeContext
 
 if TYPE_CHECKING:
+    from memento_lab.memory.methods.base import MemoryMethod
     from memento_lab.memory.read_write import Memory
     from memento_lab.tasks.suites import Suite
 
@@ -48,7 +49,7 @@ class Session:
     def agent(
         self,
         *,
-        memory: Memory | None = None,
+        memory: MemoryMethod | Memory | None = None,
         suite: Suite | None = None,
         config: AgentConfig | None = None,
         run_id: str | None = None,
@@ -70,7 +71,7 @@ class Session:
         if self.cassette.path != path or self.cassette.mode != mode:
             self.cassette = Cassette(path, mode=mode)
         cassette = self.cassette
-        for client in (self.llms.planner, self.llms.executor, self.llms.judge):
+        for client in self.llms.clients:
             client.cassette = cassette
         if self.tools is not None:
             self.tools.cassette = cassette

@@ -9,6 +9,7 @@ episode ends; anything that raises (a cassette miss, a ``JudgeError``) is mapped
 from __future__ import annotations
 
 from memento_lab.agent.models.cassette import CassetteMiss
+from memento_lab.memory.methods.base import MaintenanceError
 from memento_lab.trace import EpisodeStatus, JudgeError, Trace
 
 
@@ -20,6 +21,8 @@ def status_of_exception(exc: BaseException) -> EpisodeStatus:
         return "cassette_miss"
     if isinstance(exc, JudgeError):
         return "judge_error"
+    if isinstance(exc, MaintenanceError):
+        return "memory_error"
     if isinstance(exc, openai.APITimeoutError | TimeoutError):
         return "timeout"
     if isinstance(exc, openai.APIError):

@@ -26,7 +26,8 @@ from memento_lab.experiments.config import ExperimentConfig, RunResult
 from memento_lab.tasks.registry import spec_help
 
 SHORT = {"k": ("-k",)}
-TABLES = {"tool_servers"}  # fields given as TOML tables ([tool_servers.NAME]) and by their own flag
+# fields given as TOML tables ([tool_servers.NAME], [memory_options]) and by their own flag
+TABLES = {"tool_servers": "--tool-server NAME=SPEC", "memory_options": "--memory-option KEY=VALUE"}
 TABLE_OR_FLAG = {"suite"}  # fields that are a TOML table or a flag's string ([suite] or --suite)
 TOOL_SERVER_HELP = (
     "One server per flag (repeatable): NAME='COMMAND ARGS' (stdio), NAME=http://HOST:PORT/mcp "
@@ -37,8 +38,11 @@ TOOL_SERVER_HELP = (
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per ExperimentConfig field, default unset (so a --config file's value stands)."""
     add_tool_server_flag(p)
-    # the registry knows every suite kind; tables (tool_servers) have their own flag
-    add_flags(p, ExperimentConfig, help={"suite": spec_help()}, short=SHORT, skip=TABLES)
+    add_memory_option_flag(p)
+    # the registries know every suite kind and memory method; tables have their own flag
+    add_flags(
+        p, ExperimentConfig, help={"suite": spec_help(), "memory": memory_help()}, short=SHORT, skip=TABLES
+    )
 
 
 def _field_default(field: Any) -> Any:
@@ -56,7 +60,7 @@ def config_reference() -> str:
     for name, field in ExperimentConfig.model_fields.items():
         default = _toml_value(_field_default(field))
         description = str(field.description).replace("|", "\\|")
-        flag = "--tool-server NAME=SPEC" if name in TABLES else f"--{name.replace('_', '-')}"
+        flag = TABLES.get(name, f"--{name.replace('_', '-')}")
         rows.append(f"| `{name}` | `{flag}` | `{default}` | {description} |")
     return "\n".join(rows)
 
@@ -89,6 +93,39 @@ def add_tool_server_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def memory_help() -> str:
+    from memento_lab.memory.methods.registry import method_names
+
+    return f"registered: {', '.join(method_names())}"
+
+
+def add_memory_option_flag(p: argparse.ArgumentParser) -> None:
+    """``--memory-option KEY=VALUE`` (repeatable) into ``args.memory_options``."""
+    p.add_argument(
+        "--memory-option",
+        "--memory-options",
+        dest="memory_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help=f"{ExperimentConfig.model_fields['memory_options'].description} (repeatable)",
+    )
+
+
+def memory_option_flags(values: list[str] | None) -> dict[str, Any]:
+    """``--memory-option KEY=VALUE`` values as a dict (numbers and true/false read as such)."""
+    out: dict[str, Any] = {}
+    for v in values or []:
+        key, eq, raw = v.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--memory-option {v!r}: expected KEY=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        out[key.strip()] = value if isinstance(value, (str, int, float, bool)) else raw
+    return out
+
+
 def tool_server_flags(values: list[str] | None) -> dict[str, Any]:
     """The ``--tool-server NAME=SPEC`` values as name -> spec."""
     from memento_lab.agent.tools.servers import parse_server_arg
@@ -99,7 +136,7 @@ def tool_server_flags(values: list[str] | None) -> dict[str, Any]:
 def config_file_values(path: str) -> dict[str, Any]:
     """A run's TOML as config values: its fields, without other tables (e.g. a sweep's [sweep])."""
     return {
-        k: v for k, v in read_toml(path).items() if not isinstance(v, dict) or k in TABLES | TABLE_OR_FLAG
+        k: v for k, v in read_toml(path).items() if not isinstance(v, dict) or k in TABLES or k in TABLE_OR_FLAG
     }
 
 
@@ -113,6 +150,9 @@ def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     flagged = tool_server_flags(getattr(args, "tool_servers", None))
     if flagged:  # a flag replaces the file's server of the same name
         values["tool_servers"] = {**values.get("tool_servers", {}), **flagged}
+    options = memory_option_flags(getattr(args, "memory_options", None))
+    if options:  # a flag replaces the file's option of the same name
+        values["memory_options"] = {**values.get("memory_options", {}), **options}
     for name, low in (("iterations", 1), ("n", 1), ("concurrency", 1), ("k", 0)):
         if isinstance(values.get(name), int) and values[name] < low:
             raise ValueError(f"--{name} must be at least {low}, got {values[name]} ({source})")
@@ -323,10 +363,38 @@ def format_report(rep: Any) -> str:
         )
     for fam, acc in sorted(rep.trivial_baseline.items()):
         lines.append(f"trivial baseline {fam} (most common answer of the other tasks): {acc:.3f}")
+    lines += price_lines(rep.prices)
     from memento_lab.cli.judge import agreement_lines
 
     lines += agreement_lines(rep.judges)
     return "\n".join(lines)
+
+
+def _paired(d: Any) -> str:
+    return f"{d.diff:+.3f} {_ci(d.ci_low, d.ci_high)}" if d is not None else "n/a"
+
+
+def price_lines(prices: list[Any]) -> list[str]:
+    """What each memory cost (per episode, over the whole split), beside none with voting."""
+    if not prices:
+        return []
+    lines = [
+        "memory prices (per episode, all iterations; paired diff with 95% CI; tokens: maintenance = the "
+        "memory's own calls, read = its block, extra = beyond none):"
+    ]
+    for p in prices:
+        gain = "n/a" if p.gain_per_1m_extra is None else f"{p.gain_per_1m_extra:+.2f}"
+        lines.append(
+            f"  {p.label} [{p.split}] acc {p.accuracy:.3f} {_ci(p.ci_low, p.ci_high)}; vs none "
+            f"{_paired(p.vs_none)}; vs cases {_paired(p.vs_cases)}; maintenance {p.maintenance_calls:.2f} "
+            f"calls {p.maintenance_tokens:.0f} tok; read {p.read_tokens:.0f} tok; extra "
+            f"{'n/a' if p.extra_tokens is None else f'{p.extra_tokens:.0f}'} tok; {p.seconds:.1f} s; "
+            f"acc per 1M extra tok {gain}"
+        )
+        if p.verdict:
+            voting = f" (beside {p.voting}: {_paired(p.voting_vs_none)})" if p.voting else ""
+            lines.append(f"    {p.verdict}{voting}")
+    return lines
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from memento_lab.agent.tools.servers import ToolServers
 from memento_lab.config import CassetteMode, default_cassette_mode
@@ -32,8 +32,20 @@ class ExperimentConfig(BaseModel):
     )
     order: int = Field(0, description="task order: 0 = the suite's order, else a shuffle seeded by it")
     iterations: int = Field(2, description="epochs over the task stream (memory carries over)")
-    memory: Literal["none", "random", "similarity", "parametric"] = Field(
-        "similarity", description="how past cases are retrieved (parametric: the learned retriever Q)"
+    memory: str = Field(
+        "similarity",
+        description="the memory method: none | random | similarity | parametric (Memento's case bank; "
+        "parametric: the learned Q) | expel | awm | awm-rule | ... (memento-lab list memories)",
+    )
+    memory_options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="the memory method's own options, KEY=VALUE (e.g. max_num_rules=20 for expel); "
+        "METHOD.KEY=VALUE reaches that method alone (a sweep over methods); see docs/memory-zoo.md",
+    )
+    feedback: Literal["judge", "gold"] = Field(
+        "judge",
+        description="what memory learns from: the judge's reward (judge), or also the gold answer (gold: a "
+        "labelled variant)",
     )
     k: int = Field(
         4, description="cases shown per episode: the top K (unless k_positive / k_negative are set)"
@@ -67,6 +79,11 @@ class ExperimentConfig(BaseModel):
     counterfactual_share: float = Field(
         0.0, ge=0.0, le=1.0, description="or probe this sampled share of episodes (their delta pairs)"
     )
+    counterfactual_drop: Literal["random", "top"] = Field(
+        "random",
+        description="which shown case a probe drops: one drawn at random (seeded; within-query ranking "
+        "gets mixed labels) or the top one",
+    )
     initial_bank: str | None = Field(None, description="a bank folder to start from (copied into the run)")
     bank_policy: str = Field(
         "keep-all",
@@ -74,7 +91,7 @@ class ExperimentConfig(BaseModel):
     )
     bank_cap: int | None = Field(None, description="lru / utility: at most this many cases stay in the bank")
     memory_tokens: int | None = Field(
-        None, description="token budget of the memory block (unset: every retrieved case)"
+        None, description="token budget of the memory block (unset: everything the memory shows)"
     )
     memory_style: Literal["qa", "qa+plan", "full"] = Field(
         "full", description="how a shown case renders: question + answer, + plan, + step results"
@@ -143,6 +160,31 @@ class ExperimentConfig(BaseModel):
 
             return spec_text(value)
         return value
+    @field_validator("memory")
+    @classmethod
+    def _known_memory(cls, name: str) -> str:
+        from memento_lab.memory.methods.registry import check_method
+
+        return check_method(name)
+
+    @model_validator(mode="after")
+    def _case_options(self) -> ExperimentConfig:
+        """Options of Memento's case bank are refused with another memory method (they would do nothing)."""
+        from memento_lab.memory.methods.registry import method_spec
+
+        if method_spec(self.memory).keeps == "cases":
+            return self
+        set_here = [
+            name
+            for name in CASE_ONLY
+            if getattr(self, name) != type(self).model_fields[name].get_default(call_default_factory=True)
+        ]
+        if set_here:
+            raise ValueError(
+                f"memory {self.memory!r} is not Memento's case bank: {', '.join(set_here)} only apply to the "
+                "case memories (none, random, similarity, parametric)"
+            )
+        return self
 
     def mismatch(self, stored: ExperimentConfig) -> list[str]:
         """The fields in which this config may not resume a run stored with ``stored`` (see
@@ -168,6 +210,20 @@ class ExperimentConfig(BaseModel):
         }
 
 
+# Fields that only the case memories (Memento's bank and retrievers) read.
+CASE_ONLY = (
+    "k_positive",
+    "k_negative",
+    "temperature",
+    "checkpoint",
+    "online_update",
+    "min_score",
+    "counterfactual_every",
+    "counterfactual_share",
+    "initial_bank",
+    "bank_policy",
+    "bank_cap",
+)
 # Fields that may differ when a run is resumed: they change how (fast, where, how checked) a run
 # executes, not what it measures. ``iterations`` may only grow (more epochs over the same stream).
 RESUMABLE = frozenset(
@@ -223,12 +279,20 @@ class ResultRow(BaseModel):
     n_retrieved: int = 0
     n_retrieved_positive: int = 0
     memory_tokens: int = 0  # prompt tokens of the memory block
-    bank_size: int | None = None  # live cases when the episode retrieved
+    bank_size: int | None = None  # live items (cases) of the memory when the episode read it
     retrieved_ids: str = "[]"  # JSON list (a string keeps the parquet schema flat)
     bank_version: int | None = None
     case_id: str | None = None
     decided_by: str | None = None  # the judge whose verdict is the reward (e.g. "em" before "llm")
     judges: str = "{}"  # JSON {judge: correct} of every judge that ran (judge agreement in the report)
+    # the memory's maintenance (extraction, reflection, rewrite), counted apart from the agent's tokens
+    maintenance_calls: int = 0
+    maintenance_prompt_tokens: int = 0
+    maintenance_completion_tokens: int = 0
+    memory_read_s: float = 0.0  # inside latency_s
+    memory_write_s: float = 0.0  # after latency_s (the write follows the judged episode)
+    memory_ops: str = "{}"  # JSON {op: count} of the episode's write
+    memory_version_after: int | None = None
 
     @classmethod
     def of(
@@ -240,8 +304,9 @@ class ResultRow(BaseModel):
         position: int = 0,
         task_hash: str | None = None,
     ) -> ResultRow:
-        usage = trace.usage
+        usage, upkeep = trace.usage, trace.maintenance
         primary = trace.verdicts[0] if trace.verdicts else None
+        shown = [r.case_id for r in trace.retrieved] or [s.id for s in trace.shown]
         return cls(
             run_id=trace.run_id,
             **config.key(),
@@ -265,13 +330,20 @@ class ResultRow(BaseModel):
             cached_tokens=usage.cached_tokens,
             n_cycles=len(trace.cycles),
             n_tool_calls=len(trace.tool_calls),
-            n_retrieved=len(trace.retrieved),
+            n_retrieved=len(shown),
             n_retrieved_positive=sum(r.label == "positive" for r in trace.retrieved),
             memory_tokens=trace.memory_tokens,
             bank_size=trace.bank_size,
-            retrieved_ids=json.dumps([r.case_id for r in trace.retrieved]),
+            retrieved_ids=json.dumps(shown),
             bank_version=trace.bank_version,
             case_id=trace.case_id,
             decided_by=trace.decided_by,
             judges=json.dumps({v.judge: v.correct for v in trace.verdicts}),
+            maintenance_calls=len(trace.memory_calls),
+            maintenance_prompt_tokens=upkeep.prompt_tokens,
+            maintenance_completion_tokens=upkeep.completion_tokens,
+            memory_read_s=trace.memory_read_s,
+            memory_write_s=trace.memory_write_s,
+            memory_ops=json.dumps(trace.memory_ops),
+            memory_version_after=trace.memory_version_after,
         )

@@ -13,7 +13,7 @@ from typing import Any
 from memento_lab.experiments.config import ExperimentConfig
 from memento_lab.memory.read_write import Memory
 from memento_lab.memory.retrieval.pairs import RetrievalPair
-from memento_lab.trace import Trace
+from memento_lab.trace import RetrievedCase, Trace
 
 ONLINE_CKPT = Path("retriever") / "online.ckpt"
 
@@ -56,6 +56,17 @@ def probe_due(config: ExperimentConfig, n_probed: int, task_id: str, iteration: 
         return True
     share = config.counterfactual_share
     return share > 0 and random.Random(f"{config.seed}:{task_id}:{iteration}").random() < share
+
+
+def probe_choice(config: ExperimentConfig, trace: Trace) -> RetrievedCase:
+    """The shown case a probe drops: drawn at random among the shown cases (seeded by the run's seed,
+    the task and the iteration: a resumed or replayed run drops the same one), or the top one. A random
+    draw probes lower-ranked cases too, so one query's delta pairs get mixed labels and within-query
+    ranking (the learned Q's job) can be measured."""
+    if config.counterfactual_drop == "top" or len(trace.retrieved) == 1:
+        return trace.retrieved[0]
+    rng = random.Random(f"probe:{config.seed}:{trace.task_id}:{trace.iteration}")
+    return rng.choice(trace.retrieved)
 
 
 def probe_memory(memory: Memory, trace: Trace, **memory_kw: Any) -> Memory:

@@ -1,13 +1,14 @@
 """Resuming after a crash: undo what an interrupted attempt wrote before its result row.
 
-An attempt at a (task, iteration) writes, in order: its case (the bank), its retrieval pairs
-(pairs.jsonl), its counterfactual probe's pair, its trace (traces.jsonl), and last its row
-(results.jsonl). The row commits the attempt. A run killed anywhere before the row leaves some of
+An attempt at a (task, iteration) writes, in order: its case (the bank) or its memory write (another
+method's op log), its retrieval pairs (pairs.jsonl), its counterfactual probe's pair, its trace
+(traces.jsonl), and last its row (results.jsonl). The row commits the attempt. A run killed anywhere before the row leaves some of
 those writes behind and retries the attempt on resume, so before anything else runs (under the run
 lock) ``roll_back`` removes them:
 
 - cases of this run whose (task, iteration) has no ok row, or that are not the case its row names
-  (tombstones in the bank's log: earlier versions still show them);
+  (tombstones in the bank's log: earlier versions still show them); for another memory method, its
+  writes whose (task, iteration) has no ok row (the inverse ops appended: ``MemoryMethod.roll_back``);
 - pairs of this run whose (task, iteration) has no ok row;
 - traces beyond the number of rows of their (task, iteration) (a trace is written just before its row).
 
@@ -31,6 +32,8 @@ from memento_lab.experiments.config import ResultRow
 from memento_lab.experiments.results import latest_rows
 from memento_lab.jsonl import atomic_write_bytes
 from memento_lab.memory.bank.bank import CaseBank
+from memento_lab.memory.methods.base import MemoryMethod
+from memento_lab.memory.methods.cases import CaseMemory
 
 log = logging.getLogger(__name__)
 Key = tuple[str, int]  # (task id, iteration)
@@ -42,9 +45,10 @@ class RollBack(BaseModel):
     cases: int = 0
     pairs: int = 0
     traces: int = 0
+    memory_writes: int = 0  # writes of another memory method undone
 
     def __bool__(self) -> bool:
-        return bool(self.cases or self.pairs or self.traces)
+        return bool(self.cases or self.pairs or self.traces or self.memory_writes)
 
 
 def _drop_lines(path: Path, drop: Callable[[dict[str, Any]], bool]) -> int:
@@ -84,8 +88,9 @@ def _extra_traces(rows: Sequence[ResultRow], run_id: str) -> Callable[[dict[str,
     return extra
 
 
-def roll_back(out: Path, bank: CaseBank, run_id: str, rows: Sequence[ResultRow]) -> RollBack:
-    """Remove the writes of this run's attempts that have no result row (see the module docstring)."""
+def roll_back(out: Path, memory: CaseBank | MemoryMethod, run_id: str, rows: Sequence[ResultRow]) -> RollBack:
+    """Remove the writes of this run's attempts that have no result row (see the module docstring);
+    ``memory``: the run's case bank, or its memory method."""
     committed: dict[Key, str | None] = {
         (r.task_id, r.iteration): r.case_id
         for r in latest_rows(rows)
@@ -97,6 +102,13 @@ def roll_back(out: Path, bank: CaseBank, run_id: str, rows: Sequence[ResultRow])
         out / "pairs.jsonl",
         lambda p: p.get("run_id") == run_id and (p.get("task_id"), p.get("iteration")) not in committed,
     )
+    if isinstance(memory, CaseMemory):
+        memory = memory.memory.bank
+    if not isinstance(memory, CaseBank):
+        done.memory_writes = memory.roll_back(committed, run_id)
+        _warn(out, done)
+        return done
+    bank = memory
     orphans = []
     for case in bank.cases():
         src = case.source
@@ -109,13 +121,18 @@ def roll_back(out: Path, bank: CaseBank, run_id: str, rows: Sequence[ResultRow])
             orphans, reason="rolled back on resume: its attempt was interrupted before its result row"
         )
         done.cases = len(orphans)
+    _warn(out, done)
+    return done
+
+
+def _warn(out: Path, done: RollBack) -> None:
     if done:
         log.warning(
-            "%s: resumed after an interrupted attempt; rolled back %d case(s), %d pair(s), %d trace(s) "
-            "written before their result row (the attempts are retried)",
+            "%s: resumed after an interrupted attempt; rolled back %d case(s), %d memory write(s), %d "
+            "pair(s), %d trace(s) written before their result row (the attempts are retried)",
             out,
             done.cases,
+            done.memory_writes,
             done.pairs,
             done.traces,
         )
-    return done

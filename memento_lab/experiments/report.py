@@ -32,7 +32,8 @@ from pydantic import BaseModel, Field
 
 from memento_lab.experiments import stats
 from memento_lab.experiments.matched import TokenMatch, token_matched
-from memento_lab.experiments.results import TASK, load_results, run_configs
+from memento_lab.experiments.pricing import MemoryPrice, memory_prices
+from memento_lab.experiments.results import TASK, load_results, run_configs, task_ids, task_matrix
 from memento_lab.tasks.judges import judge_agreement
 
 
@@ -168,22 +169,7 @@ class Report(BaseModel):
     token_matched: list[TokenMatch] = Field(default_factory=list)  # memory arms against voting (matched.py)
     trivial_baseline: dict[str, float] = Field(default_factory=dict)  # family -> best constant answer
     judges: dict[str, Any] = Field(default_factory=dict)  # agreement of the judges on the scored episodes
-
-
-def _matrix(part: pl.DataFrame, tasks: list[str], value: str = "reward") -> tuple[np.ndarray, list[str]]:
-    """runs x tasks matrix of ``value`` (nan where missing), columns in ``tasks`` order."""
-    runs = sorted(part["run_id"].unique().to_list())
-    m = np.full((len(runs), len(tasks)), np.nan)
-    col = {t: j for j, t in enumerate(tasks)}
-    row = {r: i for i, r in enumerate(runs)}
-    for r, t, v in part.select("run_id", TASK, value).iter_rows():
-        if t in col:
-            m[row[r], col[t]] = float(v)
-    return m, runs
-
-
-def _tasks(part: pl.DataFrame) -> list[str]:
-    return sorted(part[TASK].unique().to_list())
+    prices: list[MemoryPrice] = Field(default_factory=list)  # what each memory cost, beside voting
 
 
 def _points(scored: pl.DataFrame, arms: dict[str, Arm], seed: int, *, family: bool = False) -> list[Point]:
@@ -191,7 +177,7 @@ def _points(scored: pl.DataFrame, arms: dict[str, Arm], seed: int, *, family: bo
     out = []
     groups = scored.group_by(keys)
     for group, part in sorted(groups, key=lambda g: (arms[str(g[0][0])].label, *(str(x) for x in g[0][1:]))):
-        m, runs = _matrix(part, _tasks(part))
+        m, runs = task_matrix(part, task_ids(part))
         acc, lo, hi = stats.bootstrap_mean(m, seed=seed)
         out.append(
             Point(
@@ -222,10 +208,10 @@ def _comparisons(scored: pl.DataFrame, arms: dict[str, Arm], seed: int) -> list[
             pb = scored.filter(
                 (pl.col("arm_id") == b.id) & (pl.col("split") == split) & (pl.col("iteration") == it)
             )
-            common = sorted(set(_tasks(pa)) & set(pb[TASK].to_list()))
+            common = sorted(set(task_ids(pa)) & set(pb[TASK].to_list()))
             if len(common) < 2:
                 continue
-            ma, mb = _matrix(pa, common)[0], _matrix(pb, common)[0]
+            ma, mb = task_matrix(pa, common)[0], task_matrix(pb, common)[0]
             diff, lo, hi = stats.paired_bootstrap(ma, mb, seed=seed)
             p = stats.permutation_p(stats.task_means(ma) - stats.task_means(mb), seed=seed)
             measures_b = pb["measures"][0]
@@ -271,9 +257,9 @@ def _stream_measures(
         if len(its) < 2:
             continue
         first, last = part.filter(pl.col("iteration") == its[0]), part.filter(pl.col("iteration") == its[-1])
-        common = sorted(set(_tasks(first)) & set(_tasks(last)))
+        common = sorted(set(task_ids(first)) & set(task_ids(last)))
         if len(common) >= 2:
-            ml, mf = _matrix(last, common)[0], _matrix(first, common)[0]
+            ml, mf = task_matrix(last, common)[0], task_matrix(first, common)[0]
             diff, lo, hi = stats.paired_bootstrap(ml, mf, seed=seed)
             p = stats.permutation_p(stats.task_means(ml) - stats.task_means(mf), seed=seed)
             gains.append(
@@ -311,10 +297,10 @@ def _stream_measures(
 def _costs(scored: pl.DataFrame, arms: dict[str, Arm], seed: int) -> list[Cost]:
     out = []
     for (arm_id, split), part in sorted(scored.group_by(["arm_id", "split"]), key=lambda g: str(g[0])):
-        tasks = _tasks(part)
+        tasks = task_ids(part)
         per_task = part.group_by(["run_id", TASK]).agg(pl.col("reward").sum(), pl.col("prompt_tokens").sum())
-        reward, _ = _matrix(per_task, tasks, "reward")
-        tokens, _ = _matrix(per_task, tasks, "prompt_tokens")
+        reward, _ = task_matrix(per_task, tasks, "reward")
+        tokens, _ = task_matrix(per_task, tasks, "prompt_tokens")
         ratio, lo, hi = stats.bootstrap_ratio(reward, tokens / 1000.0, seed=seed)
         sizes = (
             part["bank_size"].drop_nulls() if "bank_size" in part.columns else pl.Series([], dtype=pl.Int64)
@@ -431,4 +417,5 @@ def build_report(runs: Sequence[str | Path], *, seed: int = 0) -> Report:
         token_matched=token_matched(list(arms.values()), costs, comparisons),
         trivial_baseline=_baselines(runs),
         judges=judge_agreement(scored.to_dicts()),
+        prices=memory_prices(scored, arms, seed=seed),
     )

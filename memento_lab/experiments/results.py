@@ -49,7 +49,8 @@ def latest_rows(rows: Sequence[ResultRow]) -> list[ResultRow]:
 def models_of(run_info: dict[str, Any]) -> dict[str, Any]:
     """The models of a run (from its run.json): what answers, whatever address serves it."""
     llms = run_info.get("llms") or {}
-    return {k: llms.get(k) for k in ("planner", "executor", "judge", "embedded")}
+    models = {k: llms.get(k) for k in ("planner", "executor", "judge", "embedded")}
+    return {**models, "memory": llms.get("memory") or llms.get("planner")}  # runs before the memory role
 
 
 def finished(out: Path) -> set[tuple[str, int]]:
@@ -148,9 +149,19 @@ def _arm_labels(keys: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def _measures(cfg: ExperimentConfig, split: str) -> str:
-    """recall: memory may show the very question being scored; transfer: it never does."""
-    if split == "test" or (cfg.protocol == "recall" and cfg.exclude_question):
+    """recall: memory may show the very question being scored; transfer: it never does (the test
+    stream of the transfer protocol, or ``exclude_question`` with a method that can honour it: one
+    whose memory distils several tasks into one item cannot leave a question out)."""
+    from memento_lab.memory.methods.registry import method_spec
+
+    if split == "test":
         return "transfer"
+    if cfg.protocol == "recall" and cfg.exclude_question:
+        try:
+            safe = getattr(method_spec(cfg.memory).factory, "transfer_safe", True)
+        except ValueError:  # a method not registered here: say what the config asked for
+            safe = True
+        return "transfer" if safe else "recall"
     return "recall"
 
 
@@ -187,6 +198,23 @@ def load_results(runs: Sequence[str | Path]) -> pl.DataFrame:
         pl.col("arm_id").replace_strict(labels, default="unknown").alias("arm"),
         pl.Series("measures", measures),
     )
+
+
+def task_matrix(part: pl.DataFrame, tasks: list[str], value: str = "reward") -> tuple[np.ndarray, list[str]]:
+    """runs x tasks matrix of ``value`` (nan where missing), columns in ``tasks`` order; and the runs."""
+    runs = sorted(part["run_id"].unique().to_list())
+    m = np.full((len(runs), len(tasks)), np.nan)
+    col = {t: j for j, t in enumerate(tasks)}
+    row = {r: i for i, r in enumerate(runs)}
+    for r, t, v in part.select("run_id", TASK, value).iter_rows():
+        if t in col:
+            m[row[r], col[t]] = float(v)
+    return m, runs
+
+
+def task_ids(part: pl.DataFrame) -> list[str]:
+    """The tasks of a frame (``TASK``: id and contents), sorted."""
+    return sorted(part[TASK].unique().to_list())
 
 
 def scored(df: pl.DataFrame) -> pl.DataFrame:

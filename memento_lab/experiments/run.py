@@ -37,7 +37,6 @@ import itertools
 import json
 import logging
 import random
-import shutil
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -52,19 +51,14 @@ from memento_lab.agent.session import CASSETTE_FILE, Session, open_session
 from memento_lab.config import Settings
 from memento_lab.experiments.config import ExperimentConfig, ResultRow, RunResult
 from memento_lab.experiments.fingerprint import task_hash, tasks_fingerprint
-from memento_lab.experiments.online import (
-    attach_online,
-    learn_from_probe,
-    probe_due,
-    probe_memory,
-    retriever_options,
-)
+from memento_lab.experiments.online import learn_from_probe, probe_choice, probe_due, probe_memory
 from memento_lab.experiments.recovery import roll_back
 from memento_lab.experiments.results import finished, latest_rows, models_of, read_rows, write_results_parquet
 from memento_lab.experiments.run_lock import run_lock
+from memento_lab.experiments.run_memory import RunMemory, open_run_memory
 from memento_lab.jsonl import append_jsonl, atomic_write_text
-from memento_lab.memory.policies import make_policy
-from memento_lab.memory.read_write import Memory, counterfactual_pair, open_memory
+from memento_lab.memory.methods.cases import CaseMemory
+from memento_lab.memory.read_write import counterfactual_pair
 from memento_lab.provenance import code_version
 from memento_lab.tasks.suites import Suite, Task, load_suite
 from memento_lab.trace import Counterfactual, Trace, write_traces
@@ -157,29 +151,20 @@ def _record_run_info(out: Path, session: Session, config: ExperimentConfig) -> N
         atomic_write_text(path, json.dumps(info, indent=2))
 
 
-def _check_leakage(memory: Memory, tasks: list[Task], config: ExperimentConfig, out: Path) -> None:
+def _check_leakage(memory: CaseMemory, tasks: list[Task], config: ExperimentConfig, out: Path) -> None:
     """Eval questions already in the bank, not counting the cases this run wrote itself (resume)."""
     from memento_lab.memory.bank.dedupe import leakage_report
 
-    outside = [c for c in memory.bank.cases() if c.source.run_id != config.run_id]
+    bank = memory.memory.bank
+    outside = [c for c in bank.cases() if c.source.run_id != config.run_id]
     if config.leakage == "off" or not outside:
         return
     report = leakage_report(
-        outside, [t.question for t in tasks], memory.bank.encoder, threshold=config.leakage_threshold
+        outside, [t.question for t in tasks], bank.encoder, threshold=config.leakage_threshold
     )
     atomic_write_text(out / "leakage.json", report.model_dump_json(indent=2))
     if config.leakage == "refuse":
         report.raise_if_contaminated()
-
-
-def _copy_initial_bank(source: str, bank_dir: Path) -> None:
-    """Copy a starting bank into the run, whole or not at all (a crash mid-copy leaves no half bank)."""
-    if bank_dir.exists():
-        return
-    partial = bank_dir.with_name(f".{bank_dir.name}.copying")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial, ignore=shutil.ignore_patterns(".lock"))
-    partial.rename(bank_dir)
 
 
 @dataclass
@@ -191,8 +176,7 @@ class RunParts:
     suite: Suite
     streams: dict[str, list[Task]]
     hashes: dict[str, str]  # task id -> task_hash
-    memory: Memory
-    memory_kw: dict[str, Any]
+    memory: RunMemory
     done: set[tuple[str, int]]
 
     @property
@@ -208,32 +192,15 @@ def prepare_run(config: ExperimentConfig, out: Path) -> RunParts:
     config = _resolve_config(config, out, suite, hashes)
     atomic_write_text(out / "config.json", config.model_dump_json(indent=2))
     streams = split_streams(suite.tasks(), config)
-    if config.initial_bank:
-        _copy_initial_bank(config.initial_bank, out / "bank")
-    checkpoint, retriever_kw = retriever_options(config, out)
-    memory_kw: dict[str, Any] = {
-        "k": config.k,
-        "k_positive": config.k_positive,
-        "k_negative": config.k_negative,
-        "temperature": config.temperature,
-        "policy": make_policy(config.bank_policy, cap=config.bank_cap),
-    }
-    memory = open_memory(
-        out / "bank",
-        config.memory,
-        pairs=out / "pairs.jsonl",
-        checkpoint=checkpoint,
-        seed=config.seed,
-        retriever_kw=retriever_kw,
-        exclude_question=config.exclude_question,
-        **memory_kw,
-    )
+    memory = open_run_memory(config, out)
     rows = read_rows(out)
-    roll_back(out, memory.bank, str(config.run_id), rows)
-    _check_leakage(memory, streams.get("test", streams.get("stream", [])), config, out)
-    attach_online(memory, config, out)
-    memory.restore_rewards([(r.task_id, r.reward) for r in latest_rows(rows) if r.status == "ok"])
-    return RunParts(config, out, suite, streams, hashes, memory, memory_kw, finished(out))
+    roll_back(out, memory.method, str(config.run_id), rows)
+    if memory.cases is not None:
+        _check_leakage(memory.cases, streams.get("test", streams.get("stream", [])), config, out)
+        memory.cases.memory.restore_rewards(
+            [(r.task_id, r.reward) for r in latest_rows(rows) if r.status == "ok"]
+        )
+    return RunParts(config, out, suite, streams, hashes, memory, finished(out))
 
 
 def agent_config(config: ExperimentConfig) -> AgentConfig:
@@ -246,6 +213,7 @@ def agent_config(config: ExperimentConfig) -> AgentConfig:
         sample_temperature=config.sample_temperature,
         memory_style=config.memory_style,
         memory_tokens=config.memory_tokens,
+        feedback=config.feedback,
     )
 
 
@@ -256,7 +224,7 @@ class Episodes:
         self.run, self.session, self.config = run, session, run.config
         self.agent_config = agent_config(run.config)
         self.agent = session.agent(
-            memory=run.memory, suite=run.suite, config=self.agent_config, run_id=run.run_id
+            memory=run.memory.method, suite=run.suite, config=self.agent_config, run_id=run.run_id
         )
         self.sem = asyncio.Semaphore(run.config.concurrency)
         total = sum(len(ts) for ts in run.streams.values()) * run.config.iterations
@@ -267,20 +235,28 @@ class Episodes:
 
     async def probe(self, trace: Trace, task: Task, iteration: int) -> None:
         """The counterfactual "without" episode: the bank as the with-episode saw it (its version),
-        never a case of the same question, minus the top case that was shown."""
-        memory, top = self.run.memory, trace.retrieved[0]
-        past = probe_memory(memory, trace, **self.run.memory_kw)
+        never a case of the same question, minus one shown case (drawn at random, seeded; or the top)."""
+        cases = self.run.memory.cases
+        assert cases is not None  # the config allows probes only for a case memory
+        memory, dropped = cases.memory, probe_choice(self.config, trace)
+        past = probe_memory(memory, trace, **self.run.memory.memory_kw)
         prober = self.session.agent(
             memory=past, suite=self.run.suite, config=self.agent_config, run_id=self.run.run_id
         )
-        without = await prober.arun(task, iteration=iteration, learn=False, drop_case_ids={top.case_id})
+        without = await prober.arun(task, iteration=iteration, learn=False, drop_case_ids={dropped.case_id})
         if without.status == "cassette_miss":
             self.misses.append(f"task {task.id} (iteration {iteration}, counterfactual): {without.error}")
         if without.status != "ok":
             return
-        plan = memory.bank.get(top.case_id).plan_json if top.case_id in memory.bank else ""
-        learn_from_probe(memory, counterfactual_pair(trace, without, top, plan))
-        trace.counterfactual = Counterfactual(case_id=top.case_id, reward_without=without.reward)
+        plan = memory.bank.get(dropped.case_id).plan_json if dropped.case_id in memory.bank else ""
+        learn_from_probe(memory, counterfactual_pair(trace, without, dropped, plan))
+        trace.counterfactual = Counterfactual(
+            case_id=dropped.case_id,
+            reward_without=without.reward,
+            rank=dropped.rank,
+            shown=len(trace.retrieved),
+            choice=self.config.counterfactual_drop,
+        )
 
     async def one(self, task: Task, iteration: int, split: str, position: int) -> None:
         """One attempt; its row, written last, commits it (recovery.py undoes an attempt without one)."""
@@ -352,7 +328,7 @@ async def run_experiment(
             _record_run_info(out, session, config)
             episodes = Episodes(run, session, progress=progress)
             await episodes.run_all()
-        run.memory.bank.snapshot()
+        run.memory.method.close()
         if episodes.misses:
             raise CassetteMiss(f"run {out} stopped: {episodes.misses[0]}")
         return run_result(out, run.run_id)

@@ -20,7 +20,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from memento_lab.trace import Trace, read_traces
-from memento_lab.views.widgets import esc, html_table, trace_correct, trace_html, trace_label
+from memento_lab.views.html_parts import esc, html_table
+from memento_lab.views.widgets import trace_correct, trace_html, trace_label
 
 # report keys with a section of their own; every other key lands in "More from the report"
 OWN_SECTIONS = {"runs", "episodes", "curves", "by_family", "trivial_baseline"}

@@ -13,7 +13,6 @@ Executed notebooks keep the widget state, so exported HTML shows the last view o
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -23,51 +22,7 @@ import ipywidgets as widgets
 from memento_lab.memory.bank.bank import Case, CaseBank
 from memento_lab.memory.retrieval.retrievers import Retrieved, Retriever
 from memento_lab.trace import LLMCall, Trace
-
-ERROR_STYLE = "color:#b00020;font-weight:bold"
-TABLE_STYLE = "border-collapse:collapse;font-size:12px"
-CELL_STYLE = "border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top"
-MAX_TEXT = 2000  # characters of one result / answer shown before clipping
-
-
-# ============================================================================ HTML helpers
-def esc(value: Any, limit: int | None = MAX_TEXT) -> str:
-    """``value`` as escaped HTML text (``None`` as an empty string), clipped to ``limit`` characters."""
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else str(value)
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + f"… [{len(text) - limit} more characters]"
-    return html.escape(text)
-
-
-def pre(value: Any, limit: int | None = MAX_TEXT) -> str:
-    """Escaped text in a wrapping ``<pre>`` block (tool results, JSON arguments)."""
-    return f'<pre style="white-space:pre-wrap;margin:0">{esc(value, limit)}</pre>'
-
-
-def error_html(error: str | None) -> str:
-    """An error in red, or nothing."""
-    return f'<span style="{ERROR_STYLE}">error: {esc(error)}</span>' if error else ""
-
-
-def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, raw: bool = False) -> str:
-    """A small HTML table; cells are escaped unless ``raw`` (then they must already be HTML)."""
-    head = "".join(f'<th style="{CELL_STYLE}">{esc(h)}</th>' for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td style="{CELL_STYLE}">{c if raw else esc(c)}</td>' for c in row) + "</tr>"
-        for row in rows
-    )
-    return f'<table style="{TABLE_STYLE}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _num(x: float | None, digits: int = 3) -> str:
-    return "" if x is None else f"{x:.{digits}f}"
-
-
-def _short(text: str | None, n: int = 100) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+from memento_lab.views.html_parts import error_html, esc, html_table, num, pre, short
 
 
 # ============================================================================ traces
@@ -116,11 +71,25 @@ def trace_header_html(trace: Trace) -> str:
 
 
 def retrieved_html(trace: Trace) -> str:
+    """The cases retrieved; for another memory method, the items its block showed and what its
+    maintenance (the memory's own model calls, not the agent's) cost and changed."""
+    if not trace.retrieved and (trace.shown or trace.memory_calls):
+        shown = [(s.rank, s.kind, s.id, num(s.score)) for s in trace.shown]
+        upkeep = trace.maintenance
+        ops = ", ".join(f"{k} {v}" for k, v in trace.memory_ops.items()) or "none"
+        return (
+            (
+                html_table(["rank", "kind", "item", "score"], shown)
+                if shown
+                else "<i>the block showed nothing</i>"
+            )
+            + f"<br>maintenance: {len(trace.memory_calls)} call(s), {upkeep.prompt_tokens}+"
+            f"{upkeep.completion_tokens} tokens; the write's ops: {esc(ops)}"
+        )
     if not trace.retrieved:
         return "<i>No cases retrieved (memory mode: " + esc(trace.memory_mode) + ").</i>"
     rows = [
-        (r.rank, r.label, _num(r.score), _num(r.reward, 2), r.case_id[:12], r.question)
-        for r in trace.retrieved
+        (r.rank, r.label, num(r.score), num(r.reward, 2), r.case_id[:12], r.question) for r in trace.retrieved
     ]
     return html_table(["rank", "label", "score", "reward", "case", "question"], rows)
 
@@ -173,7 +142,7 @@ def steps_html(trace: Trace) -> str:
 def verdicts_html(trace: Trace) -> str:
     if not trace.verdicts:
         return "<i>Not judged.</i>"
-    rows = [(v.judge, _num(v.score), "yes" if v.correct else "no", v.detail) for v in trace.verdicts]
+    rows = [(v.judge, num(v.score), "yes" if v.correct else "no", v.detail) for v in trace.verdicts]
     return html_table(["judge", "score", "correct", "detail"], rows)
 
 
@@ -201,7 +170,12 @@ def llm_calls_html(trace: Trace) -> str:
 def trace_sections(trace: Trace) -> list[tuple[str, str]]:
     """The viewer's sections as (title, HTML): retrieved cases, plan cycles, executor steps, judges, LLM calls."""
     return [
-        (f"Retrieved cases ({len(trace.retrieved)})", retrieved_html(trace)),
+        (
+            f"Retrieved cases ({len(trace.retrieved)})"
+            if trace.retrieved or not trace.shown
+            else f"Memory shown ({len(trace.shown)} items)",
+            retrieved_html(trace),
+        ),
         (f"Plan cycles ({len(trace.cycles)})", cycles_html(trace)),
         (f"Executor steps ({len(trace.steps)}, {len(trace.tool_calls)} tool calls)", steps_html(trace)),
         (f"Judges ({len(trace.verdicts)})", verdicts_html(trace)),
@@ -233,7 +207,7 @@ def trace_html(trace: Trace, *, open_first: bool = True) -> str:
 def trace_label(trace: Trace) -> str:
     """A one-line name for a trace in a list."""
     mark = "✓" if trace_correct(trace) else "✗"
-    return f"it{trace.iteration} {mark} {trace.reward:.2f} · {trace.task_id} · {_short(trace.question, 60)}"
+    return f"it{trace.iteration} {mark} {trace.reward:.2f} · {trace.task_id} · {short(trace.question, 60)}"
 
 
 def filter_traces(
@@ -330,12 +304,12 @@ def cases_table_html(rows: Sequence[tuple[Case, float | None]]) -> str:
     body = [
         (
             i + 1,
-            *([_num(s)] if scored else []),
+            *([num(s)] if scored else []),
             c.label,
-            _num(c.reward, 2),
+            num(c.reward, 2),
             source_of(c),
             len(c.plan),
-            _short(c.question, 140),
+            short(c.question, 140),
         )
         for i, (c, s) in enumerate(rows)
     ]
@@ -409,7 +383,7 @@ def case_bank_browser(bank: CaseBank, *, retriever: Retriever | None = None, lim
             f"bank version {bank.version} · {len(bank)} live cases · showing {len(rows)} ({esc(how)})"
         )
         table.value = cases_table_html(rows)
-        picker.options = [(f"{n + 1}. {_short(c.question, 90)}", n) for n, c in enumerate(state["cases"])]
+        picker.options = [(f"{n + 1}. {short(c.question, 90)}", n) for n, c in enumerate(state["cases"])]
         picker.value = 0 if rows else None
         show_case()
 
@@ -425,7 +399,7 @@ def retrieved_table_html(retrieved: Sequence[Retrieved]) -> str:
     """The cases one retriever chose for a query, best first."""
     if not retrieved:
         return "<i>nothing retrieved</i>"
-    rows = [(r.rank, _num(r.score), r.case.label, _short(r.case.question, 110)) for r in retrieved]
+    rows = [(r.rank, num(r.score), r.case.label, short(r.case.question, 110)) for r in retrieved]
     return html_table(["rank", "score", "label", "question"], rows)
 
 

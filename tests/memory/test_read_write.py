@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memento_lab.agent.loop import load_prompt
 from memento_lab.memory.bank.bank import Case, CaseBank, Trajectory
+from memento_lab.memory.methods.prompts import prompt_text
 from memento_lab.memory.read_write import Memory
 from memento_lab.memory.retrieval.pairs import PairLog
 from memento_lab.memory.retrieval.render import format_cases
@@ -24,7 +24,7 @@ def test_prompt_block_shows_positives_as_examples_and_negatives_as_warnings():
     bad = Case.from_episode("Reverse 'xyz'.", 0.0, plan=[PlanStep(id=1, description="Guess")], answer="xzy")
     text = format_cases(
         [Retrieved(case=good, score=0.9, rank=0), Retrieved(case=bad, score=0.8, rank=1)],
-        load_prompt("memory"),
+        prompt_text("cases.txt"),
     )
     assert (
         text.index("Successful past cases (1)")
@@ -32,7 +32,7 @@ def test_prompt_block_shows_positives_as_examples_and_negatives_as_warnings():
         < text.index("Failed past cases (1)")
     )
     assert "Answer: cba" in text and "Wrong answer: xzy" in text and "Step results: cba" in text
-    only_bad = format_cases([Retrieved(case=bad, score=0.8, rank=0)], load_prompt("memory"))
+    only_bad = format_cases([Retrieved(case=bad, score=0.8, rank=0)], prompt_text("cases.txt"))
     assert "Successful" not in only_bad and "avoid" in only_bad
 
 

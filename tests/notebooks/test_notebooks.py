@@ -68,6 +68,7 @@ CHAIN: list[tuple[str, dict[str, Any]]] = [
     ("02_train_retriever", {"smoke": True, "smoke_queries": 80, "smoke_epochs": 2}),
     ("03_agent_run", {"smoke": True}),
     ("04_learning_curves", {"smoke": True}),
+    ("05_memory_zoo", {"smoke": True, "methods": "none,similarity,expel,awm,awm-rule"}),
 ]
 
 
@@ -162,11 +163,33 @@ def check_04(run: Path, nb: Any, html: str) -> None:
     assert html.index("control:positive") < html.index("Run the sweep")
 
 
+def check_05(run: Path, nb: Any, html: str) -> None:
+    import polars as pl
+
+    from memento_lab.experiments.results import load_results
+    from memento_lab.experiments.run_memory import load_run_memory
+
+    df = load_results([run / "zoo"])
+    methods = ["awm", "awm-rule", "expel", "none", "similarity"]
+    assert sorted(df["memory"].unique().to_list()) == methods
+    assert df.height == len(methods) * 3 * 2 and (df["status"] == "ok").all()  # 3 tasks x 2 iterations
+    expel = load_run_memory(run / "zoo" / "expel-k4-s0-o0")
+    rows = df.filter(pl.col("memory") == "expel").sort("iteration", "position")
+    assert [w.task_id for w in expel.history()] == rows[
+        "task_id"
+    ].to_list()  # one write per episode, in order
+    state = widget_state(nb)
+    assert all(f'"{m}"' in state for m in methods)  # one tab per method
+    assert "the write that made this version" in state and "version" in state
+    assert "The price of memory" in html and "Plotly.newPlot" in html and "maintenance_tokens" in html
+
+
 CHECKS: dict[str, Callable[[Path, Any, str], None]] = {
     "01_build_case_bank": check_01,
     "02_train_retriever": check_02,
     "03_agent_run": check_03,
     "04_learning_curves": check_04,
+    "05_memory_zoo": check_05,
 }
 
 

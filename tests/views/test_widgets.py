@@ -19,7 +19,7 @@ from memento_lab.trace import (
     Trace,
     Usage,
 )
-from memento_lab.views import widgets
+from memento_lab.views import html_parts, widgets
 
 
 def make_trace(
@@ -114,7 +114,7 @@ def test_trace_sections_show_every_part_escaped() -> None:
         and "print(&#x27;abc&#x27;[::-1])" in steps
         and "ZeroDivisionError" in steps
     )
-    assert widgets.ERROR_STYLE in steps  # the failed tool call is shown in red
+    assert html_parts.ERROR_STYLE in steps  # the failed tool call is shown in red
     judges = sections[titles[3]]
     assert "exact" in judges and "gold &lt;cba&gt;" in judges
     calls = sections[titles[4]]
@@ -126,8 +126,8 @@ def test_trace_header_has_answer_reward_cost_and_red_error() -> None:
     assert "Reverse &lt;b&gt;abc&lt;/b&gt; &amp; tell me" in head and "<b>abc</b>" not in head
     assert "1.000" in head and "exact=1.00 ✓" in head
     assert "150 prompt + 25 completion tokens" in head and "2 LLM calls" in head and "2 tool calls" in head
-    assert "tool server crashed &lt;oops&gt;" in head and widgets.ERROR_STYLE in head
-    assert widgets.ERROR_STYLE not in widgets.trace_header_html(make_trace())
+    assert "tool server crashed &lt;oops&gt;" in head and html_parts.ERROR_STYLE in head
+    assert html_parts.ERROR_STYLE not in widgets.trace_header_html(make_trace())
 
 
 def test_trace_viewer_tree() -> None:
@@ -146,7 +146,7 @@ def test_trace_html_is_static_and_complete() -> None:
     page = widgets.trace_html(t)
     assert page.count("<details") == 5 and page.count("<details open>") == 1
     for title, body in widgets.trace_sections(t):
-        assert f"<summary><b>{widgets.esc(title)}</b></summary>{body}" in page
+        assert f"<summary><b>{html_parts.esc(title)}</b></summary>{body}" in page
     assert widgets.trace_header_html(t) in page and "<script" not in page
 
 
@@ -159,8 +159,8 @@ def test_empty_trace_sections_say_so() -> None:
 
 
 def test_esc_clips_long_text() -> None:
-    assert widgets.esc("a" * 10, limit=4) == "aaaa… [6 more characters]"
-    assert widgets.esc(None) == ""
+    assert html_parts.esc("a" * 10, limit=4) == "aaaa… [6 more characters]"
+    assert html_parts.esc(None) == ""
 
 
 def test_traces_browser_filters_and_switches() -> None:

@@ -114,6 +114,18 @@ class ChatClient:
         other.sampling = (temperature, seed)
         return other
 
+    def for_role(self, role: str, model: str | None = None) -> ChatClient:
+        """A client of the same endpoint and cassette for another role (and model)."""
+        return ChatClient(
+            self.client,
+            model or self.model,
+            role=role,
+            cassette=self.cassette,
+            tool_mode=self.tool_mode,
+            prices=self.prices,
+            endpoint=self.endpoint,
+        )
+
     def where(self) -> str:
         """The call, named in every error: ``POST <base url>/chat/completions (model m)``."""
         return f"POST {str(self.client.base_url).rstrip('/')}/chat/completions (model {self.model})"
@@ -302,13 +314,24 @@ class ChatClient:
 
 @dataclass
 class LLMs:
-    """The three roles (they may share one client and model) plus where they point."""
+    """The roles (they may share one client and model) plus where they point. ``memory``: the memory
+    methods' maintenance calls (extraction, reflection, rewrite), counted apart from the agent's own;
+    the planner's model unless ``MEMENTO_MEMORY_MODEL`` names another."""
 
     planner: ChatClient
     executor: ChatClient
     judge: ChatClient
     endpoint: str
     local: Any = None  # the LocalServer, when the embedded model serves
+    memory: ChatClient = None  # type: ignore[assignment]  # set in __post_init__ when not given
+
+    def __post_init__(self) -> None:
+        if self.memory is None:
+            self.memory = self.planner.for_role("memory")
+
+    @property
+    def clients(self) -> tuple[ChatClient, ...]:
+        return (self.planner, self.executor, self.judge, self.memory)
 
     def sampled(self, temperature: float, seed: int) -> LLMs:
         """The planner and executor sampling at ``temperature`` with ``seed`` (the judge stays as it is)."""
@@ -324,6 +347,7 @@ class LLMs:
             "planner": self.planner.model,
             "executor": self.executor.model,
             "judge": self.judge.model,
+            "memory": self.memory.model,
             "tool_mode": self.executor.tool_mode,
             "embedded": self.endpoint.startswith("embedded:"),
         }
@@ -428,7 +452,10 @@ async def open_llms(
             )
             for role, model in zip(("planner", "executor", "judge"), names, strict=True)
         ]
-        yield LLMs(planner=roles[0], executor=roles[1], judge=roles[2], endpoint=endpoint, local=local)
+        memory = roles[0].for_role("memory", settings.memory_model if settings.uses_endpoint else None)
+        yield LLMs(
+            planner=roles[0], executor=roles[1], judge=roles[2], endpoint=endpoint, local=local, memory=memory
+        )
     finally:
         await client.close()
         if local is not None:

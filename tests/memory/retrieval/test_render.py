@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from memento_lab.agent.loop import load_prompt
 from memento_lab.memory.bank.case import Case, Trajectory
+from memento_lab.memory.methods.prompts import prompt_text
 from memento_lab.memory.retrieval.render import estimate_tokens, render_memory
 from memento_lab.memory.retrieval.retrievers import Retrieved
 from memento_lab.trace import PlanStep
@@ -24,7 +24,7 @@ def hit(i: int, reward: float = 1.0) -> Retrieved:
 
 @pytest.mark.anyio
 async def test_styles_show_more_or_less_of_a_case() -> None:
-    template = load_prompt("memory")
+    template = prompt_text("cases.txt")
     qa, _, _ = await render_memory([hit(1)], template, style="qa")
     plan, _, _ = await render_memory([hit(1)], template, style="qa+plan")
     full, _, _ = await render_memory([hit(1)], template, style="full")
@@ -36,7 +36,7 @@ async def test_styles_show_more_or_less_of_a_case() -> None:
 
 @pytest.mark.anyio
 async def test_budget_keeps_the_best_ranked_cases_that_fit_and_counts_tokens() -> None:
-    template = load_prompt("memory")
+    template = prompt_text("cases.txt")
     hits = [hit(1), hit(2), hit(3, reward=0.0)]
     everything, all_tokens, shown = await render_memory(hits, template)
     assert shown == hits and all_tokens == estimate_tokens(everything)
@@ -56,7 +56,7 @@ async def test_budget_uses_the_given_token_counter() -> None:
         calls.append(text)
         return 1000  # every block is over budget
 
-    assert await render_memory([hit(1)], load_prompt("memory"), max_tokens=10, count=count) == ("", 0, [])
+    assert await render_memory([hit(1)], prompt_text("cases.txt"), max_tokens=10, count=count) == ("", 0, [])
     assert calls  # the model's tokenizer decided, not the estimate
 
 
@@ -90,7 +90,7 @@ async def test_count_tokens_asks_the_servers_tokenizer_then_falls_back_to_an_est
 async def test_the_direct_block_lists_past_cases_with_their_outcome_and_answer() -> None:
     """The direct profiles' block: past cases in retrieval order, each solved or failed (a partial
     score shown), with the answer that was given; within a budget like the planner's block."""
-    template = load_prompt("memory_direct")
+    template = prompt_text("cases_outcomes.txt")
     hits = [hit(1, reward=0.0), hit(2), hit(3, reward=0.4)]
     block, tokens, shown = await render_memory(hits, template, style="qa", outcomes=True)
     assert block.startswith("Past cases:") and "(solved: judged correct" in block
