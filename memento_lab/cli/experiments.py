@@ -136,7 +136,9 @@ def tool_server_flags(values: list[str] | None) -> dict[str, Any]:
 def config_file_values(path: str) -> dict[str, Any]:
     """A run's TOML as config values: its fields, without other tables (e.g. a sweep's [sweep])."""
     return {
-        k: v for k, v in read_toml(path).items() if not isinstance(v, dict) or k in TABLES or k in TABLE_OR_FLAG
+        k: v
+        for k, v in read_toml(path).items()
+        if not isinstance(v, dict) or k in TABLES or k in TABLE_OR_FLAG
     }
 
 

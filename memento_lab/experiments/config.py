@@ -160,6 +160,7 @@ class ExperimentConfig(BaseModel):
 
             return spec_text(value)
         return value
+
     @field_validator("memory")
     @classmethod
     def _known_memory(cls, name: str) -> str:

@@ -164,7 +164,9 @@ async def test_reports_label_every_arm_with_its_profile_and_state_its_tokens(tmp
         }.items():
             cfg = config(tmp_path, out=str(runs / name), **{"iterations": 2, **kw})
             await run_experiment(cfg, settings=endpoint(fake), progress=False)
-        shown = [m["content"] for r in fake.requests for m in r["messages"] if m["content"].startswith("Past")]
+        shown = [
+            m["content"] for r in fake.requests for m in r["messages"] if m["content"].startswith("Past")
+        ]
     # the direct prompt's memory: past cases with their outcome and the answer given
     assert len(shown) == 3 and all("Case 1 (solved):" in m and "\nAnswer given: " in m for m in shown)
     rep = build_report([runs])

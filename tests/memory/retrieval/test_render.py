@@ -94,7 +94,11 @@ async def test_the_direct_block_lists_past_cases_with_their_outcome_and_answer()
     hits = [hit(1, reward=0.0), hit(2), hit(3, reward=0.4)]
     block, tokens, shown = await render_memory(hits, template, style="qa", outcomes=True)
     assert block.startswith("Past cases:") and "(solved: judged correct" in block
-    assert block.index("Case 1 (failed):") < block.index("Case 2 (solved):") < block.index("Case 3 (failed, score 0.40):")
+    assert (
+        block.index("Case 1 (failed):")
+        < block.index("Case 2 (solved):")
+        < block.index("Case 3 (failed, score 0.40):")
+    )
     assert "Answer given: 2\n" in block and "Answer given: 4\n" in block and "Wrong answer" not in block
     assert "plan the current task" not in block and len(shown) == 3 and tokens == estimate_tokens(block)
     small, _, kept = await render_memory(hits, template, style="qa", outcomes=True, max_tokens=tokens - 1)
