@@ -37,8 +37,9 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not slow"
 
+# FULL=1: the whole program of every notebook instead of the ten-minute lesson (docs/notebooks.md)
 demo: $(VENV)/.installed-1p5b
-	$(VENV)/bin/memento-lab demo
+	$(VENV)/bin/memento-lab demo $(if $(filter-out 0,$(FULL)),--full)
 
 # JupyterLab on notebooks/ with the project's kernel (starts in the repo root); .py notebooks open as notebooks.
 lab: $(VENV)/.installed

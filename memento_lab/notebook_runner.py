@@ -10,6 +10,7 @@ writes ``dashboard.html`` for notebook 04's sweep (``views.dashboard``).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ NOTEBOOKS = (
     "04_learning_curves",
     "05_memory_zoo",
 )
+# the lesson `make demo` runs (about ten minutes on 2 cores); `--full` runs every notebook at full size
+LESSON = ("01_build_case_bank", "02_train_retriever", "03_agent_run", "04_learning_curves")
 
 
 def to_ipynb(name: str, dest: Path) -> Path:
@@ -38,6 +41,18 @@ def to_ipynb(name: str, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     jupytext.write(nb, dest, fmt="ipynb")
     return dest
+
+
+def notebook_names(spec: str) -> list[str]:
+    """``"01,04"`` or full names -> the notebook names in ``notebooks/``, in the order given."""
+    available = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
+    names = []
+    for part in (x.strip() for x in spec.split(",") if x.strip()):
+        found = [n for n in available if n == part or n.split("_", 1)[0] == part]
+        if len(found) != 1:
+            raise ValueError(f"no notebook {part!r} in {NOTEBOOK_DIR}; available: {', '.join(available)}")
+        names.append(found[0])
+    return names
 
 
 def declared_parameters(name: str) -> dict[str, Any]:
@@ -93,30 +108,50 @@ def export_html(notebook: Path) -> Path:
     return html
 
 
+def notebook_parameters(
+    name: str, folder: Path, *, smoke: bool, full: bool, extra: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One notebook's parameters in a demo folder: ``full`` only where the notebook declares it."""
+    params = {"out_dir": str(folder), "smoke": smoke, **(extra or {}).get(name, {})}
+    if full and "full" in declared_parameters(name):
+        params["full"] = True
+    return params
+
+
 def run_all(
     out_root: str | Path = "data/runs",
     *,
     smoke: bool = False,
-    names: tuple[str, ...] = NOTEBOOKS,
+    full: bool = False,
+    names: Sequence[str] | None = None,
     extra: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """Execute the notebooks in order into ``<out_root>/demo-<time>/``; returns that folder."""
+    """Execute the notebooks in order into ``<out_root>/demo-<time>/``; returns that folder.
+
+    ``names`` defaults to the lesson (``LESSON``), or to every notebook with ``full``; ``full=True``
+    is passed to each notebook that declares it (its whole program instead of the lesson's size).
+    Ends by printing the dashboard's path and the three-line summary (``summary.txt``)."""
+    from memento_lab.experiments.lesson import lesson_summary
+
     folder = Path(out_root).resolve() / time.strftime("demo-%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
-    timings = {}
-    for name in names:
+    timings: dict[str, float] = {}
+    for name in names or (NOTEBOOKS if full else LESSON):
         t0 = time.perf_counter()
-        params = {"out_dir": str(folder), "smoke": smoke, **(extra or {}).get(name, {})}
-        execute(name, folder, params)
+        execute(name, folder, notebook_parameters(name, folder, smoke=smoke, full=full, extra=extra))
         timings[name] = round(time.perf_counter() - t0, 1)
         print(f"{name}: {timings[name]} s -> {folder / (name + '.html')}", flush=True)
-    (folder / "timings.txt").write_text("\n".join(f"{k}\t{v}" for k, v in timings.items()) + "\n")
+    lines = [f"{k}\t{v}" for k, v in timings.items()] + [f"total\t{round(sum(timings.values()), 1)}"]
+    (folder / "timings.txt").write_text("\n".join(lines) + "\n")
     sweep = folder / "sweep"  # notebook 04's runs: one page to send to a colleague
     if any(sweep.glob("*/results.jsonl")):
         from memento_lab.views.dashboard import write_dashboard
 
         page = write_dashboard([sweep], folder / "dashboard.html", title=f"Sweep of {folder.name}")
         print(f"dashboard: {page}", flush=True)
+    summary = lesson_summary(folder, seconds=timings).lines()
+    (folder / "summary.txt").write_text("\n".join(summary) + "\n")
+    print("\n".join(summary), flush=True)
     return folder
 
 

@@ -87,6 +87,10 @@ else:
 imported_version = bank.version
 bank.stats()
 
+# %% [markdown]
+# **Look at:** how many cases each source brought, and the share of failed (negative) ones: the
+# agent learns from both, as examples and as warnings.
+
 # %%
 display(plots.bank_composition(bank.to_polars()))
 
@@ -94,6 +98,7 @@ display(plots.bank_composition(bank.to_polars()))
 # ## Browse
 # Filter by label and source; the search box ranks cases by cosine similarity to your text.
 # Pick a case to see its plan, answer and trajectory.
+# **Look at:** type a question into the search box: the nearest cases come first, with their labels.
 
 # %%
 retriever = SimilarityRetriever(bank, encoder)

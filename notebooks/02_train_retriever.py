@@ -103,6 +103,9 @@ result = fit(all_pairs, config, out=ckpt_dir, bank=bank_dir)
 print(f"trained {result.epochs} epochs in {result.seconds} s -> {result.best_checkpoint}")
 display(pl.DataFrame([result.split.model_dump()]))
 
+# %% [markdown]
+# **Look at:** validation AUC rising above 0.5 (chance) while the loss falls; the best epoch is the checkpoint.
+
 # %%
 display(retrieval_plots.training_curves(result.metrics_csv))
 
@@ -112,6 +115,7 @@ display(retrieval_plots.training_curves(result.metrics_csv))
 # queries whose cases have mixed labels, within-query AUC and precision@k (does it rank the
 # helpful cases first?). On the seed pairs every query has one label across its cases, so pair
 # AUC mostly measures which *queries* succeed; the within-query numbers need per-case signals.
+# **Look at:** the learned bars against the similarity bars, metric by metric (0.5 is chance for AUC).
 
 # %%
 display(retrieval_plots.retriever_comparison(result))
@@ -128,6 +132,7 @@ display(
 # ## The checkpoint as a retriever over the bank
 # The parametric retriever scores every case of the bank for a query (case vectors precomputed;
 # one encoder pass per query) and returns the top k, like the similarity retriever does.
+# **Look at:** the cases the two retrievers agree on, and the ones Q ranks up or down.
 
 # %%
 parametric = ParametricRetriever.from_checkpoint(

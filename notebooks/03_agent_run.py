@@ -20,14 +20,17 @@
 # %% tags=["parameters"]
 out_dir = "data/runs/notebooks"
 smoke = False
+full = False  # the whole program: four tasks, two plan cycles of three steps, the coding task (overrides the sizes below)
 model = "qwen2.5-coder-1.5b"  # packaged model name or GGUF path (unset: MEMENTO_LOCAL_MODEL); endpoints win
 suite = "reasoning-gym:spell_backward"  # the tasks: reasoning-gym:FAM1,FAM2 | humaneval[:0-20] | deepresearcher | jsonl:FILE | jsonl+llm:FILE | table:FILE?OPTIONS | bfcl:base | control:positive | control:negative | your own (memento-lab list suites)
-n_tasks = 4
+n_tasks = 3  # suite tasks run through the loop, one after another (the bank grows)
+max_cycles = 1  # planner turns that may produce a plan (then a forced answer)
+max_steps = 2  # plan steps executed per cycle
 memory = "similarity"  # the memory method: none | random | similarity | parametric (Memento's case bank; parametric: the learned Q) | expel | awm | awm-rule | ... (memento-lab list memories)
 k = 4  # cases shown per episode: the top K (unless k_positive / k_negative are set)
 tools = "code,math"  # MCP tool servers of the executor, comma-separated ('' for none)
 question = "How many times does the letter 'r' appear in the word 'strawberry'?"
-coding_task = 0  # a HumanEval problem (0-163) solved through the tool loop below; -1 to skip
+coding_task = -1  # a HumanEval problem (0-163) solved through the tool loop below; -1 to skip
 cassette = ""  # record / replay of model and tool calls: off | record | replay | auto (MEMENTO_CASSETTE sets the default); empty: MEMENTO_CASSETTE, else auto
 seed = 0  # seed of the task sample, random retrieval and online updates (a replication)
 
@@ -45,8 +48,10 @@ from memento_lab.config import default_cassette_mode
 from memento_lab.trace import read_traces, write_traces
 from memento_lab.views.widgets import trace_html, trace_viewer, traces_browser
 
+if full:  # the whole program: more tasks, longer episodes, one coding task
+    n_tasks, max_cycles, max_steps, coding_task = 4, 2, 3, 0
 if smoke:  # CI: the small model, two tasks, one plan cycle
-    model, n_tasks = "qwen2.5-coder-0.5b", min(n_tasks, 2)
+    model, n_tasks, max_cycles, max_steps = "qwen2.5-coder-0.5b", min(n_tasks, 2), 1, 2
 cassette = cassette or default_cassette_mode("auto")
 run = Path(out_dir) / "agent"
 run.mkdir(parents=True, exist_ok=True)
@@ -76,12 +81,14 @@ retriever_options = dict(checkpoint=str(checkpoint) if memory == "parametric" el
 mem = open_memory(run / "bank", memory, pairs=run / "pairs.jsonl", k=k, **retriever_options)
 bank = mem.bank
 the_suite = load_suite(suite, n=n_tasks, seed=seed)
-config = AgentConfig(max_cycles=1 if smoke else 2, max_steps=2 if smoke else 3)
+config = AgentConfig(max_cycles=max_cycles, max_steps=max_steps)
 agent = session.agent(memory=mem, suite=the_suite, config=config, run_id="notebook-03")
 print(f"bank: {len(bank)} cases (version {bank.version}); memory: {memory}, k={k}")
 
 # %% [markdown]
 # ## One ad-hoc question (nothing judged, nothing written)
+# **Look at:** the plan the planner wrote, then each executor step with its tool calls (arguments,
+# results, errors), and the tokens and seconds of every model call.
 
 # %%
 trace = await agent.arun(question, learn=False)
@@ -91,6 +98,8 @@ display(trace_viewer(trace))
 # ## A handful of suite tasks: the memory grows as the agent works
 # Each episode is judged by the suite's own scorer and written to the bank; later tasks of the
 # same family retrieve the earlier ones (positive cases as examples, negative ones as warnings).
+# **Look at:** pick the last task in the browser: its retrieved cases are the earlier tasks'
+# episodes, with the rewards they got — the memory read back.
 
 # %%
 version_before = bank.version
@@ -124,10 +133,13 @@ pl.DataFrame(
 # docstring examples are run on it (a second `run_python` call in the step), failures go back to
 # the executor to fix, and the program that passes becomes the final answer, which the suite's
 # unit tests judge in the sandbox. (With the small smoke model the episode may fail; the view is
-# the same.)
+# the same.) Part of the whole program (`full=True`) or `coding_task=0`: about a minute more.
+# **Look at:** the `run_python` calls: the function, its doctest run, and the fix after a failure.
 
 # %%
-if coding_task >= 0:
+if coding_task < 0:
+    print("no coding task in this run (coding_task=-1; coding_task=0 or full=True runs one)")
+else:
     code_suite = load_suite(f"humaneval:{coding_task}-{coding_task + 1}")
     code_task = code_suite.tasks()[0]
     code_agent = session.agent(suite=code_suite, config=config, run_id="notebook-03-code")
@@ -145,6 +157,7 @@ if coding_task >= 0:
 # JavaScript and so also shows in an exported HTML file offline). And because every call went through the
 # cassette, the first episode re-executes from it exactly, with the bank as it was then
 # (`bank.at(version)` — time travel), without the model or the tool servers.
+# **Look at:** the last task's trace as a page, then `identical: True` and no model server started.
 
 # %%
 saved = list(read_traces(run / "traces.jsonl"))

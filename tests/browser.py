@@ -4,9 +4,11 @@ and a screenshot (copied to ``$MEMENTO_TEST_ARTIFACTS`` when set). The real brow
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -85,3 +87,52 @@ def count_elements(dom: str, css_class: str) -> int:
     parser = _Elements()
     parser.feed(dom)
     return sum(css_class in c for c in parser.classes)
+
+
+@dataclass
+class PlotlyFigure:
+    """What plotly drew for one figure of a rendered page."""
+
+    title: str
+    legend: list[str] = field(default_factory=list)  # legend entries, in order
+    annotations: list[str] = field(default_factory=list)  # e.g. subplot titles
+    error_bars: int = 0  # drawn error bars (one per point that has one)
+    bands: int = 0  # filled areas (CI bands)
+
+
+class _FigureParts(HTMLParser):
+    TEXTS = {"gtitle": "title", "legendtext": "legend", "annotation-text": "annotations"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figure = PlotlyFigure(title="")
+        self._capture: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = set((dict(attrs).get("class") or "").split())
+        self.figure.error_bars += "errorbar" in classes
+        self.figure.bands += "js-fill" in classes
+        self._capture = next((key for cls, key in self.TEXTS.items() if cls in classes), None)
+
+    def handle_endtag(self, tag: str) -> None:
+        self._capture = None
+
+    def handle_data(self, data: str) -> None:
+        if self._capture == "title":
+            self.figure.title += data
+        elif self._capture:
+            getattr(self.figure, self._capture).append(data)
+
+
+FIGURE_DIV = re.compile(r'<div [^>]*class="[^"]*\bjs-plotly-plot\b[^"]*"')
+
+
+def plotly_figures(dom: str) -> list[PlotlyFigure]:
+    """Every plotly figure of a rendered DOM (``rendered_dom``), in page order: its title, legend,
+    annotations, and how many error bars and filled bands plotly drew."""
+    figures = []
+    for chunk in FIGURE_DIV.split(dom)[1:]:  # each figure's div up to the next one
+        parser = _FigureParts()
+        parser.feed(chunk)
+        figures.append(parser.figure)
+    return figures

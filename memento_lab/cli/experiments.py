@@ -201,6 +201,17 @@ def add_run_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("demo", help="the main job: execute the numbered notebooks into data/runs/")
     p.add_argument("--smoke", action="store_true", help="smoke-size parameters (CI)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="every notebook with full=True: the whole program instead of the ten-minute lesson",
+    )
+    p.add_argument(
+        "--notebooks",
+        default=None,
+        help="comma-separated notebook names or number prefixes to run, in order (default: the lesson, "
+        "01-04; with --full every notebook)",
+    )
     p.add_argument("--out", default="data/runs")
     p.set_defaults(handler=_demo)
 
@@ -400,8 +411,9 @@ def price_lines(prices: list[Any]) -> list[str]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from memento_lab.notebook_runner import run_all
+    from memento_lab.notebook_runner import notebook_names, run_all
 
-    folder = run_all(out_root=args.out, smoke=args.smoke)
+    names = notebook_names(args.notebooks) if args.notebooks else None
+    folder = run_all(out_root=args.out, smoke=args.smoke, full=args.full, names=names)
     print(f"results: {folder} (executed notebooks and HTML)")
     return 0

@@ -159,6 +159,54 @@ def learning_curves(
     return fig
 
 
+def paired_differences(
+    series: Mapping[str, Sequence[Any]],
+    *,
+    title: str = "Memory minus no memory, paired over the same tasks (95% bootstrap CI)",
+) -> go.Figure:
+    """One line per named series of paired comparisons (``Report.comparisons``, or their dicts):
+    the difference A − B per iteration with its 95% CI as error bars, and a line at 0. A gain shows
+    as a CI above 0; no effect as a CI that covers 0."""
+    fig = go.Figure()
+    iterations: set[int] = set()
+    for i, (name, comparisons) in enumerate(series.items()):
+        rows = sorted(
+            (c.model_dump() if hasattr(c, "model_dump") else dict(c) for c in comparisons),
+            key=lambda r: r["iteration"],
+        )
+        if not rows:
+            raise ValueError(f"{name}: no paired comparison to plot (two arms on the same tasks are needed)")
+        xs = [r["iteration"] for r in rows]
+        iterations.update(xs)
+        dodge = (i - (len(series) - 1) / 2) * 0.06  # side by side, so overlapping error bars stay apart
+        fig.add_trace(
+            go.Scatter(
+                x=[x + dodge for x in xs],
+                y=[r["diff"] for r in rows],
+                mode="lines+markers",
+                name=name,
+                line={"color": color(i)},
+                error_y={
+                    "type": "data",
+                    "array": [r["ci_high"] - r["diff"] for r in rows],
+                    "arrayminus": [r["diff"] - r["ci_low"] for r in rows],
+                    "visible": True,
+                },
+                customdata=[
+                    (r["ci_low"], r["ci_high"], r["p_value"], r["tasks"], r["iteration"]) for r in rows
+                ],
+                hovertemplate=f"{name}<br>iteration %{{customdata[4]}}: %{{y:+.3f}} [%{{customdata[0]:+.3f}}, "
+                "%{customdata[1]:+.3f}]<br>p=%{customdata[2]:.3f}, tasks=%{customdata[3]}<extra></extra>",
+            )
+        )
+    ticks = sorted(iterations)
+    fig.add_hline(y=0, line={"color": "gray", "dash": "dash"})
+    fig.update_layout(title=title, hovermode="closest", legend_title_text="comparison")
+    fig.update_xaxes(title_text="iteration", tickmode="array", tickvals=ticks)
+    fig.update_yaxes(title_text="difference in accuracy", range=[-1.02, 1.02], zeroline=False)
+    return fig
+
+
 def final_iteration(df: pl.DataFrame) -> pl.DataFrame:
     """The rows of each run's last iteration."""
     return df.filter(pl.col("iteration") == pl.col("iteration").max().over("run_id"))

@@ -15,9 +15,17 @@ from typing import Any
 
 import nbformat
 import pytest
-from browser import count_elements, rendered_dom, screenshot
+from browser import count_elements, plotly_figures, rendered_dom, screenshot
 
-from memento_lab.notebook_runner import NOTEBOOK_DIR, ROOT, declared_parameters, execute
+from memento_lab.notebook_runner import (
+    LESSON,
+    NOTEBOOK_DIR,
+    ROOT,
+    declared_parameters,
+    execute,
+    notebook_names,
+    notebook_parameters,
+)
 
 SOURCES = sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
 PRIMITIVES = (str, int, float, bool, type(None))
@@ -62,11 +70,28 @@ def test_declared_parameters(name: str) -> None:
     assert ast.literal_eval(declared["smoke"]) is False, f"{name}: smoke must default to False (the full run)"
 
 
+def test_lesson_and_full_parameters(tmp_path: Path) -> None:
+    """`make demo` runs the lesson; `FULL=1` passes full=True to each notebook that declares it."""
+    assert set(LESSON) <= set(SOURCES) and list(LESSON) == sorted(LESSON)
+    for name in ("03_agent_run", "04_learning_curves"):  # the notebooks whose program the lesson cuts
+        assert ast.literal_eval(declared_parameters(name)["full"]) is False
+        assert notebook_parameters(name, tmp_path, smoke=False, full=True)["full"] is True
+        assert "full" not in notebook_parameters(name, tmp_path, smoke=False, full=False)
+    whole = notebook_parameters("01_build_case_bank", tmp_path, smoke=False, full=True)
+    assert whole == {"out_dir": str(tmp_path), "smoke": False}  # nothing of 01 is cut: no full to pass
+
+
+def test_notebook_names() -> None:
+    assert notebook_names("01, 04_learning_curves") == ["01_build_case_bank", "04_learning_curves"]
+    with pytest.raises(ValueError, match="no notebook '09'.*available: 01_build_case_bank"):
+        notebook_names("01,09")
+
+
 # ============================================================================ smoke chain
 CHAIN: list[tuple[str, dict[str, Any]]] = [
     ("01_build_case_bank", {"smoke": True, "smoke_cases": 150, "eval_n": 10}),
     ("02_train_retriever", {"smoke": True, "smoke_queries": 80, "smoke_epochs": 2}),
-    ("03_agent_run", {"smoke": True}),
+    ("03_agent_run", {"smoke": True, "coding_task": 0}),
     ("04_learning_curves", {"smoke": True}),
     ("05_memory_zoo", {"smoke": True, "methods": "none,similarity,expel,awm,awm-rule"}),
 ]
@@ -145,10 +170,26 @@ def check_04(run: Path, nb: Any, html: str) -> None:
     df = load_results([run / "sweep"])
     assert sorted(df["memory"].unique().to_list()) == ["none", "similarity"]
     assert df.height == 2 * 2 * 2  # memory modes x tasks x iterations
-    assert "Plotly.newPlot" in html and "similarity" in html
-    # offline, in a real browser: every figure drew its SVG (plotly.js inlined once, no CDN)
-    figures = html.count("Plotly.newPlot")
-    assert count_elements(rendered_dom(run / "04_learning_curves.html"), "main-svg") >= 2 * figures
+    for kind in ("positive", "negative"):  # the controls come first, both arms each
+        controls = load_results([run / "controls" / kind])
+        assert sorted(controls["memory"].unique().to_list()) == ["none", "similarity"]
+        assert (controls["status"] == "ok").all()
+    assert html.index("control:positive") < html.index("A real task")
+    # offline, in a real browser: the controls and the real-task curve drawn with their CIs, in that order
+    figures = plotly_figures(rendered_dom(run / "04_learning_curves.html"))
+    assert len(figures) == html.count("Plotly.newPlot"), "a figure of the page was not drawn"
+    headline = [f for f in figures if f.title.startswith(("The instrument", "Controls:", "reasoning-gym:"))]
+    assert [f.title.split(":")[0] for f in headline] == ["The instrument", "Controls", "reasoning-gym"]
+    instrument, control_curves, curve = headline  # in this order on the page
+    assert instrument.legend == ["control:positive", "control:negative"]
+    assert instrument.error_bars == 2 * 2  # each control's paired CI at each of its 2 iterations
+    assert sorted(control_curves.annotations) == ["control-negative", "control-positive"]
+    assert control_curves.bands == 2 * 2  # none and similarity bands in each control's panel
+    assert {"none", "similarity", "trivial baseline"} <= set(curve.legend) and curve.bands == 2
+    assert "95% bootstrap CI" in curve.title
+    assert (
+        "controls, memory - none, paired: positive" in html and "curve (reasoning-gym:spell_backward" in html
+    )
     # the sweep's dashboard (what `make demo` writes) renders offline too, every episode listed
     from memento_lab.views.dashboard import write_dashboard
 
@@ -156,11 +197,9 @@ def check_04(run: Path, nb: Any, html: str) -> None:
     dom = rendered_dom(page)
     assert count_elements(dom, "main-svg") >= 2 and count_elements(dom, "episode") == df.height
     screenshot(page, run / "screenshots" / "dashboard.png", size="1280,2400")
-    for kind in ("positive", "negative"):  # the controls come first, both arms each
-        controls = load_results([run / "controls" / kind])
-        assert sorted(controls["memory"].unique().to_list()) == ["none", "similarity"]
-        assert (controls["status"] == "ok").all()
-    assert html.index("control:positive") < html.index("Run the sweep")
+    screenshot(
+        run / "04_learning_curves.html", run / "screenshots" / "04_learning_curves.png", size="1280,4000"
+    )
 
 
 def check_05(run: Path, nb: Any, html: str) -> None:

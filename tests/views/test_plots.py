@@ -138,6 +138,29 @@ def test_k_sweep_uses_each_runs_final_iteration() -> None:
     assert t.error_y.arrayminus == pytest.approx([m - lo for m, lo, _ in expected])
 
 
+def test_paired_differences_draws_each_comparison_with_its_ci() -> None:
+    from memento_lab.experiments.report import Comparison
+
+    def comparison(iteration: int, diff: float, lo: float, hi: float) -> Comparison:
+        return Comparison(
+            a="s", b="n", a_label="memory=similarity", b_label="memory=none", split="stream",
+            measures="recall", iteration=iteration, diff=diff, ci_low=lo, ci_high=hi, p_value=0.5, tasks=8,
+        )  # fmt: skip
+
+    positive = [comparison(1, 0.5, 0.25, 0.75), comparison(0, 0.125, -0.125, 0.375)]
+    negative = [comparison(0, 0.0, -0.25, 0.25), comparison(1, -0.125, -0.375, 0.125)]
+    fig = plots.paired_differences({"positive control": positive, "negative control": negative})
+    t = by_name(fig)
+    assert list(t["positive control"].x) == pytest.approx([-0.03, 0.97])  # sorted by iteration, dodged
+    assert list(t["negative control"].x) == pytest.approx([0.03, 1.03])
+    assert t["positive control"].y == pytest.approx([0.125, 0.5])
+    assert t["positive control"].error_y.array == pytest.approx([0.25, 0.25])
+    assert t["negative control"].error_y.arrayminus == pytest.approx([0.25, 0.25])
+    assert [s.y0 for s in fig.layout.shapes] == [0]  # the line at 0
+    with pytest.raises(ValueError, match="negative control: no paired comparison"):
+        plots.paired_differences({"negative control": []})
+
+
 def pair(
     query: str, case_id: str, label: str, reward: float, advantage: float | None = None
 ) -> RetrievalPair:
