@@ -23,11 +23,15 @@ def tasks_file(tmp_path: Path) -> Path:
     return path
 
 
+def asked(request: dict) -> str:
+    """The task's question in a request to the model (without the direct profile's reminder after it)."""
+    task = next(str(m["content"]) for m in request["messages"] if str(m["content"]).startswith("Task: "))
+    return task.removeprefix("Task: ").split("\n\n")[0]
+
+
 def answer_of(request: dict) -> str:
-    """The fake model knows the code words: it answers the task named in the prompt (the direct
-    profile's reminder after it left out)."""
-    asked = next(m["content"] for m in request["messages"] if m["content"].startswith("Task: "))
-    return QUESTIONS[asked.removeprefix("Task: ").split("\n\n")[0]]
+    """The fake model knows the code words: it answers the task named in the prompt."""
+    return QUESTIONS[asked(request)]
 
 
 def good(request: dict) -> tuple[int, dict, dict]:

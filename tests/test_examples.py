@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 from loopback import FakeOpenAI, completion
-from support import ROOT
+from support import ROOT, asked
 
 from memento_lab.cli import build_parser, main
 from memento_lab.experiments.config import ExperimentConfig
@@ -22,7 +22,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 def spelled_backward(request: dict) -> tuple[int, dict, dict]:
     """A fake model that reverses the word of a spell_backward task and answers '1' otherwise."""
-    task = next(m["content"] for m in request["messages"] if m["content"].startswith("Task: "))
+    task = asked(request)
     word = re.search(r"Spell this word backward \(example: sun -> nus\): (\w+)", task)
     return 200, completion(json.dumps({"final_answer": word[1][::-1] if word else "1"})), {}
 

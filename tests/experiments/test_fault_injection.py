@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from kill_runs import check_run, run_argv, start_run
 from loopback import FakeOpenAI, completion
+from support import asked
 
 from memento_lab.memory.bank.bank import Case, CaseBank
 
@@ -54,8 +55,7 @@ class Endpoint:
         time.sleep(self.rng.uniform(0.01, 0.08))
         if "messages" not in request:  # a child killed while sending its request: an empty body
             return 400, {"error": {"message": "no messages"}}, {}
-        asked = next(m["content"] for m in request["messages"] if m["content"].startswith("Task: "))
-        i = int(asked.rsplit(" ", 1)[1].rstrip("?"))
+        i = int(asked(request).rsplit(" ", 1)[1].rstrip("?"))
         return 200, completion(json.dumps({"final_answer": f"w{i}" if i % 3 else "wrong"})), {}
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from loopback import FakeOpenAI, completion
+from support import asked
 
 PACKAGE = Path(__file__).resolve().parent.parent / "data" / "own_suite_pkg"
 CLI = [sys.executable, "-m", "memento_lab.cli"]
@@ -26,9 +27,9 @@ CSV_MAPPING = "question=prompt&answer=expected&id=country&family=region"
 
 
 def _handler(req: dict) -> tuple:
-    asked = next(m["content"] for m in req["messages"] if m["content"].startswith("Task: "))
-    country = asked.rstrip("?").split()[-1]
-    answer = ANSWERS[country] + (" (the capital)" if asked.startswith("Task: What is") else "")
+    question = asked(req)
+    country = question.rstrip("?").split()[-1]
+    answer = ANSWERS[country] + (" (the capital)" if question.startswith("What is") else "")
     return 200, completion(json.dumps({"final_answer": answer})), {}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from loopback import FakeOpenAI, completion
-from support import QUESTIONS, config, endpoint
+from support import QUESTIONS, asked, config, endpoint
 
 from memento_lab.experiments.results import read_rows
 from memento_lab.experiments.run import run_experiment
@@ -60,8 +60,7 @@ def zoo_model(fail_memory: bool = False):
                 return (
                     (500, {"error": {"message": "down"}}, {}) if fail_memory else (200, completion(reply), {})
                 )
-        asked = next(m["content"] for m in body["messages"] if str(m["content"]).startswith("Task: "))
-        question = asked.removeprefix("Task: ")
+        question = asked(body)
         wrong = question.endswith("Omega?") and "basalt" not in text
         return 200, completion(json.dumps({"final_answer": "granite" if wrong else QUESTIONS[question]})), {}
 

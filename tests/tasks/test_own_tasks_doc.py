@@ -10,7 +10,7 @@ import tomllib
 import anyio
 import pytest
 from loopback import FakeOpenAI, completion
-from support import ROOT
+from support import ROOT, asked
 
 from memento_lab.cli.experiments import config_file_values
 from memento_lab.experiments.config import ExperimentConfig
@@ -21,7 +21,7 @@ PAGE = ROOT / "docs" / "your-own-tasks.md"
 
 def opposite(request: dict) -> tuple[int, dict, dict]:
     """A fake model that knows three opposites and calls 'full' 'half'."""
-    task = next(m["content"] for m in request["messages"] if m["content"].startswith("Task: "))
+    task = asked(request)
     word = task.rstrip("?").split()[-1]
     answer = {"hot": "cold", "up": "down", "early": "late"}.get(word, "half")
     return 200, completion(json.dumps({"final_answer": answer})), {}

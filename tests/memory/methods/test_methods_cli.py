@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 from loopback import FakeOpenAI, completion
-from support import QUESTIONS, tasks_file
+from support import QUESTIONS, asked, tasks_file
 
 from memento_lab.cli import main
 from memento_lab.experiments.results import read_rows
@@ -45,8 +45,7 @@ def handle(body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
     for marker, reply in MEMORY_REPLIES.items():
         if marker in text:
             return 200, completion(reply), {}
-    asked = next(m["content"] for m in body["messages"] if str(m["content"]).startswith("Task: "))
-    return 200, completion(json.dumps({"final_answer": QUESTIONS[asked.removeprefix("Task: ")]})), {}
+    return 200, completion(json.dumps({"final_answer": QUESTIONS[asked(body)]})), {}
 
 
 @pytest.mark.anyio
