@@ -65,7 +65,7 @@ LAYERS = [
     ("plain records", ["memento_lab", "memento_lab.trace", "memento_lab.config", "memento_lab.jsonl",
                        "memento_lab.workspace", "memento_lab.asyncio_compat", "memento_lab.bfcl_data",
                        "memento_lab.exports", "memento_lab.prompt_files", "memento_lab.provenance",
-                       "memento_lab.sandbox", "memento_lab.data"]),
+                       "memento_lab.sandbox", "memento_lab.data", "memento_lab.registry"]),
     ("memory: the bank", ["memento_lab.memory.bank"]),
     ("memory: retrieval", ["memento_lab.memory.retrieval"]),
     ("memory: the learned retriever", ["memento_lab.memory.learned"]),

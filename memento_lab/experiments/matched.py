@@ -21,32 +21,25 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from memento_lab.experiments.config import CASE_ONLY
+
 if TYPE_CHECKING:
     from memento_lab.experiments.report import Arm, Comparison, Cost
 
 # the keys that say how memory is used; every other key of two arms must agree for them to match
+# (every field only the case memories read is one of them)
 MEMORY_KEYS = frozenset(
     {
         "memory",
         "k",
-        "k_positive",
-        "k_negative",
-        "temperature",
         "exclude_question",
-        "checkpoint",
-        "online_update",
         "online_target",
         "min_q",
         "none_option",
         "shortlist",
-        "min_score",
-        "counterfactual_every",
-        "counterfactual_share",
-        "initial_bank",
-        "bank_policy",
-        "bank_cap",
         "memory_tokens",
         "memory_style",
+        *CASE_ONLY,
     }
 )
 _ATTEMPT_KEYS = frozenset({"samples", "sample_temperature"})

@@ -15,19 +15,19 @@ registry imports the module of a built-in kind (``BUILTIN``) when that kind is a
 built-in module when the whole list is read, and the entry points of the group
 ``memento_lab.suites`` (how another package adds kinds: ``my-kind = "my_pkg.suites:my_kind"``, a
 decorated factory or a plain one) when a name is not built in or the list is read. A notebook
-registers its own kinds with the same decorator; re-running the cell replaces the kind.
+registers its own kinds with the same decorator; re-running the cell replaces the kind. The machinery
+is the one registry pattern of ``memento_lab.registry``, shared with the memory methods.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
+
+from memento_lab.registry import Registry, normal
 
 if TYPE_CHECKING:
     from memento_lab.tasks.base import Suite
@@ -128,53 +128,56 @@ class SuiteKind:
         return self.factory(spec, n=n, seed=seed)
 
 
-class _Registry:
+class _Registry(Registry[SuiteKind]):
     """The kinds known in this process (one instance: ``_REGISTRY``)."""
 
     def __init__(self) -> None:
-        self.kinds: dict[str, SuiteKind] = {}
-        self.broken: dict[str, str] = {}  # entry point -> why it failed to load (raised when asked for)
-        self.entry_points_loaded = False
-        self.lock = threading.RLock()
+        super().__init__(
+            "suite kind",
+            spec_type=SuiteKind,
+            group=ENTRY_POINTS,
+            mark="__suite_kinds__",
+            broken_error=ImportError,
+        )
 
-    def add(self, kind: SuiteKind) -> None:
-        with self.lock:
-            old = self.kinds.get(kind.name)
-            if old is not None and old.origin != kind.origin:
-                raise ValueError(f"suite kind {kind.name!r} is already registered by {old.origin}")
-            self.kinds[kind.name] = kind
+    def modules(self, name: str | None) -> list[str]:
+        if name is None:
+            return list(dict.fromkeys(BUILTIN.values()))
+        return [BUILTIN[name]] if name in BUILTIN else []
 
-    def load_builtin(self, name: str) -> None:
-        """Import the module that declares a built-in kind; its kinds are taken from the factories it
-        holds (marked by ``@suite``), so they are found even if it was imported before this registry."""
-        module = BUILTIN.get(name)
-        if module is None or name in self.kinds:
-            return
-        for obj in list(vars(importlib.import_module(module)).values()):
-            kind = getattr(obj, "__suite_kind__", None)
-            if isinstance(kind, SuiteKind) and kind.name not in self.kinds:
-                self.add(kind)
+    def entry_point_spec(self, name: str, obj: Any, value: str) -> SuiteKind:
+        return _kind(name, obj, summary=f"from {value}")
 
-    def load_entry_points(self) -> None:
-        """Register the kinds other packages declare (group ``memento_lab.suites``), once."""
-        with self.lock:
-            if self.entry_points_loaded:
-                return
-            self.entry_points_loaded = True
-            for ep in entry_points(group=ENTRY_POINTS):
-                name = ep.name.strip().lower()
-                try:
-                    factory = ep.load()  # a decorated factory registers itself here
-                except Exception as e:  # one broken package must not hide every other kind
-                    self.broken[name] = (
-                        f"suite entry point {ep.name} = {ep.value!r} failed to load: {type(e).__name__}: {e}"
-                    )
-                    continue
-                if name not in self.kinds:
-                    suite(name, summary=f"from {ep.value}")(factory)
+    def unknown(self, name: str) -> str:
+        return f"unknown suite kind {name!r}; valid forms: " + "; ".join(spec_forms())
+
+    def all(self) -> list[SuiteKind]:
+        """Every kind, built-in ones first (in ``BUILTIN`` order), then the rest by name."""
+        order = {name: i for i, name in enumerate(BUILTIN)}
+        return sorted(super().all(), key=lambda k: (order.get(k.name, len(order)), k.name))
 
 
 _REGISTRY = _Registry()
+
+
+def _kind(
+    name: str,
+    factory: SuiteFactory,
+    *,
+    forms: tuple[str, ...] = (),
+    summary: str = "",
+    variants: tuple[str, ...] = (),
+    options: tuple[str, ...] = (),
+) -> SuiteKind:
+    return SuiteKind(
+        name=normal(name),
+        factory=factory,
+        forms=tuple(forms) or (f"{name}:ARG",),
+        summary=summary or (inspect.getdoc(factory) or "").split("\n")[0],
+        variants=tuple(variants),
+        origin=f"{factory.__module__}:{factory.__qualname__}",
+        options=tuple(options),
+    )
 
 
 def suite(
@@ -192,18 +195,8 @@ def suite(
     ``options`` the ``?NAME=VALUE`` options (``spec.option``)."""
 
     def register(factory: SuiteFactory) -> SuiteFactory:
-        kind = SuiteKind(
-            name=name.strip().lower(),
-            factory=factory,
-            forms=tuple(forms) or (f"{name}:ARG",),
-            summary=summary or (inspect.getdoc(factory) or "").split("\n")[0],
-            variants=tuple(variants),
-            origin=f"{factory.__module__}:{factory.__qualname__}",
-            options=tuple(options),
-        )
-        _REGISTRY.add(kind)
-        factory.__suite_kind__ = kind  # type: ignore[attr-defined]  # how the registry finds it again
-        return factory
+        kind = _kind(name, factory, forms=forms, summary=summary, variants=variants, options=options)
+        return _REGISTRY.declare(factory, kind)
 
     return register
 
@@ -211,30 +204,17 @@ def suite(
 def suite_kind(name: str) -> SuiteKind:
     """The kind called ``name`` (built in, registered, or from an entry point); an unknown name
     raises a ValueError listing the valid forms."""
-    name = name.strip().lower()
-    _REGISTRY.load_builtin(name)
-    if name not in _REGISTRY.kinds:
-        _REGISTRY.load_entry_points()
-    if name in _REGISTRY.broken and name not in _REGISTRY.kinds:
-        raise ImportError(_REGISTRY.broken[name])
-    if name not in _REGISTRY.kinds:
-        raise ValueError(f"unknown suite kind {name!r}; valid forms: " + "; ".join(spec_forms()))
-    return _REGISTRY.kinds[name]
+    return _REGISTRY.get(normal(name))
 
 
 def suite_kinds() -> list[SuiteKind]:
     """Every kind, built-in ones first (in ``BUILTIN`` order), then the rest by name."""
-    for name in BUILTIN:
-        _REGISTRY.load_builtin(name)
-    _REGISTRY.load_entry_points()
-    order = {name: i for i, name in enumerate(BUILTIN)}
-    return sorted(_REGISTRY.kinds.values(), key=lambda k: (order.get(k.name, len(order)), k.name))
+    return _REGISTRY.all()
 
 
 def kind_names() -> list[str]:
     """Every kind's name, importing no suite: built-in, registered here, and named by entry points."""
-    named = [ep.name.strip().lower() for ep in entry_points(group=ENTRY_POINTS)]
-    return list(dict.fromkeys([*BUILTIN, *_REGISTRY.kinds, *named]))
+    return list(dict.fromkeys([*BUILTIN, *_REGISTRY.specs, *_REGISTRY.entry_point_names()]))
 
 
 def spec_help() -> str:

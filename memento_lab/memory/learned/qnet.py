@@ -238,30 +238,26 @@ class RetrieverModule(L.LightningModule):
         logits = self(self._vectors(q), self._vectors(c))
         return soft_ce(logits, y.float(), self.get_buffer("class_weight")), q_value(logits), y, g
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        loss, _, y, _ = self._step(batch)
+    def _log_loss(self, name: str, loss: torch.Tensor, batch_size: int) -> None:
+        """An epoch's mean loss, on the progress bar, averaged over processes under DDP."""
         self.log(
-            "train_loss",
+            name,
             loss,
             on_step=False,
             on_epoch=True,
             prog_bar=True,
-            batch_size=len(y),
+            batch_size=batch_size,
             sync_dist=self._ddp,
         )
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss, _, y, _ = self._step(batch)
+        self._log_loss("train_loss", loss, len(y))
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         loss, prob, y, g = self._step(batch)
-        self.log(
-            "val_loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(y),
-            sync_dist=self._ddp,
-        )
+        self._log_loss("val_loss", loss, len(y))
         self._val_out.append((prob.detach(), y.detach().float(), g.detach(), loss.detach()))
 
     def on_validation_epoch_end(self) -> None:

@@ -12,19 +12,18 @@ A method is a ``MemoryMethod`` class (or a factory ``(setup) -> MemoryMethod``) 
 imports them (so a new built-in method is one new module here, and nothing else changes); other
 packages add methods through the entry points of the group ``memento_lab.memory_methods``
 (``my-method = "my_pkg.memory:MyMethod"``); a notebook declares one with the decorator (re-running
-the cell replaces it).
+the cell replaces it). The machinery is the one registry pattern of ``memento_lab.registry``, shared
+with the suite kinds.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from memento_lab.registry import Registry, normal, package_modules
 
 if TYPE_CHECKING:
     from memento_lab.memory.methods.base import MemoryMethod
@@ -51,74 +50,37 @@ class MethodSpec:
         return self.factory(setup)
 
 
-class _Registry:
+class _Registry(Registry[MethodSpec]):
+    """The methods known in this process (one instance: ``_REGISTRY``)."""
+
     def __init__(self) -> None:
-        self.specs: dict[str, MethodSpec] = {}
-        self.broken: dict[str, str] = {}
-        self.builtins_loaded = False
-        self.entry_points_loaded = False
-        self.lock = threading.RLock()
+        super().__init__("memory method", spec_type=MethodSpec, group=ENTRY_POINTS, mark="__memory_methods__")
 
-    def add(self, spec: MethodSpec) -> None:
-        with self.lock:
-            old = self.specs.get(spec.name)
-            if old is not None and old.origin != spec.origin and not _from_main(spec.origin):
-                raise ValueError(f"memory method {spec.name!r} is already registered by {old.origin}")
-            self.specs[spec.name] = spec
+    def modules(self, name: str | None) -> list[str]:
+        return package_modules(PACKAGE, skip=NOT_METHODS)  # which one declares a name is not known
 
-    def load_builtins(self) -> None:
-        with self.lock:
-            if self.builtins_loaded:
-                return
-            self.builtins_loaded = True
-            package = importlib.import_module(PACKAGE)
-            for info in pkgutil.iter_modules(package.__path__):
-                if info.name in NOT_METHODS or info.name.startswith("_"):
-                    continue
-                module = importlib.import_module(f"{PACKAGE}.{info.name}")
-                for obj in list(vars(module).values()):  # found on their mark, whatever was imported first
-                    for spec in getattr(obj, "__memory_methods__", ()):
-                        if spec.name not in self.specs:
-                            self.add(spec)
+    def entry_point_spec(self, name: str, obj: Any, value: str) -> MethodSpec:
+        return _spec(name, obj, summary=f"from {value}")
 
-    def load_entry_points(self) -> None:
-        with self.lock:
-            if self.entry_points_loaded:
-                return
-            self.entry_points_loaded = True
-            for ep in entry_points(group=ENTRY_POINTS):
-                name = ep.name.strip().lower()
-                try:
-                    factory = ep.load()
-                except Exception as e:  # one broken package must not hide every other method
-                    self.broken[name] = f"memory method entry point {ep.name} = {ep.value!r} failed: {e}"
-                    continue
-                if name not in self.specs:
-                    memory_method(name, summary=f"from {ep.value}")(factory)
-
-    def get(self, name: str) -> MethodSpec:
-        key = name.strip().lower()
-        if key not in self.specs:
-            self.load_builtins()
-        if key not in self.specs:
-            self.load_entry_points()
-        if key in self.specs:
-            return self.specs[key]
-        if key in self.broken:
-            raise ValueError(self.broken[key])
-        raise ValueError(f"unknown memory method {name!r}; choose one of {', '.join(self.names())}")
-
-    def names(self) -> list[str]:
-        self.load_builtins()
-        self.load_entry_points()
-        return sorted(self.specs, key=lambda n: self.specs[n].keeps != "cases")  # stable: declared order
+    def all(self) -> list[MethodSpec]:
+        """The case memories first, then the others in the order declared."""
+        return sorted(super().all(), key=lambda s: s.keeps != "cases")
 
 
 _REGISTRY = _Registry()
 
 
-def _from_main(origin: str) -> bool:
-    return origin.startswith(("__main__:", "__mp_main__:"))  # a notebook cell re-run
+def _spec(name: str, target: Any, *, summary: str = "", keeps: str = "") -> MethodSpec:
+    key = normal(name)
+    if inspect.isclass(target):
+        target.name = key  # type: ignore[attr-defined]  # the class knows the name it is registered under
+    return MethodSpec(
+        name=key,
+        factory=target,
+        summary=summary or (inspect.getdoc(target) or "").split("\n")[0],
+        keeps=keeps,
+        origin=f"{target.__module__}:{getattr(target, '__qualname__', key)}",
+    )
 
 
 def memory_method(name: str, *, summary: str = "", keeps: str = "") -> Callable[[F], F]:
@@ -126,29 +88,14 @@ def memory_method(name: str, *, summary: str = "", keeps: str = "") -> Callable[
     factory ``(setup) -> MemoryMethod``. ``summary``: one line (default: the docstring's first)."""
 
     def register(target: F) -> F:
-        key = name.strip().lower()
-        if inspect.isclass(target):
-            target.name = key  # type: ignore[attr-defined]
-        spec = MethodSpec(
-            name=key,
-            factory=target,  # type: ignore[arg-type]
-            summary=summary or (inspect.getdoc(target) or "").split("\n")[0],
-            keeps=keeps,
-            origin=f"{target.__module__}:{getattr(target, '__qualname__', key)}",
-        )
-        _REGISTRY.add(spec)
-        marks = [s for s in getattr(target, "__memory_methods__", ()) if s.name != key]
-        target.__memory_methods__ = (*marks, spec)  # type: ignore[attr-defined]
-        return target
+        return _REGISTRY.declare(target, _spec(name, target, summary=summary, keeps=keeps))
 
     return register
 
 
 def forget_method(name: str) -> None:
     """Unregister ``name`` (a notebook's or a test's own method); a built-in comes back when asked for."""
-    with _REGISTRY.lock:
-        _REGISTRY.specs.pop(name.strip().lower(), None)
-        _REGISTRY.builtins_loaded = False
+    _REGISTRY.forget(name)
 
 
 def method_spec(name: str) -> MethodSpec:
@@ -157,7 +104,7 @@ def method_spec(name: str) -> MethodSpec:
 
 def method_names() -> list[str]:
     """Every registered method: the case memories first, then the others in the order declared."""
-    return _REGISTRY.names()
+    return [spec.name for spec in _REGISTRY.all()]
 
 
 def make_method(name: str, setup: MethodSetup | None = None) -> MemoryMethod:
