@@ -32,6 +32,11 @@ def _ci(lo: float, hi: float) -> str:
     return f"[{lo:+.2f}, {hi:+.2f}]"
 
 
+def _arm(label: str) -> str:
+    """An arm's label without its agent profile (the line names it once): ``memory=none`` -> ``none``."""
+    return " ".join(w for w in label.split() if not w.startswith("agent=")).removeprefix("memory=")
+
+
 def last_comparisons(rep: Report) -> list[Comparison]:
     """Each arm against ``memory=none`` at the last iteration of the scored split (test under the
     transfer protocol, else the stream)."""
@@ -73,26 +78,28 @@ def controls_line(folder: Path) -> str:
 
 
 def curve_line(rep: Report | None) -> str:
-    """The curve's last iteration: each arm's accuracy and its paired difference to no memory."""
+    """The curve's last iteration: each arm's accuracy and its paired difference to no memory, and the
+    widest 95% CI of any point (the lesson sizes the curve so that it is ±0.15 or tighter)."""
     if rep is None:
         return "curve: not run"
     suites = sorted({str(a.config.get("suite")) for a in rep.arms})
+    profiles = sorted({str(a.config.get("agent")) for a in rep.arms})
     last = max(p.iteration for p in rep.curves)
     points = [p for p in rep.curves if p.iteration == last and p.split in ("stream", "test")]
     arms = ", ".join(
-        f"{p.label.removeprefix('memory=')} {p.accuracy:.2f} [{p.ci_low:.2f}, {p.ci_high:.2f}]"
+        f"{_arm(p.label)} {p.accuracy:.2f} [{p.ci_low:.2f}, {p.ci_high:.2f}]"
         for p in sorted(points, key=lambda p: p.label)
     )
     diffs = "; ".join(
-        f"{c.a_label.removeprefix('memory=')} - none {c.diff:+.2f} {_ci(c.ci_low, c.ci_high)}"
-        for c in last_comparisons(rep)
+        f"{_arm(c.a_label)} - none {c.diff:+.2f} {_ci(c.ci_low, c.ci_high)}" for c in last_comparisons(rep)
     )
     tasks = max((p.tasks for p in points), default=0)
+    widest = max(((p.ci_high - p.ci_low) / 2 for p in rep.curves), default=0.0)
     baseline = ", ".join(f"{v:.2f}" for v in rep.trivial_baseline.values()) or "n/a"
     return (
-        f"curve ({', '.join(suites)}, {tasks} tasks, iteration {last}): {arms}"
+        f"curve ({', '.join(suites)}, {', '.join(profiles)}, {tasks} tasks, iteration {last}): {arms}"
         + (f"; {diffs}" if diffs else "")
-        + f"; trivial baseline {baseline}"
+        + f"; trivial baseline {baseline}; widest 95% CI ±{widest:.2f}"
     )
 
 
@@ -105,7 +112,7 @@ def cost_line(rep: Report | None, seconds: Mapping[str, float] | None = None) ->
         parts.append(f"{total / 60:.1f} min on this machine ({each})")
     if rep is not None:
         per_arm = ", ".join(
-            f"{c.label.removeprefix('memory=')} {c.prompt_tokens:.0f} (memory block {c.memory_tokens:.0f})"
+            f"{_arm(c.label)} {c.prompt_tokens:.0f} (memory block {c.memory_tokens:.0f})"
             for c in sorted(rep.costs, key=lambda c: c.label)
         )
         parts.append(f"prompt tokens per curve episode: {per_arm}")
