@@ -154,6 +154,49 @@ def test_full_runs_the_whole_program(tmp_path: Path) -> None:
     assert "K sweep: skipped (k_sweep=''" in lesson and "budget lab: skipped (bank_policies=''" in lesson
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_make_demo_runs_the_lesson_or_with_full_every_notebook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], full: bool
+) -> None:
+    """`make demo [FULL=1]` -> `memento-lab demo [--full]` -> the runner: which notebooks run with
+    which parameters, then the timings and the three-line summary (here of a folder without runs)."""
+    import subprocess
+
+    from memento_lab import notebook_runner
+    from memento_lab.cli import main
+
+    dry = (
+        subprocess.run(
+            ["make", "-n", "demo", *(["FULL=1"] if full else [])],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert dry.split()[0].endswith("memento-lab") and dry.split()[1:] == [
+        "demo",
+        *(["--full"] if full else []),
+    ]
+    ran: dict[str, dict[str, Any]] = {}
+    monkeypatch.setattr(
+        notebook_runner, "execute", lambda name, folder, params, **_: ran.setdefault(name, params)
+    )
+    assert main(["demo", "--out", str(tmp_path), *(["--full"] if full else [])]) == 0
+    assert list(ran) == (SOURCES if full else list(LESSON))
+    assert [n for n, p in ran.items() if p.get("full")] == (
+        ["03_agent_run", "04_learning_curves"] if full else []
+    )
+    (folder,) = tmp_path.glob("demo-*")
+    printed = capsys.readouterr().out
+    summary = (folder / "summary.txt").read_text()
+    assert summary.splitlines()[0] == "controls, memory - none, paired: positive not run; negative not run"
+    assert summary in printed and f"results: {folder}" in printed
+    assert (folder / "timings.txt").read_text().splitlines()[-1].startswith("total\t")
+
+
 def test_notebook_names() -> None:
     assert notebook_names("01, 04_learning_curves") == ["01_build_case_bank", "04_learning_curves"]
     with pytest.raises(ValueError, match="no notebook '09'.*available: 01_build_case_bank"):
