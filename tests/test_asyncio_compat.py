@@ -74,7 +74,8 @@ def test_agent_run_inside_a_running_loop(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.strip().splitlines()[-1] == "('forty-two', 'inner', 1)"
-        assert len(fake.requests) == 2  # the planner answered at once, in the episode and in the run
+        # the model's direct answer, then the planner keeping it at once: in the episode and in the run
+        assert len(fake.requests) == 4
 
 
 @pytest.mark.slow

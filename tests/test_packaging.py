@@ -204,7 +204,9 @@ def test_the_core_imports_without_any_extra_and_a_missing_extra_names_itself(tmp
     assert "pip install 'memento-lab[datasets]'" in said["datasets"]
 
 
-def test_notebooks_copy_writes_sources_and_output_free_notebooks_and_keeps_existing_files(tmp_path) -> None:
+def test_notebooks_copy_writes_sources_and_output_free_notebooks_and_keeps_existing_files(
+    tmp_path, capsys
+) -> None:
     from memento_lab.cli import main
     from memento_lab.notebook_files import notebook_names
 
@@ -218,8 +220,8 @@ def test_notebooks_copy_writes_sources_and_output_free_notebooks_and_keeps_exist
     assert first["cells"] and not any(c.get("outputs") for c in first["cells"])
     assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in first["cells"])
     (tmp_path / "nb" / f"{names[0]}.py").write_text("# my edits\n")
-    with pytest.raises(FileExistsError, match="--force replaces them"):
-        main(["notebooks", "copy", str(tmp_path / "nb")])
+    assert main(["notebooks", "copy", str(tmp_path / "nb")]) == 1  # one clear line, nothing overwritten
+    assert "--force replaces them" in capsys.readouterr().err
     assert (tmp_path / "nb" / f"{names[0]}.py").read_text() == "# my edits\n"  # nothing was overwritten
     assert main(["notebooks", "copy", str(tmp_path / "nb"), "--force"]) == 0
     assert (tmp_path / "nb" / f"{names[0]}.py").read_text() == (

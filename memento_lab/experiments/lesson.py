@@ -28,13 +28,13 @@ class LessonSummary(BaseModel):
         return [self.controls, self.curve, self.cost]
 
 
+def _short(label: str) -> str:
+    """An arm's label without its profile (the lesson's arms share one) and the ``memory=`` key."""
+    return " ".join(w for w in label.split() if not w.startswith("agent=")).removeprefix("memory=")
+
+
 def _ci(lo: float, hi: float) -> str:
     return f"[{lo:+.2f}, {hi:+.2f}]"
-
-
-def _arm(label: str) -> str:
-    """An arm's label without its agent profile (the line names it once): ``memory=none`` -> ``none``."""
-    return " ".join(w for w in label.split() if not w.startswith("agent=")).removeprefix("memory=")
 
 
 def last_comparisons(rep: Report) -> list[Comparison]:
@@ -87,11 +87,11 @@ def curve_line(rep: Report | None) -> str:
     last = max(p.iteration for p in rep.curves)
     points = [p for p in rep.curves if p.iteration == last and p.split in ("stream", "test")]
     arms = ", ".join(
-        f"{_arm(p.label)} {p.accuracy:.2f} [{p.ci_low:.2f}, {p.ci_high:.2f}]"
+        f"{_short(p.label)} {p.accuracy:.2f} [{p.ci_low:.2f}, {p.ci_high:.2f}]"
         for p in sorted(points, key=lambda p: p.label)
     )
     diffs = "; ".join(
-        f"{_arm(c.a_label)} - none {c.diff:+.2f} {_ci(c.ci_low, c.ci_high)}" for c in last_comparisons(rep)
+        f"{_short(c.a_label)} - none {c.diff:+.2f} {_ci(c.ci_low, c.ci_high)}" for c in last_comparisons(rep)
     )
     tasks = max((p.tasks for p in points), default=0)
     widest = max(((p.ci_high - p.ci_low) / 2 for p in rep.curves), default=0.0)
@@ -112,7 +112,7 @@ def cost_line(rep: Report | None, seconds: Mapping[str, float] | None = None) ->
         parts.append(f"{total / 60:.1f} min on this machine ({each})")
     if rep is not None:
         per_arm = ", ".join(
-            f"{_arm(c.label)} {c.prompt_tokens:.0f} (memory block {c.memory_tokens:.0f})"
+            f"{_short(c.label)} {c.prompt_tokens:.0f} (memory block {c.memory_tokens:.0f})"
             for c in sorted(rep.costs, key=lambda c: c.label)
         )
         parts.append(f"prompt tokens per curve episode: {per_arm}")

@@ -1,9 +1,11 @@
 """Question/answer suites: the suite judged by string judges or the LLM (``QASuite``; your own tables
-build on it in ``table_suite``) and the DeepResearcher questions of the Memento seed data. Cheap judges first; the LLM judge only where
+build on it in ``table_suite``, which also reads ``jsonl`` lines) and the DeepResearcher questions of the Memento seed data. Cheap judges first; the LLM judge only where
 exact match cannot settle it (see ``judges.cheap_first``)."""
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,19 @@ from memento_lab.tasks.judges import cheap_first
 from memento_lab.trace import JudgeVerdict, LLMCall
 
 ANSWER_SPLIT = "<|answer_split|>"
+
+
+def __getattr__(name: str) -> Any:
+    """``load_jsonl_tasks`` moved to ``table_suite`` (a JSONL file is a table); it is still found here,
+    with a DeprecationWarning, until the next release."""
+    if name != "load_jsonl_tasks":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        "load_jsonl_tasks moved to memento_lab.tasks.table_suite (this path goes in the next release)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return importlib.import_module("memento_lab.tasks.table_suite").load_jsonl_tasks
 
 
 class QASuite(Suite):
@@ -43,14 +58,6 @@ class QASuite(Suite):
             audit=bool(ctx and ctx.llm_judge),
             calls=calls,
         )
-
-
-def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
-    """``{"id"?, "question", "answer", "family"?, "file"?/"files"?, "answer_kind"?, "entry_point"?}``
-    lines as tasks (the ``jsonl`` kind: a table read with the default mapping, ``table_suite``)."""
-    from memento_lab.tasks.table_suite import TableMapping, load_table_tasks
-
-    return load_table_tasks(str(path), TableMapping(format="jsonl"), suite=suite)
 
 
 def task_files(obj: dict[str, Any], path: Path, line: int) -> list[str]:

@@ -237,6 +237,12 @@ def _files(table: Table, where: int, row: dict[str, Any], columns: dict[str, str
     return out
 
 
+def load_jsonl_tasks(path: str | Path, *, suite: str = "jsonl") -> list[Task]:
+    """``{"id"?, "question", "answer", "family"?, "file"?/"files"?, "answer_kind"?, "entry_point"?}``
+    lines as tasks (the ``jsonl`` kind: a table read with the default mapping)."""
+    return load_table_tasks(str(path), TableMapping(format="jsonl"), suite=suite)
+
+
 class TableSuite(QASuite):
     """Tasks from a table; reward = the chosen string judge, the LLM judge, or your own function."""
 

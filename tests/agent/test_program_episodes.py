@@ -21,8 +21,8 @@ from memento_lab.tasks.answers import (
     parse_examples_report,
     visible_examples,
 )
-from memento_lab.tasks.qa import load_jsonl_tasks
 from memento_lab.tasks.suites import Task, load_suite
+from memento_lab.tasks.table_suite import load_jsonl_tasks
 
 WRONG = "```python\ndef truncate_number(number: float) -> float:\n    return number\n```"
 RIGHT = "Here it is:\n```python\ndef truncate_number(number: float) -> float:\n    return number % 1.0\n```"

@@ -307,10 +307,12 @@ def test_memory_costs_one_point_per_arm_in_each_panel() -> None:
     costs = [
         Cost(arm="a", label="memory_tokens=150", split="stream", episodes=4, accuracy=0.5, seconds=1.0,
              prompt_tokens=200, completion_tokens=10, memory_tokens=120, cache_share=0.5, bank_size=3.0,
-             reward_per_1k_prompt_tokens=2.5, ci_low=1.0, ci_high=4.0, reward_per_stored_case=0.5),
+             reward_per_1k_prompt_tokens=2.5, ci_low=1.0, ci_high=4.0, reward_per_stored_case=0.5,
+             tokens_per_episode=210, total_prompt_tokens=800, total_completion_tokens=40),
         Cost(arm="b", label="memory_tokens=600", split="stream", episodes=4, accuracy=0.75, seconds=2.0,
              prompt_tokens=500, completion_tokens=10, memory_tokens=400, cache_share=None, bank_size=None,
-             reward_per_1k_prompt_tokens=1.5, ci_low=0.5, ci_high=2.0, reward_per_stored_case=None),
+             reward_per_1k_prompt_tokens=1.5, ci_low=0.5, ci_high=2.0, reward_per_stored_case=None,
+             tokens_per_episode=510, total_prompt_tokens=2000, total_completion_tokens=40),
     ]  # fmt: skip
     fig = plots.memory_costs(costs)
     by_axis = {(t.name, t.xaxis): (t.x[0], t.y[0]) for t in fig.data}
