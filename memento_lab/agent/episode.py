@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memento_lab.agent.direct import NO_FINAL_LINE, answer_directly, final_answer_of
+from memento_lab.agent.direct import NO_FINAL_LINE, DirectProfile, answer_directly, final_answer_of
 from memento_lab.agent.plans import RESPOND_TOOL
 from memento_lab.agent.prompts import turn
 from memento_lab.tasks.base import Task
@@ -115,10 +115,16 @@ class Episode:
             self.direct = await self.answer_alone(memory_block)
         return None
 
+    @property
+    def start_profile(self) -> DirectProfile:
+        """The direct profile the loop starts from: words reason first (``direct``)."""
+        return "direct"
+
     async def answer_alone(self, memory_block: str) -> ExecStep:
-        """The direct profile's answer (the same request), as a step of cycle ``DIRECT_CYCLE``."""
+        """The start profile's answer (the same request), as a step of cycle ``DIRECT_CYCLE``."""
+        profile = self.start_profile
         cycle = await answer_directly(
-            self.llms, self, memory_block, "direct", max_tokens=self.direct_tokens("direct")
+            self.llms, self, memory_block, profile, max_tokens=self.direct_tokens(profile)
         )
         es = ExecStep(
             cycle=DIRECT_CYCLE,

@@ -11,8 +11,8 @@ visible example ends the episode (``accept_passing_program``); otherwise the pla
 code and status and names a step (``"step N"``) or writes its own, and a candidate passing strictly
 more examples wins.
 
-The loop starts from what the model answers alone (``start_from_direct``): the direct profile's
-program, checked on the visible examples, ends the episode when it passes them all (or when there is
+The loop starts from what the model answers alone (``start_from_direct``): the program of
+``program_start`` (``direct-instant`` by default: on code it scored higher than reasoning first), checked on the visible examples, ends the episode when it passes them all (or when there is
 nothing to check it with); otherwise it is the first executor attempt of the first step (the plan is a
 hint for fixing it), fix turns are sampled (a greedy fix repeats the mistake it was shown), and a
 program of the loop replaces it only when it passes strictly more examples: the loop answers no worse
@@ -33,6 +33,7 @@ from memento_lab.tasks import answers
 from memento_lab.trace import ExecStep, Message, PlanStep, ToolCall, clip_middle
 
 if TYPE_CHECKING:
+    from memento_lab.agent.direct import DirectProfile
     from memento_lab.agent.loop import Agent
     from memento_lab.agent.models.llm import ChatClient, ChatResult, LLMs
     from memento_lab.tasks.base import Task
@@ -133,6 +134,11 @@ class ProgramEpisode(Episode):
     def direct_tokens(self, profile: str) -> int:
         """A program at once, or with the reasoning before it."""
         return self.planner_tokens + (0 if profile == "direct-instant" else self.config.direct_max_tokens)
+
+    @property
+    def start_profile(self) -> DirectProfile:
+        """A program's first attempt: ``program_start`` (the program at once, by default)."""
+        return self.config.program_start
 
     async def start(self, memory_block: str) -> str | None:
         """The model's direct answer, checked on the visible examples (a step of cycle ``DIRECT_CYCLE``):

@@ -13,8 +13,9 @@ from tqdm.auto import tqdm
 
 from memento_lab.agent.session import CASSETTE_FILE, open_session
 from memento_lab.config import Settings
-from memento_lab.experiments.config import ExperimentConfig
+from memento_lab.experiments.config import CASE_ONLY, ExperimentConfig
 from memento_lab.experiments.run import run_experiment
+from memento_lab.memory.methods.registry import method_spec
 
 
 async def run_sweep(
@@ -91,8 +92,21 @@ def sweep_configs(
             "out": str(out / name),
             "run_id": None,
         }
-        configs.append(ExperimentConfig.model_validate({**base.model_dump(), **update}))
+        configs.append(ExperimentConfig.model_validate({**_base_for(base, m, swept=fields), **update}))
     return configs
+
+
+def _base_for(base: ExperimentConfig, memory: str, *, swept: Mapping[str, Any]) -> dict[str, Any]:
+    """The base's fields for one memory of the sweep: the case memories' own options (a checkpoint, a
+    bank policy, ...) stay with the case memories; another method gets their defaults (unless the
+    sweep itself varies one, which that method then refuses)."""
+    values = base.model_dump()
+    if method_spec(memory).keeps == "cases":
+        return values
+    fields = ExperimentConfig.model_fields
+    return values | {
+        name: fields[name].get_default(call_default_factory=True) for name in CASE_ONLY if name not in swept
+    }
 
 
 def _run_name(memory: str, k: int, seed: int, order: int) -> str:

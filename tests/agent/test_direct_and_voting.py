@@ -168,7 +168,7 @@ async def test_reports_label_every_arm_with_its_profile_and_state_its_tokens(tmp
             m["content"] for r in fake.requests for m in r["messages"] if m["content"].startswith("Past")
         ]
     # the direct prompt's memory: past cases with their outcome and the answer given
-    assert len(shown) == 3 and all("Case 1 (solved):" in m and "\nAnswer given: " in m for m in shown)
+    assert len(shown) == 3 and all("Case 1 (solved):" in m and "\nAnswer: " in m for m in shown)
     rep = build_report([runs])
     labels = {a.label for a in rep.arms}
     assert labels == {

@@ -176,13 +176,14 @@ async def test_the_loop_fixes_a_failing_program_and_answers_with_it(tmp_path, ac
 
 
 @pytest.mark.anyio
-async def test_the_loop_starts_from_the_direct_answer_and_samples_its_fixes(tmp_path) -> None:
+@pytest.mark.parametrize("start", ["direct-instant", "direct"])
+async def test_the_loop_starts_from_the_direct_answer_and_samples_its_fixes(tmp_path, start: str) -> None:
     """The loop's first attempt is the model's direct answer: the very request of the direct profile
-    (checked on the visible example: it fails), then the planner, then the executor starts from that
-    program with its failure and fixes it in a sampled turn; a direct answer that passes ends the
-    episode before the planner."""
+    named by ``program_start`` (the program at once by default; checked on the visible example: it
+    fails), then the planner, then the executor starts from that program with its failure and fixes it
+    in a sampled turn; a direct answer that passes ends the episode before the planner."""
     from memento_lab.agent.direct import direct_messages
-    from memento_lab.agent.loop import Agent
+    from memento_lab.agent.loop import Agent, AgentConfig
     from memento_lab.agent.models.llm import open_llms
     from memento_lab.agent.program import DIRECT_CYCLE
     from memento_lab.agent.tools.mcp_client import ToolBox
@@ -204,12 +205,15 @@ async def test_the_loop_starts_from_the_direct_answer_and_samples_its_fixes(tmp_
             open_llms(settings) as llms,
             ToolBox(["code"], workspace=tmp_path, settings=settings) as tools,
         ):
-            agent = Agent(llms, tools=tools, suite=suite, judge_ctx=JudgeContext(workspace=tmp_path))
+            config = AgentConfig(program_start=start)  # type: ignore[arg-type]
+            agent = Agent(
+                llms, tools=tools, suite=suite, judge_ctx=JudgeContext(workspace=tmp_path), config=config
+            )
             trace = await agent.arun(task, learn=False)
             first = len(fake.requests)
             passing = await agent.arun(task, learn=False)  # the direct answer (RIGHT) passes: no planner
         requests = list(fake.requests)
-    direct_request = direct_messages("direct", "program", "", task.question)
+    direct_request = direct_messages(start, "program", "", task.question)  # type: ignore[arg-type]
     assert requests[0]["messages"] == direct_request and "temperature" in requests[0]
     assert requests[0]["temperature"] == 0.0 and "seed" not in requests[0]
     assert [_schema_name(r) for r in requests[:first]] == [None, "reply", None]

@@ -198,3 +198,22 @@ def test_the_zoo_example_sweep_builds_every_method_with_its_own_options(tmp_path
     assert methods["awm"].options.samples_per_template == 1  # type: ignore[attr-defined]  # not expel's
     with pytest.raises(ValueError, match="memory 'similarity' takes no memory options"):
         open_run_memory(configs[1].model_copy(update={"memory_options": {"k": 2}}), tmp_path / "x")
+
+
+def test_a_sweep_keeps_the_case_options_with_the_case_memories(tmp_path) -> None:
+    """A base made for Memento's cases (a checkpoint, a bank policy) sweeps over every method: the case
+    memories keep those options, another method gets the defaults; a swept case option is refused there."""
+    from memento_lab.experiments.config import ExperimentConfig
+    from memento_lab.experiments.sweep import sweep_configs
+
+    base = ExperimentConfig(
+        suite="reasoning-gym:chain_sum", checkpoint="q.ckpt", bank_policy="one-per-task", out=str(tmp_path)
+    )
+    configs = {
+        c.memory: c for c in sweep_configs(base, memories=["parametric", "expel", "dc-cu"], orders=[0])
+    }
+    assert (configs["parametric"].checkpoint, configs["parametric"].bank_policy) == ("q.ckpt", "one-per-task")
+    for name in ("expel", "dc-cu"):
+        assert (configs[name].checkpoint, configs[name].bank_policy) == (None, "keep-all")
+    with pytest.raises(ValueError, match="bank_policy only apply to the case memories"):
+        sweep_configs(base, memories=["expel"], orders=[0], vary={"bank_policy": ["one-per-task"]})

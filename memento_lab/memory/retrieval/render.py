@@ -101,10 +101,12 @@ def _example(i: int, case: Case, *, good: bool, style: CaseStyle = "full", outco
     ):  # a program's worth is its code
         lines.append("Step results: " + " | ".join(_clip(r, 120) for r in case.trajectory.step_results))
     if case.answer:
-        said = "Answer given" if outcome else ("Answer" if good else "Wrong answer")
+        # "Wrong answer" says it: a 1.5B model shown "Answer given: C (failed)" repeated C 13 times in 14
+        # (positive control, docs/agent.md); shown "Wrong answer: C" under this header, 1 in 14
+        said = "Answer" if good else "Wrong answer"
         lines.append(f"{said}: {format_answer(case)}")
     elif outcome:
-        lines.append("Answer given: none")
+        lines.append("Answer: none")
     return "\n".join(lines) + "\n"
 
 

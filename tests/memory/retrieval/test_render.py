@@ -89,17 +89,17 @@ async def test_count_tokens_asks_the_servers_tokenizer_then_falls_back_to_an_est
 @pytest.mark.anyio
 async def test_the_direct_block_lists_past_cases_with_their_outcome_and_answer() -> None:
     """The direct profiles' block: past cases in retrieval order, each solved or failed (a partial
-    score shown), with the answer that was given; within a budget like the planner's block."""
+    score shown), with its answer (a failed one's as the wrong answer); within a budget like the planner's."""
     template = prompt_text("cases_outcomes.txt")
     hits = [hit(1, reward=0.0), hit(2), hit(3, reward=0.4)]
     block, tokens, shown = await render_memory(hits, template, style="qa", outcomes=True)
-    assert block.startswith("Past cases:") and "(solved: judged correct" in block
+    assert block.startswith("Past cases:") and "do not repeat a wrong answer" in block
     assert (
         block.index("Case 1 (failed):")
         < block.index("Case 2 (solved):")
         < block.index("Case 3 (failed, score 0.40):")
     )
-    assert "Answer given: 2\n" in block and "Answer given: 4\n" in block and "Wrong answer" not in block
+    assert "Wrong answer: 2\n" in block and "\nAnswer: 4\n" in block and block.endswith("Wrong answer: 6")
     assert "plan the current task" not in block and len(shown) == 3 and tokens == estimate_tokens(block)
     small, _, kept = await render_memory(hits, template, style="qa", outcomes=True, max_tokens=tokens - 1)
     assert len(kept) == 2 and "Case 3" not in small
