@@ -53,6 +53,10 @@ if full:  # the whole program: more tasks, longer episodes, one coding task
 if smoke:  # CI: the small model, two tasks, one plan cycle
     model, n_tasks, max_cycles, max_steps = "qwen2.5-coder-0.5b", min(n_tasks, 2), 1, 2
 cassette = cassette or default_cassette_mode("auto")
+print(
+    f"{n_tasks} {suite} tasks, {max_cycles} plan cycle(s) of up to {max_steps} steps, tools {tools or 'none'}, "
+    + (f"coding task humaneval:{coding_task}" if coding_task >= 0 else "no coding task (coding_task=-1)")
+)
 run = Path(out_dir) / "agent"
 run.mkdir(parents=True, exist_ok=True)
 tool_list = [t for t in tools.split(",") if t]

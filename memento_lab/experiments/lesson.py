@@ -78,10 +78,12 @@ def controls_line(folder: Path) -> str:
 
 
 def curve_line(rep: Report | None) -> str:
-    """The curve's last iteration: each arm's accuracy and its paired difference to no memory."""
+    """The curve's last iteration: each arm's accuracy and its paired difference to no memory, and the
+    widest 95% CI of any point (the lesson sizes the curve so that it is ±0.15 or tighter)."""
     if rep is None:
         return "curve: not run"
     suites = sorted({str(a.config.get("suite")) for a in rep.arms})
+    profiles = sorted({str(a.config.get("agent")) for a in rep.arms})
     last = max(p.iteration for p in rep.curves)
     points = [p for p in rep.curves if p.iteration == last and p.split in ("stream", "test")]
     arms = ", ".join(
@@ -92,11 +94,12 @@ def curve_line(rep: Report | None) -> str:
         f"{_short(c.a_label)} - none {c.diff:+.2f} {_ci(c.ci_low, c.ci_high)}" for c in last_comparisons(rep)
     )
     tasks = max((p.tasks for p in points), default=0)
+    widest = max(((p.ci_high - p.ci_low) / 2 for p in rep.curves), default=0.0)
     baseline = ", ".join(f"{v:.2f}" for v in rep.trivial_baseline.values()) or "n/a"
     return (
-        f"curve ({', '.join(suites)}, {tasks} tasks, iteration {last}): {arms}"
+        f"curve ({', '.join(suites)}, {', '.join(profiles)}, {tasks} tasks, iteration {last}): {arms}"
         + (f"; {diffs}" if diffs else "")
-        + f"; trivial baseline {baseline}"
+        + f"; trivial baseline {baseline}; widest 95% CI ±{widest:.2f}"
     )
 
 

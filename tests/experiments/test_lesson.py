@@ -13,7 +13,13 @@ from memento_lab.trace import JudgeVerdict, LLMCall, PlanCycle, Trace, Usage
 
 def run_folder(out: Path, suite: str, memory: str, rewards: list[list[float]], *, tokens: int = 100) -> None:
     """A finished run: ``rewards[iteration][task]``; each episode used ``tokens`` prompt tokens."""
-    cfg = ExperimentConfig(suite=suite, n=len(rewards[0]), memory=memory, iterations=len(rewards))  # type: ignore[arg-type]
+    cfg = ExperimentConfig(
+        suite=suite,
+        n=len(rewards[0]),
+        memory=memory,
+        iterations=len(rewards),
+        agent="direct-instant",  # arm labels name the profile: the summary names it once
+    )
     cfg = cfg.model_copy(update={"out": str(out), "run_id": f"{suite}-{memory}"})
     out.mkdir(parents=True)
     atomic_write_bytes(out / "config.json", cfg.model_dump_json().encode())
@@ -63,8 +69,9 @@ def test_summary_says_what_the_controls_and_the_curve_show(tmp_path: Path) -> No
         in s.controls
     )
     assert "negative +0.00 [+0.00, +0.00] (8 tasks, iteration 1): shows nothing" in s.controls
-    assert s.curve.startswith("curve (rg, 6 tasks, iteration 1): none 0.42 [")
-    assert "similarity - none +0.00 [+0.00, +0.00]" in s.curve
+    assert s.curve.startswith("curve (rg, direct-instant, 6 tasks, iteration 1): none 0.42 [0.17, 0.67], ")
+    assert "; similarity - none +0.00 [+0.00, +0.00]; " in s.curve
+    assert s.curve.endswith("; trivial baseline n/a; widest 95% CI ±0.25")  # [0.17, 0.67]: wider than ±0.15
     assert s.cost.startswith("cost: 6.0 min on this machine (01 20 s, 04 340 s)")
     assert "none 60 (memory block 0), similarity 160 (memory block 80)" in s.cost
 

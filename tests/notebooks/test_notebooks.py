@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +80,121 @@ def test_lesson_and_full_parameters(tmp_path: Path) -> None:
         assert "full" not in notebook_parameters(name, tmp_path, smoke=False, full=False)
     whole = notebook_parameters("01_build_case_bank", tmp_path, smoke=False, full=True)
     assert whole == {"out_dir": str(tmp_path), "smoke": False}  # nothing of 01 is cut: no full to pass
+
+
+# a cell that draws: a plotly figure shown, or a figure / widget / page from memento_lab.views displayed
+DRAWS = re.compile(
+    r"\.show\(\)|display\(\s*(plots\.|retrieval_plots\.|widgets\.|trace_viewer|traces_browser|browser\b|HTML\(trace_html)"
+)
+
+
+@pytest.mark.parametrize("name", LESSON)
+def test_each_figure_says_what_to_look_at(name: str) -> None:
+    """The lesson's notebooks say in one line above each figure what to look at."""
+    import jupytext
+
+    cells = jupytext.read(NOTEBOOK_DIR / f"{name}.py").cells
+    drawing = [i for i, c in enumerate(cells) if c.cell_type == "code" and DRAWS.search(c.source)]
+    assert drawing, f"{name}: no figure found (has the drawing code moved? update DRAWS)"
+    silent = [
+        cells[i].source.strip().splitlines()[0]
+        for i in drawing
+        if not (i and cells[i - 1].cell_type == "markdown" and "**Look at:**" in cells[i - 1].source)
+    ]
+    assert not silent, f"{name}: no '**Look at:**' line in the markdown cell above: {silent}"
+
+
+def resolved_program(name: str, tmp_path: Path, *, stop: str, **parameters: Any) -> str:
+    """Execute a notebook's cells up to the markdown heading ``stop`` (its parameters and the cell
+    that resolves them, no model) with papermill; the text they printed."""
+    import jupytext
+    import papermill
+
+    nb = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
+    cut = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith(stop))
+    nb.cells = nb.cells[:cut]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    src, out = tmp_path / f"{name}-head.ipynb", tmp_path / f"{name}-head-out.ipynb"
+    jupytext.write(nb, src, fmt="ipynb")
+    papermill.execute_notebook(
+        str(src),
+        str(out),
+        parameters={"out_dir": str(tmp_path), **parameters},
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    executed = nbformat.read(out, as_version=4)
+    return "".join(
+        o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+
+
+def test_full_runs_the_whole_program(tmp_path: Path) -> None:
+    """`make demo FULL=1`: the full=True that the runner passes resolves to the whole program in 03
+    and 04 (the lesson's cuts undone), and the lesson's own sizes without it."""
+    full = {
+        n: notebook_parameters(n, tmp_path, smoke=False, full=True)
+        for n in ("03_agent_run", "04_learning_curves")
+    }
+    printed = resolved_program("03_agent_run", tmp_path, stop="## Start the model", **full["03_agent_run"])
+    assert (
+        "4 reasoning-gym:spell_backward tasks, 2 plan cycle(s) of up to 3 steps, tools code,math, coding task humaneval:0"
+        in printed
+    )
+    printed = resolved_program("04_learning_curves", tmp_path, stop="## 1 ·", **full["04_learning_curves"])
+    assert "3 tasks x 2 iterations, planner-executor, memory ['none', 'similarity'], orders 0,1,2" in printed
+    assert (
+        "controls: 10 tasks x 3 iterations each" in printed and "skipped" not in printed
+    )  # K sweep, budget lab run
+    lesson = resolved_program(
+        "04_learning_curves", tmp_path, stop="## 1 ·", out_dir=str(tmp_path), smoke=False
+    )
+    assert "20 tasks x 2 iterations, direct-instant, memory ['none', 'similarity'], orders 0" in lesson
+    assert "K sweep: skipped (k_sweep=''" in lesson and "budget lab: skipped (bank_policies=''" in lesson
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_make_demo_runs_the_lesson_or_with_full_every_notebook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], full: bool
+) -> None:
+    """`make demo [FULL=1]` -> `memento-lab demo [--full]` -> the runner: which notebooks run with
+    which parameters, then the timings and the three-line summary (here of a folder without runs)."""
+    import subprocess
+
+    from memento_lab import notebook_runner
+    from memento_lab.cli import main
+
+    dry = (
+        subprocess.run(
+            ["make", "-n", "demo", *(["FULL=1"] if full else [])],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert dry.split()[0].endswith("memento-lab") and dry.split()[1:] == [
+        "demo",
+        *(["--full"] if full else []),
+    ]
+    ran: dict[str, dict[str, Any]] = {}
+    monkeypatch.setattr(
+        notebook_runner, "execute", lambda name, folder, params, **_: ran.setdefault(name, params)
+    )
+    assert main(["demo", "--out", str(tmp_path), *(["--full"] if full else [])]) == 0
+    assert list(ran) == (SOURCES if full else list(LESSON))
+    assert [n for n, p in ran.items() if p.get("full")] == (
+        ["03_agent_run", "04_learning_curves"] if full else []
+    )
+    (folder,) = tmp_path.glob("demo-*")
+    printed = capsys.readouterr().out
+    summary = (folder / "summary.txt").read_text()
+    assert summary.splitlines()[0] == "controls, memory - none, paired: positive not run; negative not run"
+    assert summary in printed and f"results: {folder}" in printed
+    assert (folder / "timings.txt").read_text().splitlines()[-1].startswith("total\t")
 
 
 def test_notebook_names() -> None:
@@ -174,6 +290,11 @@ def check_04(run: Path, nb: Any, html: str) -> None:
         controls = load_results([run / "controls" / kind])
         assert sorted(controls["memory"].unique().to_list()) == ["none", "similarity"]
         assert (controls["status"] == "ok").all()
+        configs = [json.loads(c.read_text()) for c in (run / "controls" / kind).glob("*/config.json")]
+        assert [c["agent"] for c in configs] == ["direct-instant"] * 2  # multiple choice: the letter at once
+    assert {json.loads(c.read_text())["agent"] for c in (run / "sweep").glob("*/config.json")} == {
+        "direct-instant"
+    }
     assert html.index("control:positive") < html.index("A real task")
     # offline, in a real browser: the controls and the real-task curve drawn with their CIs, in that order
     figures = plotly_figures(rendered_dom(run / "04_learning_curves.html"))
