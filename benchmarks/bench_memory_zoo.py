@@ -105,7 +105,7 @@ def table(rep: Report) -> list[str]:
             lo, hi = sorted((sign * c.ci_low, sign * c.ci_high))
             last[other] = c.model_copy(update={"diff": sign * c.diff, "ci_low": lo, "ci_high": hi})
     lines = [
-        f"{'arm':<34} {'acc':>5} {'95% CI':<14} {'last iter - none (measures)':<33} {'all iters - none':<24} "
+        f"{'arm':<40} {'acc':>5} {'95% CI':<14} {'last iter - none (measures)':<33} {'all iters - none':<24} "
         f"{'maint calls':>11} {'maint tok':>9} {'extra tok':>9} {'s/ep':>6}  verdict"
     ]
     for p in rep.prices:
@@ -114,7 +114,7 @@ def table(rep: Report) -> list[str]:
         whole = f"{p.vs_none.diff:+.2f} {_ci(p.vs_none.ci_low, p.vs_none.ci_high)}" if p.vs_none else "-"
         extra = "-" if p.extra_tokens is None else f"{p.extra_tokens:.0f}"
         lines.append(
-            f"{p.label:<34} {p.accuracy:5.2f} {_ci(p.ci_low, p.ci_high):<14} {at_last:<33} {whole:<24} "
+            f"{p.label:<40} {p.accuracy:5.2f} {f'[{p.ci_low:.2f}, {p.ci_high:.2f}]':<14} {at_last:<33} {whole:<24} "
             f"{p.maintenance_calls:11.2f} {p.maintenance_tokens:9.0f} {extra:>9} {p.seconds:6.1f}  {p.verdict}"
         )
     return lines
