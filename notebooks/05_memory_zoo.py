@@ -117,16 +117,18 @@ plots.learning_curves(df, by="memory", baselines=rep.trivial_baseline).show()
 # against Memento's cases (`similarity`); maintenance calls and tokens per episode (the memory's own
 # model calls, never counted as the agent's); read tokens (its block in the prompt); seconds per
 # episode (the write included); accuracy gained per 1M maintenance tokens and per 1M extra tokens;
-# and the votes of `none` that would spend the same extra tokens (`matched_samples`). With voting arms
-# in the folder, the closest one stands beside each memory with a verdict: a memory that costs more
-# than voting and gains less says so.
+# and the votes of `none` that would spend the same tokens (`matched_samples`). With voting arms in
+# the folder (`none` with `--samples`, the compute-matched baseline), the closest in extra tokens
+# stands beside each memory: memory minus voting paired over the tasks (`vs_voting`) and a verdict —
+# a memory that costs more than voting and gains less says so.
 
 # %%
 table = prices_frame(rep.prices)
 columns = [
     "label", "split", "accuracy", "ci_low", "ci_high", "vs_none", "vs_none_ci", "vs_cases", "vs_cases_ci",
     "maintenance_calls", "maintenance_tokens", "read_tokens", "extra_tokens", "seconds",
-    "gain_per_1m_maintenance", "gain_per_1m_extra", "matched_samples", "voting", "verdict",
+    "gain_per_1m_maintenance", "gain_per_1m_extra", "matched_samples", "voting", "vs_voting",
+    "vs_voting_ci", "verdict",
 ]  # fmt: skip
 display(table.select([c for c in columns if c in table.columns]))
 price_figure(rep.prices, split="stream").show()

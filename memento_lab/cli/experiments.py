@@ -356,17 +356,6 @@ def format_report(rep: Any) -> str:
                 f"({c.prompt_tokens:,.0f} prompt + {c.completion_tokens:,.0f} completion); total "
                 f"{c.total_prompt_tokens:,} + {c.total_completion_tokens:,}; {c.seconds:.1f} s per episode"
             )
-    for m in rep.token_matched:
-        vote = (
-            f"; voting {m.voting_label} ({m.voting_tokens_per_episode:,.0f} tokens): acc {m.voting_accuracy:.3f}"
-            if m.voting_label
-            else ""
-        )
-        paired = f", memory - voting {m.diff:+.3f} {_ci(m.ci_low, m.ci_high)}" if m.diff is not None else ""
-        lines.append(
-            f"compute-matched {m.label} [{m.split}]: {m.tokens_per_episode:,.0f} tokens = "
-            f"{m.samples_for_same_tokens:.1f}x its base {m.base_label}{vote}{paired}"
-        )
     lines.append("errors per run (attempts by status; failures are never scored and are retried on resume):")
     for e in rep.errors:
         statuses = ", ".join(f"{k} {v}" for k, v in e.by_status.items())
@@ -388,24 +377,31 @@ def _paired(d: Any) -> str:
 
 
 def price_lines(prices: list[Any]) -> list[str]:
-    """What each memory cost (per episode, over the whole split), beside none with voting."""
+    """What each memory cost (per episode, over the whole split), beside its base voting as much."""
     if not prices:
         return []
     lines = [
-        "memory prices (per episode, all iterations; paired diff with 95% CI; tokens: maintenance = the "
-        "memory's own calls, read = its block, extra = beyond none):"
+        "memory prices and the compute-matched baseline (per episode, all iterations; paired diff with 95% "
+        "CI; none = the arm's base: memory none, one attempt, every other key equal; tokens: maintenance = "
+        "the memory's own calls, read = its block, extra = beyond none; votes = attempts of none that "
+        "would spend as much):"
     ]
     for p in prices:
         gain = "n/a" if p.gain_per_1m_extra is None else f"{p.gain_per_1m_extra:+.2f}"
+        votes = "" if p.matched_samples is None else f" = {p.matched_samples:.1f} votes"
         lines.append(
             f"  {p.label} [{p.split}] acc {p.accuracy:.3f} {_ci(p.ci_low, p.ci_high)}; vs none "
             f"{_paired(p.vs_none)}; vs cases {_paired(p.vs_cases)}; maintenance {p.maintenance_calls:.2f} "
             f"calls {p.maintenance_tokens:.0f} tok; read {p.read_tokens:.0f} tok; extra "
-            f"{'n/a' if p.extra_tokens is None else f'{p.extra_tokens:.0f}'} tok; {p.seconds:.1f} s; "
+            f"{'n/a' if p.extra_tokens is None else f'{p.extra_tokens:.0f}'} tok{votes}; {p.seconds:.1f} s; "
             f"acc per 1M extra tok {gain}"
         )
         if p.verdict:
-            voting = f" (beside {p.voting}: {_paired(p.voting_vs_none)})" if p.voting else ""
+            voting = (
+                f" (beside {p.voting}: {_paired(p.voting_vs_none)} vs none; memory - voting {_paired(p.vs_voting)})"
+                if p.voting
+                else ""
+            )
             lines.append(f"    {p.verdict}{voting}")
     return lines
 

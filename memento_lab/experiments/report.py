@@ -31,7 +31,6 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from memento_lab.experiments import stats
-from memento_lab.experiments.matched import TokenMatch, token_matched
 from memento_lab.experiments.pricing import MemoryPrice, memory_prices
 from memento_lab.experiments.results import TASK, load_results, run_configs, task_ids, task_matrix
 from memento_lab.tasks.judges import judge_agreement
@@ -166,10 +165,9 @@ class Report(BaseModel):
     cumulative: list[Cumulative] = Field(default_factory=list)
     errors: list[RunErrors] = Field(default_factory=list)
     costs: list[Cost] = Field(default_factory=list)
-    token_matched: list[TokenMatch] = Field(default_factory=list)  # memory arms against voting (matched.py)
     trivial_baseline: dict[str, float] = Field(default_factory=dict)  # family -> best constant answer
     judges: dict[str, Any] = Field(default_factory=dict)  # agreement of the judges on the scored episodes
-    prices: list[MemoryPrice] = Field(default_factory=list)  # what each memory cost, beside voting
+    prices: list[MemoryPrice] = Field(default_factory=list)  # what each arm cost, beside voting (pricing.py)
 
 
 def _points(scored: pl.DataFrame, arms: dict[str, Arm], seed: int, *, family: bool = False) -> list[Point]:
@@ -414,7 +412,6 @@ def build_report(runs: Sequence[str | Path], *, seed: int = 0) -> Report:
         cumulative=cumulative,
         errors=_errors(df),
         costs=costs,
-        token_matched=token_matched(list(arms.values()), costs, comparisons),
         trivial_baseline=_baselines(runs),
         judges=judge_agreement(scored.to_dicts()),
         prices=memory_prices(scored, arms, seed=seed),

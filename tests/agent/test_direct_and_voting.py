@@ -181,13 +181,16 @@ async def test_reports_label_every_arm_with_its_profile_and_state_its_tokens(tmp
     one, three = costs["agent=direct memory=none k=4"], costs["agent=direct samples=3 memory=none k=4"]
     assert three.tokens_per_episode == 3 * one.tokens_per_episode == 3 * (11 + 7)  # every attempt counted
     assert three.total_prompt_tokens == 3 * one.total_prompt_tokens == 3 * 11 * one.episodes
-    (match,) = rep.token_matched  # the memory arm beside voting: tokens, samples that cost the same
-    assert match.label == "agent=direct memory=random k=1" and match.base_label == one.label
-    assert match.samples_for_same_tokens == pytest.approx(
+    prices = {p.label: p for p in rep.prices}
+    instant = prices["agent=direct-instant memory=none k=4"]
+    assert instant.base == instant.label and instant.vs_none is None  # its own base: no other profile
+    assert prices[three.label].base == one.label and prices[three.label].samples == 3
+    match = prices["agent=direct memory=random k=1"]  # the memory arm beside its base and voting
+    assert match.base == one.label and match.matched_samples == pytest.approx(
         costs[match.label].tokens_per_episode / one.tokens_per_episode
     )
-    assert match.voting_label == three.label and match.voting_samples == 3
-    assert match.iteration == 1 and match.diff == 0.0  # the fake answers alike: no difference
+    assert match.voting == three.label and match.voting_samples == 3
+    assert match.vs_voting is not None and match.vs_voting.diff == 0.0  # the fake answers alike
 
 
 def test_samples_through_the_cli_on_a_suite(tmp_path, monkeypatch, capsys) -> None:

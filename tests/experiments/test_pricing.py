@@ -1,5 +1,6 @@
-"""The price of a memory, computed by hand: paired gains against none and cases, maintenance and extra
-tokens, accuracy per 1M tokens, and the voting arm that spends as much beside it."""
+"""The price of a memory, computed by hand: paired gains against its base and cases, maintenance and
+extra tokens, accuracy per 1M tokens, and the voting arm that spends as much beside it; the base is
+the none arm that agrees on every key but memory and voting."""
 
 from __future__ import annotations
 
@@ -71,6 +72,8 @@ def test_prices_by_hand() -> None:
     # voting (none, 3 samples): +0.5 for 200 extra tokens; the memory costs more and gains less
     assert vote.samples == 3 and vote.extra_tokens == 200 and vote.verdict == ""
     assert expel.voting == "vote3" and expel.voting_vs_none is not None and expel.voting_vs_none.diff == 0.5
+    assert expel.voting_samples == 3 and expel.voting_accuracy == 7 / 8 and expel.base == "none"
+    assert expel.vs_voting is not None and expel.vs_voting.diff == pytest.approx(-2 / 8)
     assert "costs more and gains less" in expel.verdict
     assert cases.extra_tokens == 100 and cases.verdict == "voting gains at least as much, for more tokens"
     assert prices["none"].vs_none is None and prices["none"].extra_tokens == 0
@@ -83,3 +86,24 @@ def test_without_voting_the_matched_sample_count_is_the_advice() -> None:
     df = frame().filter(pl.col("arm_id") != "vote3")
     expel = next(p for p in memory_prices(df, arms) if p.label == "expel")
     assert expel.voting is None and expel.verdict == "run none with --samples 4 to compare"
+
+
+def test_the_base_agrees_on_every_key_but_memory_and_voting() -> None:
+    """Two none arms of two profiles: each memory arm is priced against its own profile's none, and
+    voting of another profile is never set beside it; memory keys (k, options) may differ."""
+    cfg = {a: c for a, (*_, c) in ARMS.items()}
+    arms = {
+        "none": Arm("none", "none", {**cfg["none"], "agent": "direct"}),
+        "expel": Arm(
+            "expel", "expel", {**cfg["expel"], "agent": "direct", "k": 2, "memory_options": {"a": 1}}
+        ),
+        "cases": Arm("cases", "none-instant", {"memory": "none", "agent": "direct-instant"}),
+        "vote3": Arm("vote3", "vote3-instant", {**cfg["vote3"], "agent": "direct-instant"}),
+    }
+    prices = {p.label: p for p in memory_prices(frame(), arms)}
+    expel = prices["expel"]
+    assert expel.base == "none" and expel.vs_none is not None and expel.vs_none.diff == pytest.approx(2 / 8)
+    assert expel.voting is None and expel.vs_voting is None  # the only voting arm is the other profile's
+    assert expel.vs_cases is None  # no similarity arm of its profile
+    vote = prices["vote3-instant"]
+    assert vote.base == "none-instant" and vote.extra_tokens == 300 - 200

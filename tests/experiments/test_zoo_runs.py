@@ -115,9 +115,7 @@ async def test_every_method_runs_against_an_endpoint(tmp_path: Path, name: str) 
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(
-    "name", ["expel", "awm", "awm-rule", "similarity", "reasoningbank", "dc-cu", "dc-rs", "ace", "memrl"]
-)
+@pytest.mark.parametrize("name", [n for n in METHODS if n != "none"])  # every method with a memory
 async def test_resume_and_replay_reproduce_the_memory_states(tmp_path: Path, name: str) -> None:
     with FakeOpenAI(zoo_model(), tokenize=tokens) as fake:
         cfg, _ = await run(tmp_path, name, "full", fake=fake, cassette="record")
