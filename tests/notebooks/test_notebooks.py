@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -165,13 +166,16 @@ def test_make_demo_runs_the_lesson_or_with_full_every_notebook(
     from memento_lab import notebook_runner
     from memento_lab.cli import main
 
+    # run from `make test` too: the outer make's level and flags would add "make[1]: ..." lines
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     dry = (
         subprocess.run(
-            ["make", "-n", "demo", *(["FULL=1"] if full else [])],
+            ["make", "--no-print-directory", "-n", "demo", *(["FULL=1"] if full else [])],
             cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         )
         .stdout.strip()
         .splitlines()[-1]
