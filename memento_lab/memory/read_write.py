@@ -68,6 +68,21 @@ class Memory:
     def mode(self) -> str:
         return self.retriever.name
 
+    def at(self, version: int) -> Memory:
+        """This memory reading the bank as it was at ``version``, with the same retrieval settings;
+        it writes nothing."""
+        return Memory(
+            self.bank.at(version),
+            self.retriever,
+            k=self.k,
+            k_positive=self.k_positive,
+            k_negative=self.k_negative,
+            temperature=self.temperature,
+            exclude_question=self.exclude_question,
+            threshold=self.threshold,
+            write=False,
+        )
+
     def restore_rewards(self, rewards: Sequence[tuple[str, float]]) -> None:
         """Replay earlier (task id, reward) outcomes, e.g. on resume, so task baselines match a fresh run."""
         for task_id, reward in rewards:

@@ -140,19 +140,7 @@ class CaseMemory(MemoryMethod):
         )
 
     def at(self, version: int) -> CaseMemory:
-        m = self.memory
-        past = Memory(
-            m.bank.at(version),
-            m.retriever,
-            k=m.k,
-            k_positive=m.k_positive,
-            k_negative=m.k_negative,
-            temperature=m.temperature,
-            exclude_question=m.exclude_question,
-            threshold=m.threshold,
-            write=False,
-        )
-        return CaseMemory(past)
+        return CaseMemory(self.memory.at(version))
 
     def history(self) -> list[MemoryWrite]:
         """The bank's log as writes (one per log line: an add, or a policy's or a roll back's remove)."""
