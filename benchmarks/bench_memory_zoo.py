@@ -130,6 +130,13 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--memory-tokens", type=int, default=400)
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+    ap.add_argument(
+        "--protocol",
+        choices=("recall", "transfer"),
+        default="recall",
+        help="transfer: memory written on a train stream, scored on a disjoint test stream (the clean "
+        "negative control for methods that distil several tasks into one item)",
+    )
     ap.add_argument("--out", default="data/runs/zoo")
     ap.add_argument(
         "--budget-min", type=float, default=float("inf"), help="cut the runs at this many minutes"
@@ -144,6 +151,7 @@ def main() -> None:
         k=args.k,
         memory_tokens=args.memory_tokens,
         model=args.model,
+        protocol=args.protocol,
         tools=[],
         out=args.out,
     )
@@ -162,7 +170,10 @@ def main() -> None:
             continue
         rep = build_report(whole)
         (Path(whole[0]).parent / "report.json").write_text(rep.model_dump_json(indent=1))
-        print(f"\n{suite} ({args.agent}, n={args.n}, {args.iterations} iterations, K={args.k}, {args.model})")
+        print(
+            f"\n{suite} ({args.agent}, n={args.n}, {args.iterations} iterations, K={args.k}, "
+            f"{args.protocol}, {args.model})"
+        )
         print("\n".join(table(rep)))
     if left_out:
         print("\nleft out of the tables: " + ", ".join(left_out))
