@@ -45,6 +45,7 @@ class Session:
     llms: LLMs
     tools: ToolBox | None
     settings: Settings
+    running: Path | None = None  # the run folder using this session now (runs on a session take turns)
 
     def agent(
         self,

@@ -323,7 +323,14 @@ async def run_experiment(
                         concurrency=config.concurrency,
                     )
                 )
-            else:
+            else:  # one run at a time: the session's cassette is the run's, swapped at its start
+                if session.running is not None:
+                    raise RuntimeError(
+                        f"the session is running {session.running}; runs on one session take turns "
+                        f"(await it first, or give {out} its own session)"
+                    )
+                session.running = out
+                stack.callback(setattr, session, "running", None)
                 session.use_cassette(out / CASSETTE_FILE, config.cassette)
             _record_run_info(out, session, config)
             episodes = Episodes(run, session, progress=progress)

@@ -213,3 +213,31 @@ async def test_a_crash_while_copying_the_initial_bank_leaves_no_half_bank(tmp_pa
         await run_experiment(cfg, settings=endpoint(fake), progress=False)
     bank = CaseBank(tmp_path / "run" / "bank")
     assert sum(c.source.run_id is None for c in bank.cases()) == 6  # the whole seed bank, once
+
+
+@pytest.mark.anyio
+async def test_two_runs_at_once_on_one_session_are_refused_not_mixed(tmp_path) -> None:
+    """The session's cassette is the running run's: a second run started on it while the first runs
+    would record into the first's cassette, so it is refused with one clear error; the first finishes."""
+    import anyio
+
+    from memento_lab.agent.session import open_session
+
+    with FakeOpenAI(good) as fake:
+        async with open_session(tmp_path, settings=endpoint(fake), cassette_path=None) as session:
+            first = config(tmp_path, n=2, iterations=2, out=str(tmp_path / "a"), cassette="record")
+            second = config(tmp_path, out=str(tmp_path / "b"))
+            results: list = []
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: _collect(results, run_experiment(first, session=session)))
+                await anyio.lowlevel.checkpoint()  # the first run has taken the session
+                refused = r"the session is running .*[/\\]a; runs on one session take turns"
+                with pytest.raises(RuntimeError, match=refused):
+                    await run_experiment(second, session=session)
+            assert results[0].scored == 2 * len(QUESTIONS)
+            assert session.running is None  # released: the second run may go now
+            assert (await run_experiment(second, session=session)).scored == len(QUESTIONS)
+
+
+async def _collect(into: list, run) -> None:
+    into.append(await run)
