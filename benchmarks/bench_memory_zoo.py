@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--agent", default="direct")
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0, help="the tasks' draw and the run's seed")
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--memory-tokens", type=int, default=400)
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
@@ -147,6 +148,7 @@ def main() -> None:
     base = ExperimentConfig(
         agent=args.agent,
         n=args.n,
+        seed=args.seed,
         iterations=args.iterations,
         k=args.k,
         memory_tokens=args.memory_tokens,
@@ -171,7 +173,7 @@ def main() -> None:
         rep = build_report(whole)
         (Path(whole[0]).parent / "report.json").write_text(rep.model_dump_json(indent=1))
         print(
-            f"\n{suite} ({args.agent}, n={args.n}, {args.iterations} iterations, K={args.k}, "
+            f"\n{suite} ({args.agent}, n={args.n}, seed {args.seed}, {args.iterations} iterations, K={args.k}, "
             f"{args.protocol}, {args.model})"
         )
         print("\n".join(table(rep)))
