@@ -98,23 +98,25 @@ def table(rep: Report) -> list[str]:
         ),
         None,
     )
-    last: dict[str, Comparison] = {}
+    last: dict[tuple[str, str], Comparison] = {}  # (arm, split): a transfer run scores train and test
     for c in rep.comparisons:  # the arm minus none at its last iteration (none may be A or B)
         other, sign = (c.a, 1) if c.b == none else (c.b, -1)
-        if none in (c.a, c.b) and (other not in last or c.iteration > last[other].iteration):
+        key = (other, c.split)
+        if none in (c.a, c.b) and (key not in last or c.iteration > last[key].iteration):
             lo, hi = sorted((sign * c.ci_low, sign * c.ci_high))
-            last[other] = c.model_copy(update={"diff": sign * c.diff, "ci_low": lo, "ci_high": hi})
+            last[key] = c.model_copy(update={"diff": sign * c.diff, "ci_low": lo, "ci_high": hi})
     lines = [
         f"{'arm':<40} {'acc':>5} {'95% CI':<14} {'last iter - none (measures)':<33} {'all iters - none':<24} "
         f"{'maint calls':>11} {'maint tok':>9} {'extra tok':>9} {'s/ep':>6}  verdict"
     ]
     for p in rep.prices:
-        c = last.get(p.arm)
+        c = last.get((p.arm, p.split))
+        label = p.label if p.split == "stream" else f"{p.label} [{p.split}]"
         at_last = f"{c.diff:+.2f} {_ci(c.ci_low, c.ci_high)} p={c.p_value:.2f} {c.measures}" if c else "-"
         whole = f"{p.vs_none.diff:+.2f} {_ci(p.vs_none.ci_low, p.vs_none.ci_high)}" if p.vs_none else "-"
         extra = "-" if p.extra_tokens is None else f"{p.extra_tokens:.0f}"
         lines.append(
-            f"{p.label:<40} {p.accuracy:5.2f} {f'[{p.ci_low:.2f}, {p.ci_high:.2f}]':<14} {at_last:<33} {whole:<24} "
+            f"{label:<40} {p.accuracy:5.2f} {f'[{p.ci_low:.2f}, {p.ci_high:.2f}]':<14} {at_last:<33} {whole:<24} "
             f"{p.maintenance_calls:11.2f} {p.maintenance_tokens:9.0f} {extra:>9} {p.seconds:6.1f}  {p.verdict}"
         )
     return lines
