@@ -2,6 +2,8 @@
 
     python benchmarks/bench_memory_zoo.py --suite control:negative --suite control:positive \\
         --agent direct-instant --n 10 --iterations 2 --k 2 --out data/runs/zoo-controls
+    python benchmarks/bench_memory_zoo.py --suite control:negative --protocol transfer --n 20 \\
+        --agent direct-instant --methods none,expel,awm,ace,dc-cu --out data/runs/zoo-controls-transfer
     python benchmarks/bench_memory_zoo.py --suite reasoning-gym:chain_sum,spell_backward,letter_counting \\
         --agent direct --n 8 --iterations 2 --methods none,similarity,vote3,expel,reasoningbank \\
         --out data/runs/zoo-stream
