@@ -109,7 +109,7 @@ def table(rep: Report) -> list[str]:
             last[key] = c.model_copy(update={"diff": sign * c.diff, "ci_low": lo, "ci_high": hi})
     lines = [
         f"{'arm':<40} {'acc':>5} {'95% CI':<14} {'last iter - none (measures)':<33} {'all iters - none':<24} "
-        f"{'maint calls':>11} {'maint tok':>9} {'extra tok':>9} {'s/ep':>6}  verdict"
+        f"{'maint calls':>11} {'unusable':>8} {'maint tok':>9} {'extra tok':>9} {'s/ep':>6}  verdict"
     ]
     for p in rep.prices:
         c = last.get((p.arm, p.split))
@@ -117,9 +117,10 @@ def table(rep: Report) -> list[str]:
         at_last = f"{c.diff:+.2f} {_ci(c.ci_low, c.ci_high)} p={c.p_value:.2f} {c.measures}" if c else "-"
         whole = f"{p.vs_none.diff:+.2f} {_ci(p.vs_none.ci_low, p.vs_none.ci_high)}" if p.vs_none else "-"
         extra = "-" if p.extra_tokens is None else f"{p.extra_tokens:.0f}"
+        thrown = "-" if p.maintenance_unusable is None else f"{p.maintenance_unusable:.0%}"
         lines.append(
             f"{label:<40} {p.accuracy:5.2f} {f'[{p.ci_low:.2f}, {p.ci_high:.2f}]':<14} {at_last:<33} {whole:<24} "
-            f"{p.maintenance_calls:11.2f} {p.maintenance_tokens:9.0f} {extra:>9} {p.seconds:6.1f}  {p.verdict}"
+            f"{p.maintenance_calls:11.2f} {thrown:>8} {p.maintenance_tokens:9.0f} {extra:>9} {p.seconds:6.1f}  {p.verdict}"
         )
     return lines
 

@@ -314,6 +314,11 @@ class Trace(BaseModel):
         return total
 
     @property
+    def maintenance_unusable(self) -> int:
+        """The memory's maintenance replies it could not use (``memory.methods.logged.unusable``)."""
+        return sum(c.error_kind == "model_output" for c in self.memory_calls)
+
+    @property
     def maintenance(self) -> Usage:
         """Tokens of the memory's maintenance calls."""
         total = Usage()

@@ -389,10 +389,11 @@ def price_lines(prices: list[Any]) -> list[str]:
     for p in prices:
         gain = "n/a" if p.gain_per_1m_extra is None else f"{p.gain_per_1m_extra:+.2f}"
         votes = "" if p.matched_samples is None else f" = {p.matched_samples:.1f} votes"
+        thrown = "" if not p.maintenance_unusable else f" ({p.maintenance_unusable:.0%} of replies unusable)"
         lines.append(
             f"  {p.label} [{p.split}] acc {p.accuracy:.3f} {_ci(p.ci_low, p.ci_high)}; vs none "
             f"{_paired(p.vs_none)}; vs cases {_paired(p.vs_cases)}; maintenance {p.maintenance_calls:.2f} "
-            f"calls {p.maintenance_tokens:.0f} tok; read {p.read_tokens:.0f} tok; extra "
+            f"calls {p.maintenance_tokens:.0f} tok{thrown}; read {p.read_tokens:.0f} tok; extra "
             f"{'n/a' if p.extra_tokens is None else f'{p.extra_tokens:.0f}'} tok{votes}; {p.seconds:.1f} s; "
             f"acc per 1M extra tok {gain}"
         )

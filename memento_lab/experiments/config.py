@@ -290,6 +290,9 @@ class ResultRow(BaseModel):
     maintenance_calls: int = 0
     maintenance_prompt_tokens: int = 0
     maintenance_completion_tokens: int = 0
+    maintenance_unusable: int | None = (
+        None  # replies the memory could not use (None: rows before it was counted)
+    )
     memory_read_s: float = 0.0  # inside latency_s
     memory_write_s: float = 0.0  # after latency_s (the write follows the judged episode)
     memory_ops: str = "{}"  # JSON {op: count} of the episode's write
@@ -343,6 +346,7 @@ class ResultRow(BaseModel):
             maintenance_calls=len(trace.memory_calls),
             maintenance_prompt_tokens=upkeep.prompt_tokens,
             maintenance_completion_tokens=upkeep.completion_tokens,
+            maintenance_unusable=trace.maintenance_unusable,
             memory_read_s=trace.memory_read_s,
             memory_write_s=trace.memory_write_s,
             memory_ops=json.dumps(trace.memory_ops),

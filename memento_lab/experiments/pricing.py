@@ -10,7 +10,8 @@ config key (the same profile, suite, models, ... ; only the keys that say how me
 a whole split (every iteration; each task's mean reward over them, paired by task): accuracy with
 its bootstrap CI; the paired difference against its base and against Memento's cases
 (``similarity`` on the same base); the maintenance calls and tokens (the memory's own model calls,
-counted apart from the agent's); the read tokens (the block in the prompt); the agent's tokens
+counted apart from the agent's) and the share of their replies the memory could not use (no
+cheatsheet block, no items, no operations: paid for, thrown away); the read tokens (the block in the prompt); the agent's tokens
 (every attempt when it votes); seconds per episode (the episode plus the memory's write); and
 accuracy gained per 1M maintenance tokens and per 1M extra tokens (everything spent beyond the base).
 
@@ -92,6 +93,7 @@ class MemoryPrice(BaseModel):
     vs_cases: Paired | None = None
     maintenance_calls: float  # per episode
     maintenance_tokens: float  # per episode (prompt + completion of the memory's calls)
+    maintenance_unusable: float | None = None  # share of those calls whose reply the memory threw away
     read_tokens: float  # per episode: the memory block in the agent's prompt
     agent_tokens: float  # per episode: the agent's own prompt + completion tokens (every attempt)
     extra_tokens: float | None  # per episode, beyond the base's agent tokens (maintenance included)
@@ -121,6 +123,16 @@ def _with_defaults(part: pl.DataFrame) -> pl.DataFrame:
     """Rows written before the memory's columns existed count no maintenance."""
     missing = [pl.lit(0).alias(c) for c in MAINTENANCE if c not in part.columns]
     return part.with_columns(missing) if missing else part
+
+
+def unusable_share(part: pl.DataFrame) -> float | None:
+    """The share of the maintenance calls whose reply the memory could not use, over the episodes
+    that counted them (rows written before the count existed are left out); None without calls."""
+    if "maintenance_unusable" not in part.columns:
+        return None
+    counted = part.filter(pl.col("maintenance_unusable").is_not_null())
+    calls = int(counted["maintenance_calls"].sum()) if counted.height else 0
+    return float(counted["maintenance_unusable"].sum()) / calls if calls else None
 
 
 def _per_task(part: pl.DataFrame) -> pl.DataFrame:
@@ -230,6 +242,7 @@ def _price(
         else None,
         maintenance_calls=_mean(part, pl.col("maintenance_calls")),
         maintenance_tokens=maintenance,
+        maintenance_unusable=unusable_share(part),
         read_tokens=_mean(part, pl.col("memory_tokens")),
         agent_tokens=agent,
         extra_tokens=extra,

@@ -103,6 +103,7 @@ def method_summary(method: MemoryMethod) -> dict[str, Any]:
         "ops": ops,
         "maintenance_calls": sum(len(w.calls) for w in history),
         "maintenance_tokens": tokens,
+        "unusable": sum(c.error_kind == "model_output" for w in history for c in w.calls),
     }
 
 
@@ -114,6 +115,7 @@ def summary_html(summary: Mapping[str, Any]) -> str:
         f"<b>{esc(summary['method'])}</b> · version {summary['version']} · holds {esc(held)} · ops so far: "
         f"{esc(ops)} · {summary['maintenance_calls']} maintenance call(s), "
         f"{summary['maintenance_tokens']} tokens"
+        + (f", {summary['unusable']} of them unusable" if summary.get("unusable") else "")
     )
 
 

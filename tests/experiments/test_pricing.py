@@ -107,3 +107,17 @@ def test_the_base_agrees_on_every_key_but_memory_and_voting() -> None:
     assert expel.vs_cases is None  # no similarity arm of its profile
     vote = prices["vote3-instant"]
     assert vote.base == "none-instant" and vote.extra_tokens == 300 - 200
+
+
+def test_the_share_of_unusable_maintenance_replies_counts_only_rows_that_counted_them() -> None:
+    arms = {a: Arm(a, a, cfg) for a, (*_, cfg) in ARMS.items()}
+    df = frame()
+    old = memory_prices(df, arms, seed=0)  # rows written before the count: unknown, not 0
+    assert all(p.maintenance_unusable is None for p in old)
+    # expel's 16 calls: 3 unusable among the 12 counted rows; 4 rows written before the count existed
+    flags = iter([None] * 4 + [1, 1, 1] + [0] * 9)
+    column = [next(flags) if arm == "expel" else 0 for arm in df["arm_id"]]
+    counted = df.with_columns(pl.Series("maintenance_unusable", column, dtype=pl.Int64))
+    prices = {p.label: p for p in memory_prices(counted, arms, seed=0)}
+    assert prices["expel"].maintenance_unusable == pytest.approx(3 / 12)
+    assert prices["none"].maintenance_unusable is None  # no maintenance call: no share

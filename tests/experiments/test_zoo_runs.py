@@ -48,14 +48,15 @@ def tokens(text: str) -> list[int]:
     return list(range(len(text) // 4))
 
 
-def zoo_model(fail_memory: bool = False):
+def zoo_model(fail_memory: bool = False, replies: dict[str, str] | None = None):
     """The agent knows Zeta's code word, and Omega's only when its prompt shows it (a function of the
     request alone, like a model at temperature 0: replay needs that); the memory role answers from
-    ``REPLIES`` (or fails with HTTP 500: ``fail_memory``)."""
+    ``REPLIES`` updated with ``replies`` (or fails with HTTP 500: ``fail_memory``)."""
+    scripted = {**REPLIES, **(replies or {})}
 
     def handle(body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         text = "\n".join(str(m.get("content", "")) for m in body["messages"])
-        for marker, reply in REPLIES.items():
+        for marker, reply in scripted.items():
             if marker in text:
                 return (
                     (500, {"error": {"message": "down"}}, {}) if fail_memory else (200, completion(reply), {})
@@ -108,6 +109,7 @@ async def test_every_method_runs_against_an_endpoint(tmp_path: Path, name: str) 
         assert counted > 0
         memory_calls = [b for b in fake.requests if any(m in json.dumps(b) for m in REPLIES)]
         assert len(memory_calls) == sum(r.maintenance_calls for r in rows)
+    assert [r.maintenance_unusable for r in rows] == [0] * len(rows)  # every scripted reply is usable
     later = [r for r in rows if r.iteration == 1]
     assert all(r.memory_version_after is not None for r in rows)
     if name != "none":
@@ -158,6 +160,24 @@ async def test_a_failed_maintenance_call_is_never_scored_and_is_retried(tmp_path
         again = await run_experiment(cfg, settings=endpoint(fake), progress=False)
     assert again.unresolved == 0
     assert load_run_memory(tmp_path / "run").items("workflow")
+
+
+@pytest.mark.anyio
+async def test_curator_replies_thrown_away_are_priced_as_unusable(tmp_path: Path) -> None:
+    """A curator that never writes a cheatsheet block costs its tokens and changes nothing: the rows
+    and the report say so, beside the arm whose curator's replies were all usable."""
+    from memento_lab.experiments.report import build_report
+
+    lost, kept = "I would keep everything as it is.", REPLIES["You keep a CHEATSHEET"]
+    for out, reply, words in (("lost", lost, 300), ("kept", kept, 200)):  # two arms: their options differ
+        with FakeOpenAI(zoo_model(replies={"You keep a CHEATSHEET": reply}), tokenize=tokens) as fake:
+            await run(tmp_path, "dc-cu", out, fake=fake, memory_options={"sheet_words": words})
+    rows = read_rows(tmp_path / "lost")
+    assert [r.maintenance_unusable for r in rows] == [r.maintenance_calls for r in rows] == [1] * 4
+    assert load_run_memory(tmp_path / "lost").cheatsheet() == "(empty)"  # type: ignore[attr-defined]
+    report = build_report([tmp_path / "lost", tmp_path / "kept"])
+    shares = {p.label: p.maintenance_unusable for p in report.prices}
+    assert len(shares) == 2 and sorted(shares.values()) == [0.0, 1.0]
 
 
 @pytest.mark.anyio

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from memento_lab.memory.methods.ace_playbook import SECTIONS, Bullet, Change, Playbook
 from memento_lab.memory.methods.base import Feedback, MemoryEnv, MemoryItem, MemoryWrite, TaskLike
 from memento_lab.memory.methods.blocks import Entry, Recall, Section, episode_text, render
-from memento_lab.memory.methods.logged import Draft, LoggedMethod
+from memento_lab.memory.methods.logged import Draft, LoggedMethod, unusable
 from memento_lab.memory.methods.prompts import prompt_table
 from memento_lab.memory.methods.registry import memory_method
 from memento_lab.trace import LLMCall, Trace
@@ -308,7 +308,10 @@ class ACE(LoggedMethod):
             max_tokens=self.options.reflect_tokens,
             temperature=self.options.temperature,
         )
-        return json_reply(reply) or {}
+        reflection = json_reply(reply)
+        if reflection is None:
+            unusable(reply, "no JSON object in the reflector's reply")
+        return reflection or {}
 
     async def curate(
         self,
@@ -337,6 +340,8 @@ class ACE(LoggedMethod):
             temperature=self.options.temperature,
         )
         operations = (json_reply(reply) or {}).get("operations")
+        if not isinstance(operations, list):
+            unusable(reply, "no operations list in the curator's reply")
         changes, rejected = book.apply(operations if isinstance(operations, list) else [])
         for change in changes:
             record(draft, change, sources)

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from memento_lab.memory.methods.base import Feedback, MemoryEnv, MemoryItem, TaskLike
 from memento_lab.memory.methods.blocks import Entry, Recall, Section, episode_text
-from memento_lab.memory.methods.logged import Draft, LoggedMethod
+from memento_lab.memory.methods.logged import Draft, LoggedMethod, unusable
 from memento_lab.memory.methods.prompts import prompt_table
 from memento_lab.memory.methods.registry import memory_method
 from memento_lab.trace import LLMCall, Trace
@@ -127,8 +127,10 @@ class AWM(_AWMBase):
             temperature=self.options.temperature,
         )
         induced = parse_workflows(reply.content or "", marker=p["one_shot_marker"])
-        if induced:
-            replace_workflows(draft, induced, sources=[s for e in chosen for s in e.sources])
+        if not induced:
+            unusable(reply, "no workflow in the induction reply (a copy of the worked example is dropped)")
+            return
+        replace_workflows(draft, induced, sources=[s for e in chosen for s in e.sources])
 
 
 @memory_method(

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from memento_lab.memory.methods.base import Feedback, MemoryEnv, MemoryItem, MemoryWrite, TaskLike
 from memento_lab.memory.methods.blocks import Entry, Recall, Section, episode_text
-from memento_lab.memory.methods.logged import Draft, LoggedMethod, ask
+from memento_lab.memory.methods.logged import Draft, LoggedMethod, ask, unusable
 from memento_lab.memory.methods.prompts import prompt_table
 from memento_lab.memory.methods.registry import memory_method
 from memento_lab.trace import LLMCall, Trace
@@ -168,6 +168,8 @@ class _Cheatsheet(LoggedMethod):
             temperature=self.options.temperature,
         )
         new = extract_cheatsheet(reply.content or "", old="") if not reply.error else ""
+        if not new:
+            unusable(reply, "no <cheatsheet> block in the curator's reply: the old cheatsheet is kept")
         return (new, True) if new else (old, False)
 
     def describe(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from memento_lab.memory.methods.base import Feedback, MemoryEnv, MemoryItem, TaskLike
 from memento_lab.memory.methods.blocks import Entry, Recall, Section, episode_text
 from memento_lab.memory.methods.expel_rules import FULL_MARGIN, Rule, parse_operations, update_rules
-from memento_lab.memory.methods.logged import Draft, LoggedMethod
+from memento_lab.memory.methods.logged import Draft, LoggedMethod, unusable
 from memento_lab.memory.methods.prompts import prompt_table
 from memento_lab.memory.methods.registry import memory_method
 from memento_lab.memory.retrieval.render import estimate_tokens
@@ -161,9 +161,12 @@ class Expel(LoggedMethod):
             {"role": "user", "content": p[kind].format(rules=listing, format=p["format"], **parts) + suffix},
         ]
         reply = await draft.ask(messages, max_tokens=opts.critique_tokens, temperature=opts.temperature)
+        operations = parse_operations(reply.content or "") if not reply.error else []
+        if not operations:
+            unusable(reply, "no ADD / EDIT / AGREE / REMOVE operation in the critique reply")
         update = update_rules(
             rules,
-            parse_operations(reply.content or ""),
+            operations,
             list_full=len(rules) >= opts.max_num_rules + FULL_MARGIN,
         )
         apply_update(draft, update.events, note=kind)

@@ -257,6 +257,16 @@ async def ask(
     return result
 
 
+def unusable(reply: Any, why: str) -> None:
+    """Mark a maintenance reply the method could not use (no cheatsheet block, no items, no
+    operations) as a model-output error of its call, counted per arm in the report
+    (``maintenance_unusable``): a memory that pays for replies it throws away shows it. A reply the
+    client marked already (a schema-constrained reply that is not JSON) keeps its own error."""
+    call = getattr(reply, "call", None)
+    if call is not None and call.error_kind is None:
+        call.error, call.error_kind = why, "model_output"
+
+
 class LoggedMethod(MemoryMethod):
     """A method kept as an op log (see the module docstring). ``Options``: its own settings, validated
     from the run's ``memory_options``."""

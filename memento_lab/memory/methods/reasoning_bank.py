@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from memento_lab.memory.methods.base import Feedback, MemoryEnv, MemoryItem, TaskLike
 from memento_lab.memory.methods.blocks import Entry, Recall, Section, episode_text, outcome_text
-from memento_lab.memory.methods.logged import Draft, LoggedMethod
+from memento_lab.memory.methods.logged import Draft, LoggedMethod, unusable
 from memento_lab.memory.methods.prompts import prompt_table
 from memento_lab.memory.methods.registry import memory_method
 from memento_lab.trace import LLMCall, Trace
@@ -147,6 +147,7 @@ class ReasoningBank(LoggedMethod):
         )
         items = parse_items(reply.content or "") if not reply.error else []
         if not items:
+            unusable(reply, "no memory item in the extraction reply")
             draft.set_state(empty_extractions=draft.state.get("empty_extractions", 0) + 1)
             return
         record = f"{episode.task_id}@{draft.version}"

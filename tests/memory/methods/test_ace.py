@@ -157,8 +157,9 @@ async def test_curator_every_n_episodes_and_unusable_replies_change_nothing(enco
     assert "Progress: task 2 of the stream" in ask_of(model, "PLAYBOOK")[0]
     assert len(method.playbook().bullets) == 1 and method.state["rejected_operations"] == 1
     junk = ace(encoder)
-    await run(junk, MemoryEnv(chat=ScriptedModel("no JSON at all")), episode("t1", "q?", "a", 1.0))
+    ep = await run(junk, MemoryEnv(chat=ScriptedModel("no JSON at all")), episode("t1", "q?", "a", 1.0))
     assert junk.playbook().bullets == [] and junk.state["unusable_curations"] == 1
+    assert ep.maintenance_unusable == 2  # the reflector's reply and the curator's, both thrown away
 
 
 @pytest.mark.anyio

@@ -87,11 +87,13 @@ async def test_an_unusable_reply_keeps_the_workflows(tmp_path, encoder) -> None:
     queue = [FIND, "I cannot help with that."]
     method = AWM(setup(tmp_path, encoder))
     env = MemoryEnv(chat=ScriptedModel(lambda m: queue.pop(0)))
+    writes = []
     for i in range(2):
         ep = episode(f"t{i}", f"How many r are in word{i}?", "1", 1.0)
-        await method.write(ep, feedback(ep), env)
+        writes.append(await method.write(ep, feedback(ep), env))
     assert [i.data["name"] for i in method.items("workflow")] == ["Find a letter"]
     assert len(method.items("example")) == 2
+    assert [c.error_kind for w in writes for c in w.calls] == [None, "model_output"]  # counted, not used
 
 
 def test_one_example_per_template_seeded() -> None:

@@ -59,6 +59,9 @@ async def test_cumulative_curator_rewrites_after_each_answer(encoder) -> None:
     assert SHEET in model.requests[1][0]["content"]  # the previous cheatsheet goes back to the curator
     assert method.items(SHEET_ID)[0].text == SHEET and method.state["kept_old"] == 1
     assert second.memory_ops == {"state": 1}  # no block in the reply: the old cheatsheet stays
+    # paid for and thrown away: the report counts it (maintenance_unusable), the usable one not
+    assert (first.maintenance_unusable, second.maintenance_unusable) == (0, 1)
+    assert "<cheatsheet>" in (second.memory_calls[0].error or "")
 
     block = await method.read(Task("t3", "How many e are in cheese?"), env)
     assert block.text.startswith("CHEATSHEET") and SHEET in block.text and not block.calls

@@ -139,3 +139,16 @@ async def test_a_read_shows_insights_then_similar_successes_never_the_task_itsel
     # under a tight budget the examples go first, the insights stay
     small = await m.read(Task("t1", "How many r are in strawberry?"), MemoryEnv(max_tokens=40))
     assert [s.kind for s in small.items] == ["insight", "insight"] and small.tokens <= 40
+
+
+@pytest.mark.anyio
+async def test_a_critique_without_operations_is_counted_as_unusable(tmp_path, encoder) -> None:
+    model = replies("Looks fine to me.", f"ADD 1: {A}")
+    m = expel(tmp_path, encoder)
+    ok = episode("t1", "How many r are in strawberry?", "3", 1.0)
+    miss, again = (
+        episode("t1", "How many r are in strawberry?", a, 0.0, iteration=i) for i, a in ((1, "2"), (2, "4"))
+    )
+    writes = [await m.write(ep, feedback(ep), MemoryEnv(chat=model)) for ep in (ok, miss, again)]
+    assert [[c.error_kind for c in w.calls] for w in writes] == [[], ["model_output"], [None]]
+    assert insights(m) == [(A, 2)]  # the unusable reply changed nothing; the next one applied

@@ -82,12 +82,10 @@ async def test_read_shows_the_most_similar_record_only(encoder, tmp_path: Path) 
 @pytest.mark.anyio
 async def test_unusable_reply_adds_nothing_and_is_counted(encoder) -> None:
     method = bank(None, encoder)
-    await write_memory(
-        method,
-        episode("t1", "How many r are in strawberry?", "3", 1.0),
-        MemoryEnv(chat=ScriptedModel("I cannot.")),
-    )
+    ep = episode("t1", "How many r are in strawberry?", "3", 1.0)
+    await write_memory(method, ep, MemoryEnv(chat=ScriptedModel("I cannot.")))
     assert method.items() == [] and method.state["empty_extractions"] == 1 and method.version == 1
+    assert ep.maintenance_unusable == 1 and ep.memory_calls[0].error_kind == "model_output"
 
 
 @pytest.mark.anyio
