@@ -85,6 +85,11 @@ def retrieved_html(trace: Trace) -> str:
             )
             + f"<br>maintenance: {len(trace.memory_calls)} call(s), {upkeep.prompt_tokens}+"
             f"{upkeep.completion_tokens} tokens; the write's ops: {esc(ops)}"
+            + "".join(
+                f"<br>unusable reply, thrown away: {esc(c.error or '')}"
+                for c in trace.memory_calls
+                if c.error_kind == "model_output"
+            )
         )
     if not trace.retrieved:
         return "<i>No cases retrieved (memory mode: " + esc(trace.memory_mode) + ").</i>"

@@ -59,4 +59,7 @@ def test_the_trace_viewer_shows_another_memorys_items_and_maintenance() -> None:
     ep.memory_ops = {"agree": 1}
     title, body = trace_sections(ep)[0]
     assert title == "Memory shown (1 items)" and "insight-3" in body
-    assert "1 call(s), 120+30 tokens" in body and "agree 1" in body
+    assert "1 call(s), 120+30 tokens" in body and "agree 1" in body and "thrown away" not in body
+    ep.memory_calls[0].error, ep.memory_calls[0].error_kind = "no <cheatsheet> block", "model_output"
+    body = trace_sections(ep)[0][1]
+    assert "unusable reply, thrown away: no &lt;cheatsheet&gt; block" in body
