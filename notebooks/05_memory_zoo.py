@@ -115,7 +115,8 @@ plots.learning_curves(df, by="memory", baselines=rep.trivial_baseline).show()
 # ## The price of memory
 # Per method over the whole stream: accuracy with its CI; the paired difference against `none` and
 # against Memento's cases (`similarity`); maintenance calls and tokens per episode (the memory's own
-# model calls, never counted as the agent's); read tokens (its block in the prompt); seconds per
+# model calls, never counted as the agent's) and the share of their replies it threw away
+# (`maintenance_unusable`: paid for, nothing changed); read tokens (its block in the prompt); seconds per
 # episode (the write included); accuracy gained per 1M maintenance tokens and per 1M extra tokens;
 # and the votes of `none` that would spend the same tokens (`matched_samples`). With voting arms in
 # the folder (`none` with `--samples`, the compute-matched baseline), the closest in extra tokens
@@ -126,7 +127,7 @@ plots.learning_curves(df, by="memory", baselines=rep.trivial_baseline).show()
 table = prices_frame(rep.prices)
 columns = [
     "label", "split", "accuracy", "ci_low", "ci_high", "vs_none", "vs_none_ci", "vs_cases", "vs_cases_ci",
-    "maintenance_calls", "maintenance_tokens", "read_tokens", "extra_tokens", "seconds",
+    "maintenance_calls", "maintenance_tokens", "maintenance_unusable", "read_tokens", "extra_tokens", "seconds",
     "gain_per_1m_maintenance", "gain_per_1m_extra", "matched_samples", "voting", "vs_voting",
     "vs_voting_ci", "verdict",
 ]  # fmt: skip
