@@ -290,9 +290,8 @@ class ResultRow(BaseModel):
     maintenance_calls: int = 0
     maintenance_prompt_tokens: int = 0
     maintenance_completion_tokens: int = 0
-    maintenance_unusable: int | None = (
-        None  # replies the memory could not use (None: rows before it was counted)
-    )
+    # replies the memory could not use (None: a row written before they were counted)
+    maintenance_unusable: int | None = None
     memory_read_s: float = 0.0  # inside latency_s
     memory_write_s: float = 0.0  # after latency_s (the write follows the judged episode)
     memory_ops: str = "{}"  # JSON {op: count} of the episode's write

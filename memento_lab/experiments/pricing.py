@@ -11,9 +11,10 @@ a whole split (every iteration; each task's mean reward over them, paired by tas
 its bootstrap CI; the paired difference against its base and against Memento's cases
 (``similarity`` on the same base); the maintenance calls and tokens (the memory's own model calls,
 counted apart from the agent's) and the share of their replies the memory could not use (no
-cheatsheet block, no items, no operations: paid for, thrown away); the read tokens (the block in the prompt); the agent's tokens
-(every attempt when it votes); seconds per episode (the episode plus the memory's write); and
-accuracy gained per 1M maintenance tokens and per 1M extra tokens (everything spent beyond the base).
+cheatsheet block, no items, no operations: paid for, thrown away); the read tokens (the block in the
+prompt); the agent's tokens (every attempt when it votes); seconds per episode (the episode plus the
+memory's write); and accuracy gained per 1M maintenance tokens and per 1M extra tokens (everything
+spent beyond the base).
 
 The compute-matched baseline: voting (``--samples N``) spends extra tokens on more attempts instead
 of a memory. ``matched_samples`` is the number of votes of the base that would spend what the arm
@@ -131,7 +132,7 @@ def unusable_share(part: pl.DataFrame) -> float | None:
     if "maintenance_unusable" not in part.columns:
         return None
     counted = part.filter(pl.col("maintenance_unusable").is_not_null())
-    calls = int(counted["maintenance_calls"].sum()) if counted.height else 0
+    calls = int(counted["maintenance_calls"].sum())
     return float(counted["maintenance_unusable"].sum()) / calls if calls else None
 
 

@@ -339,10 +339,11 @@ class ACE(LoggedMethod):
             max_tokens=self.options.curate_tokens,
             temperature=self.options.temperature,
         )
-        operations = (json_reply(reply) or {}).get("operations")
-        if not isinstance(operations, list):
+        found = (json_reply(reply) or {}).get("operations")
+        operations = found if isinstance(found, list) else None
+        if operations is None:
             unusable(reply, "no operations list in the curator's reply")
-        changes, rejected = book.apply(operations if isinstance(operations, list) else [])
+        changes, rejected = book.apply(operations or [])
         for change in changes:
             record(draft, change, sources)
         if self.options.dedupe and len(book.bullets) > 1:
@@ -350,8 +351,7 @@ class ACE(LoggedMethod):
                 record(draft, change, sources)
         return {
             "curations": draft.state.get("curations", 0) + 1,
-            "unusable_curations": draft.state.get("unusable_curations", 0)
-            + (not isinstance(operations, list)),
+            "unusable_curations": draft.state.get("unusable_curations", 0) + (operations is None),
             "rejected_operations": draft.state.get("rejected_operations", 0) + len(rejected),
         }
 
